@@ -1,0 +1,207 @@
+"""The aiohttp application factory: middleware, routes, and the writer's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from service import webhooks
+from service.config import Settings
+from service.context import SERVICES, Services
+from service.errors import ApiError, error_response
+from service.queries import Queries
+from service.signatures import SignatureVerifier
+from service.store import EventStore, Writer, open_store
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Binds a request id to every log line of the request and echoes it back."""
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = error_response(exc)
+    except web.HTTPException as exc:
+        response = error_response(_http_error(exc))
+    except Exception:
+        log.exception("unhandled_error", path=request.path)
+        response = error_response(ApiError(500, "INTERNAL_ERROR", "internal error"))
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    response.headers["X-Request-Id"] = request_id
+    if response.status >= 400:
+        log.info("request_failed", request_id=request_id, method=request.method,
+                 path=request.path, status=response.status,
+                 ms=round((time.perf_counter() - started) * 1000, 2))
+    return response
+
+
+def _http_error(exc: web.HTTPException) -> ApiError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return ApiError(413, "PAYLOAD_TOO_LARGE", "request body exceeds the configured limit")
+    if isinstance(exc, web.HTTPNotFound):
+        return ApiError(404, "NOT_FOUND", "no such endpoint")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return ApiError(405, "METHOD_NOT_ALLOWED", f"{exc.method} is not allowed here")
+    return ApiError(exc.status, exc.reason.upper().replace(" ", "_"), exc.reason)
+
+
+@web.middleware
+async def operator_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer token on the operator and query API; webhooks authenticate by signature."""
+    token = request.app[SERVICES].settings.api_token
+    if token is None or request.path in OPEN_PATHS or request.path.startswith("/webhooks/"):
+        return await handler(request)
+    offered = request.headers.get("Authorization", "")
+    scheme, _, credential = offered.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        credential.strip().encode(), token.encode()
+    ):
+        raise ApiError(401, "UNAUTHORIZED", "missing or invalid bearer token")
+    return await handler(request)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _as_of(request: web.Request) -> datetime | None:
+    raw = request.query.get("as_of")
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "INVALID_INPUT", "as_of must be an ISO-8601 time",
+                       path="as_of") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _found(document: Any, kind: str, commerce_id: str) -> web.Response:
+    if document is None:
+        raise ApiError(404, "NOT_FOUND", f"no {kind} {commerce_id}")
+    return _json(document)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    oid = request.match_info["id"]
+    queries = request.app[SERVICES].queries
+    return _found(await asyncio.to_thread(queries.order, oid), "order", oid)
+
+
+async def get_return(request: web.Request) -> web.Response:
+    rid = request.match_info["id"]
+    queries = request.app[SERVICES].queries
+    return _found(await asyncio.to_thread(queries.return_request, rid), "return", rid)
+
+
+async def get_order_history(request: web.Request) -> web.Response:
+    oid = request.match_info["id"]
+    queries = request.app[SERVICES].queries
+    events = await asyncio.to_thread(queries.order_history, oid, _as_of(request))
+    return _found(None if events is None else {"events": events}, "order", oid)
+
+
+async def get_return_history(request: web.Request) -> web.Response:
+    rid = request.match_info["id"]
+    queries = request.app[SERVICES].queries
+    events = await asyncio.to_thread(queries.return_history, rid, _as_of(request))
+    return _found(None if events is None else {"events": events}, "return", rid)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    try:
+        position = await asyncio.to_thread(services.store.recorder.max_notification_id)
+    except Exception as exc:
+        return _json({"status": "unavailable", "store": type(exc).__name__}, status=503)
+    return _json({"status": "ready", "notificationId": position or 0})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    lines = [
+        "# HELP returnflow_webhooks_total Webhooks by outcome and path.",
+        "# TYPE returnflow_webhooks_total counter",
+    ]
+    for (outcome, path), count in sorted(services.counters.items()):
+        lines.append(f'returnflow_webhooks_total{{outcome="{outcome}",path="{path}"}} {count}')
+    stats = services.writer.stats
+    lines += [
+        "# TYPE returnflow_writer_batches_total counter",
+        f"returnflow_writer_batches_total {stats.batches}",
+        "# TYPE returnflow_writer_commands_total counter",
+        f"returnflow_writer_commands_total {stats.commands}",
+        "# TYPE returnflow_writer_conflicts_total counter",
+        f"returnflow_writer_conflicts_total {stats.conflicts}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def create_app(settings: Settings, store: EventStore | None = None) -> web.Application:
+    """Build the service; the caller owns `store` if it passes one in."""
+    settings.check()
+    own_store = store is None
+    store = store or open_store(settings.store)
+    writer = Writer(store)
+    services = Services(
+        settings=settings,
+        store=store,
+        writer=writer,
+        queries=Queries(store),
+        verifier=SignatureVerifier(settings.webhook_secrets),
+    )
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_context, operator_auth],
+    )
+    app[SERVICES] = services
+    webhooks.add_routes(app)
+    app.router.add_get("/orders/{id}", get_order)
+    app.router.add_get("/orders/{id}/history", get_order_history)
+    app.router.add_get("/returns/{id}", get_return)
+    app.router.add_get("/returns/{id}/history", get_return_history)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+    async def start(_: web.Application) -> None:
+        writer.start()
+        if settings.development_mode:
+            log.warning(
+                "DEVELOPMENT_MODE",
+                unsigned_webhooks=not settings.webhook_secrets,
+                open_api=not settings.api_token,
+                host=settings.host,
+                advice="set RETURNFLOW_WEBHOOK_SECRETS and RETURNFLOW_API_TOKEN in production",
+            )
+
+    async def stop(_: web.Application) -> None:
+        await asyncio.to_thread(writer.stop)
+        if own_store:
+            store.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

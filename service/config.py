@@ -1,0 +1,83 @@
+"""Settings from RETURNFLOW_* variables (SPEC section 6), each overridable by a CLI flag."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+DEFAULT_STORE = "sqlite:///./returnflow.db"
+
+
+class ConfigError(ValueError):
+    """A setting the service must not start with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: str = DEFAULT_STORE
+    kafka_bootstrap: str | None = None
+    commerce_url: str | None = None
+    commerce_app_key: str | None = field(default=None, repr=False)
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    api_token: str | None = field(default=None, repr=False)
+    policy_path: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 2 * 1024 * 1024
+    log_format: str = "auto"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(f"RETURNFLOW_{name}")
+            return value.strip() if value and value.strip() else None
+
+        secrets = tuple(s.strip() for s in (get("WEBHOOK_SECRETS") or "").split(",") if s.strip())
+        try:
+            port = int(get("PORT") or 8080)
+            max_body = int(get("MAX_BODY_BYTES") or cls.max_body_bytes)
+        except ValueError as exc:
+            raise ConfigError(f"RETURNFLOW_PORT/RETURNFLOW_MAX_BODY_BYTES: {exc}") from None
+        settings = cls(
+            store=get("STORE") or DEFAULT_STORE,
+            kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
+            commerce_url=get("COMMERCE_URL"),
+            commerce_app_key=get("COMMERCE_APP_KEY"),
+            webhook_secrets=secrets,
+            api_token=get("API_TOKEN"),
+            policy_path=get("POLICY"),
+            host=get("HOST") or "127.0.0.1",
+            port=port,
+            max_body_bytes=max_body,
+            log_format=get("LOG_FORMAT") or "auto",
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(settings, **given) if given else settings
+
+    @property
+    def development_mode(self) -> bool:
+        """Unsigned webhooks or an open API: only ever acceptable on loopback."""
+        return not self.webhook_secrets or not self.api_token
+
+    def check(self) -> None:
+        if self.development_mode and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to serve on {self.host} without RETURNFLOW_WEBHOOK_SECRETS and "
+                "RETURNFLOW_API_TOKEN: set both, or bind to 127.0.0.1 for development"
+            )
+        if self.max_body_bytes < 1024:
+            raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

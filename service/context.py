@@ -1,0 +1,34 @@
+"""What the HTTP handlers share: the store, the writer, the reads, the verifier, the counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from aiohttp import web
+
+from service.config import Settings
+from service.queries import Queries
+from service.signatures import SignatureVerifier
+from service.store import Command, EventStore, Writer
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: EventStore
+    writer: Writer
+    queries: Queries
+    verifier: SignatureVerifier
+    counters: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    async def write(self, command: Command[T]) -> T:
+        """Queue a command for the writer thread and wait for its commit, off the event loop."""
+        return await asyncio.wrap_future(self.writer.submit(command))
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

@@ -1,0 +1,34 @@
+"""structlog set-up: JSON lines for machines, key=value on a terminal, request ids bound per call."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from service.redaction import scrub_processor
+
+
+def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
+    renderer: structlog.types.Processor
+    use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
+    if use_console:
+        renderer = structlog.processors.KeyValueRenderer(
+            key_order=["timestamp", "level", "event", "request_id"], drop_missing=True
+        )
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            scrub_processor,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,378 @@
+"""Commerce webhook bodies -> PCI-free, primitive snapshots the aggregates store.
+
+Everything we keep is named here (an allow-list by construction): card data,
+addresses and whatever else Commerce adds never reach the event store. Money
+becomes Decimal strings in the currency's digits; time becomes UTC ISO-8601.
+Any type error names its JSON path in the errorModel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from domain.money import quantize
+from domain.states import PAYMENT_GROUP_STATES, SHIPPING_GROUP_STATES, state_name
+from service.errors import BadRequest
+from service.redaction import PAYMENT_GROUP_FIELDS, REFUND_METHOD_FIELDS, allow
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrderPayload:
+    snapshot: Json
+    last_modified: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ReturnPayload:
+    snapshot: Json
+    version_key: int
+    fingerprint: str
+    order: OrderPayload | None
+
+
+def parse_json(body: bytes) -> Json:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc.msg}", code="MALFORMED_JSON") from None
+    if not isinstance(document, dict):
+        raise BadRequest("body must be a JSON object", path="$")
+    return document
+
+
+def body_hash(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def fingerprint(snapshot: Json) -> str:
+    return hashlib.sha256(orjson.dumps(snapshot, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class _Reader:
+    """Typed access to one JSON object that reports the path of whatever is wrong."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise BadRequest(f"{path} must be an object", path=path)
+        self.data: Json = data
+        self.path = path
+
+    def _at(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def obj(self, key: str, *, required: bool = True) -> _Reader | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise BadRequest(f"{self._at(key)} is required", path=self._at(key))
+            return None
+        return _Reader(value, self._at(key))
+
+    def objects(self, key: str, *, required: bool = False) -> list[_Reader]:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise BadRequest(f"{self._at(key)} is required", path=self._at(key))
+            return []
+        if not isinstance(value, list):
+            raise BadRequest(f"{self._at(key)} must be a list", path=self._at(key))
+        return [_Reader(v, f"{self._at(key)}[{i}]") for i, v in enumerate(value)]
+
+    def ident(self, *keys: str) -> str:
+        """The first of `keys` present, as a non-empty id string (Commerce ids are strings)."""
+        for key in keys:
+            value = self.data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise BadRequest(f"{self._at(key)} must be a string id", path=self._at(key))
+            text = str(value).strip()
+            if not text:
+                raise BadRequest(f"{self._at(key)} must not be empty", path=self._at(key))
+            return text
+        raise BadRequest(f"{self._at(keys[0])} is required", path=self._at(keys[0]))
+
+    def opt_ident(self, *keys: str) -> str | None:
+        if all(self.data.get(k) is None for k in keys):
+            return None
+        return self.ident(*keys)
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise BadRequest(f"{self._at(key)} must be a string", path=self._at(key))
+        return value
+
+    def integer(self, key: str, default: int = 0) -> int:
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise BadRequest(f"{self._at(key)} must be an integer", path=self._at(key))
+        return int(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise BadRequest(f"{self._at(key)} must be true or false", path=self._at(key))
+        return value
+
+    def money(self, key: str, currency: str) -> str:
+        return str(quantize(self.decimal(key), currency))
+
+    def decimal(self, key: str) -> Decimal:
+        value = self.data.get(key)
+        if value is None:
+            return Decimal(0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"{self._at(key)} must be a number", path=self._at(key))
+        try:
+            return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        except InvalidOperation:
+            raise BadRequest(f"{self._at(key)} must be a finite number", path=self._at(key)) from None
+
+    def time(self, key: str) -> str | None:
+        """Commerce sends epoch millis, `{"time": millis}` or ISO strings; we keep UTC ISO."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            value = value.get("time")
+        try:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+            elif isinstance(value, str):
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+            else:
+                raise ValueError
+        except (ValueError, OverflowError, OSError):
+            raise BadRequest(f"{self._at(key)} must be a time", path=self._at(key)) from None
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_order_submit(document: Json) -> OrderPayload:
+    root = _Reader(document, "$")
+    order = root.obj("order")
+    assert order is not None
+    return _order(order)
+
+
+def _order(order: _Reader) -> OrderPayload:
+    order_id = order.ident("id")
+    price = order.obj("priceInfo", required=False)
+    currency = (price.text("currencyCode") if price else None) or "USD"
+    items = [_commerce_item(i, currency) for i in order.objects("commerceItems")]
+    groups = [_shipping_group(g, currency) for g in order.objects("shippingGroups")]
+    _attach_relationships(order, groups, items)
+    snapshot: Json = {
+        "id": order_id,
+        "state": state_name(order.data.get("state"), {}) or "SUBMITTED",
+        "siteId": order.text("siteId"),
+        "profileId": order.opt_ident("profileId"),
+        "currency": currency,
+        "submittedDate": order.time("submittedDate") or order.time("creationTime"),
+        "priceInfo": {
+            key: price.money(key, currency) if price else "0"
+            for key in ("total", "amount", "shipping", "tax", "discountAmount")
+        },
+        "commerceItems": items,
+        "shippingGroups": groups,
+        "paymentGroups": [_payment_group(p, currency) for p in order.objects("paymentGroups")],
+    }
+    return OrderPayload(
+        snapshot=snapshot,
+        last_modified=order.integer("lastModifiedTime"),
+        fingerprint=fingerprint(snapshot),
+    )
+
+
+def _commerce_item(item: _Reader, currency: str) -> Json:
+    price = item.obj("priceInfo", required=False)
+    details = price.objects("currentPriceDetailsSorted") if price else []
+    tax = sum((d.decimal("tax") for d in details), Decimal(0))
+    discount_share = sum((d.decimal("orderDiscountShare") for d in details), Decimal(0))
+    return {
+        "id": item.ident("id"),
+        "productId": item.opt_ident("productId"),
+        "catalogRefId": item.opt_ident("catalogRefId"),
+        "displayName": item.text("productDisplayName"),
+        "quantity": item.integer("quantity"),
+        "returnedQuantity": item.integer("returnedQuantity"),
+        "amount": price.money("amount", currency) if price else "0",
+        "listPrice": price.money("listPrice", currency) if price else "0",
+        "tax": str(quantize(tax, currency)),
+        "orderDiscountShare": str(quantize(abs(discount_share), currency)),
+    }
+
+
+def _shipping_group(group: _Reader, currency: str) -> Json:
+    price = group.obj("priceInfo", required=False)
+    return {
+        "id": group.ident("id"),
+        "state": state_name(group.data.get("state"), SHIPPING_GROUP_STATES) or "INITIAL",
+        "shippingMethod": group.text("shippingMethod"),
+        "trackingNumber": group.text("trackingNumber"),
+        "actualShipDate": group.time("actualShipDate"),
+        "amount": price.money("amount", currency) if price else "0",
+        "shippingTax": price.money("shippingTax", currency) if price else "0",
+        "items": [
+            {
+                "commerceItemId": rel.ident("commerceItemId"),
+                "quantity": rel.integer("quantity"),
+                "returnedQuantity": rel.integer("returnedQuantity"),
+            }
+            for rel in group.objects("commerceItemRelationships")
+        ],
+    }
+
+
+def _attach_relationships(order: _Reader, groups: list[Json], items: list[Json]) -> None:
+    """Order Submit lists item-to-group links at order level; the return's order nests them."""
+    by_id = {g["id"]: g for g in groups}
+    for rel in order.objects("relationships"):
+        group_id = rel.opt_ident("shippingGroupId")
+        if group_id is None or rel.data.get("commerceItemId") is None:
+            continue
+        group = by_id.get(group_id)
+        if group is None:
+            raise BadRequest(
+                f"{rel.path}.shippingGroupId names no shipping group of the order",
+                path=f"{rel.path}.shippingGroupId",
+            )
+        link = {
+            "commerceItemId": rel.ident("commerceItemId"),
+            "quantity": rel.integer("quantity"),
+            "returnedQuantity": rel.integer("returnedQuantity"),
+        }
+        if all(x["commerceItemId"] != link["commerceItemId"] for x in group["items"]):
+            group["items"].append(link)
+    if len(groups) == 1:
+        linked = {x["commerceItemId"] for x in groups[0]["items"]}
+        for item in items:
+            if item["id"] not in linked:
+                groups[0]["items"].append(
+                    {"commerceItemId": item["id"], "quantity": item["quantity"],
+                     "returnedQuantity": item["returnedQuantity"]}
+                )
+
+
+def _payment_group(group: _Reader, currency: str) -> Json:
+    kept = allow(group.data, PAYMENT_GROUP_FIELDS)
+    group_currency = group.text("currencyCode") or currency
+    return {
+        "id": group.ident("id", "paymentId"),
+        "paymentMethod": group.text("paymentMethod"),
+        "currencyCode": group_currency,
+        "state": state_name(kept.get("state"), PAYMENT_GROUP_STATES),
+        "amount": group.money("amount", group_currency),
+        "amountAuthorized": group.money("amountAuthorized", group_currency),
+        "amountCredited": group.money("amountCredited", group_currency),
+    }
+
+
+def parse_return_update(document: Json) -> ReturnPayload:
+    root = _Reader(document, "$")
+    ret = root.obj("return")
+    assert ret is not None
+    origin = ret.obj("originatingOrder", required=False)
+    order = _order(origin) if origin is not None else None
+    order_id = order.snapshot["id"] if order else ret.ident("originatingOrderId", "orderId")
+    currency = order.snapshot["currency"] if order else "USD"
+    items = [_return_item(i, currency) for i in ret.objects("returnItemList", required=True)]
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item["returnItemId"] in seen:
+            raise BadRequest(
+                "return item ids must be unique", path=f"$.return.returnItemList[{index}].id"
+            )
+        seen.add(item["returnItemId"])
+    process = ret.text("processName") or "Return"
+    snapshot: Json = {
+        "id": ret.ident("authorizationNumber", "requestId", "id"),
+        "orderId": order_id,
+        "processName": process,
+        "state": ret.text("state") or "PENDING_CUSTOMER_ACTION",
+        "returnItemList": items,
+        "refund": _refund(ret, currency),
+        "details": {
+            "rma": ret.text("rma"),
+            "trackingNumber": ret.text("trackingNumber"),
+            "returnLabel": ret.text("returnLabel"),
+            "agentId": ret.text("agentId"),
+            "originOfReturn": ret.text("originOfReturn"),
+            "authorizationDate": ret.time("authorizationDate"),
+            "returnPaymentState": ret.text("returnPaymentState"),
+            "replacementOrderId": _replacement_order_id(ret),
+            "currency": currency,
+        },
+    }
+    version_key = ret.integer("lastModifiedTime") or (order.last_modified if order else 0)
+    return ReturnPayload(
+        snapshot=snapshot, version_key=version_key, fingerprint=fingerprint(snapshot), order=order
+    )
+
+
+def _replacement_order_id(ret: _Reader) -> str | None:
+    replacement = ret.data.get("replacementOrder")
+    if isinstance(replacement, dict):
+        return _Reader(replacement, "$.return.replacementOrder").opt_ident("id")
+    return ret.opt_ident("replacementOrderId")
+
+
+def _return_item(item: _Reader, currency: str) -> Json:
+    nested = item.obj("commerceItem", required=False)
+    commerce_item_id = nested.ident("id") if nested else item.ident("commerceItemId")
+    quantity_to_return = item.integer("quantityToReturn")
+    quantity_received = item.integer("quantityReceived")
+    if quantity_to_return < 0 or quantity_received < 0:
+        raise BadRequest(f"{item.path}: quantities must not be negative", path=item.path)
+    return {
+        "returnItemId": item.ident("returnItemId", "id"),
+        "commerceItemId": commerce_item_id,
+        "shippingGroupId": item.opt_ident("shippingGroupId"),
+        "productId": nested.opt_ident("productId") if nested else item.opt_ident("productId"),
+        "catalogRefId": (
+            nested.opt_ident("catalogRefId") if nested else item.opt_ident("catalogRefId")
+        ),
+        "state": item.text("state") or "INITIAL",
+        "quantityToReturn": quantity_to_return,
+        "quantityReceived": quantity_received,
+        "quantityToExchange": item.integer("quantityToExchange"),
+        "returnShipmentRequired": item.boolean("returnShipmentRequired", True),
+        "refundAmount": item.money("refundAmount", currency),
+        "returnReason": item.text("returnReason"),
+    }
+
+
+def _refund(ret: _Reader, currency: str) -> Json:
+    methods = []
+    for method in ret.objects("refundMethodList"):
+        kept = allow(method.data, REFUND_METHOD_FIELDS)
+        methods.append(
+            {
+                "refundType": method.text("refundType") or method.text("type"),
+                "paymentGroupId": method.opt_ident("paymentGroupId", "PaymentId"),
+                "amount": method.money("amount", currency),
+                "maximumRefundAmount": str(method.decimal("maximumRefundAmount"))
+                if "maximumRefundAmount" in kept
+                else None,
+            }
+        )
+    fields = ("totalRefundAmount", "refundSubtotal", "totalItemRefund", "actualShippingRefund",
+              "actualTaxRefund", "returnFee", "otherRefund", "adjustmentAmount")
+    return {**{f: ret.money(f, currency) for f in fields}, "refundMethodList": methods}

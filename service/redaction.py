@@ -1,0 +1,52 @@
+"""PCI at the edge: an allow-list for what we keep of a payment, a scrubber for what we log.
+
+Payment groups can carry any card, gift-card or account secret a payment
+gateway invents, so we keep only named fields rather than delete known ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+PAYMENT_GROUP_FIELDS = frozenset(
+    {"id", "paymentId", "paymentMethod", "amount", "amountAuthorized", "amountCredited",
+     "currencyCode", "state", "type", "paymentGroupClassType"}
+)
+"""What refunds need: which group, how it was paid, how much, in what currency, in what state."""
+
+REFUND_METHOD_FIELDS = frozenset(
+    {"amount", "refundType", "maximumRefundAmount", "paymentGroupId", "type", "PaymentId"}
+)
+
+SENSITIVE_KEYS = frozenset(
+    {"token", "creditcardnumber", "cardnumber", "expirationmonth", "expirationyear", "cvv",
+     "cvv2", "cardverificationnumber", "authorizationstatus", "giftcardnumber", "pin",
+     "accountnumber", "iban", "routingnumber", "password", "authorization", "secret"}
+)
+
+
+def allow(source: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in source.items() if k in fields}
+
+
+def scrub(value: Any) -> Any:
+    """Mask sensitive keys anywhere in a structure about to be logged."""
+    if isinstance(value, dict):
+        return {
+            k: "[redacted]" if str(k).lower() in SENSITIVE_KEYS else scrub(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
+def scrub_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the last line of defence if a payload reaches a log call."""
+    for key in list(event_dict):
+        if key.lower() in SENSITIVE_KEYS:
+            event_dict[key] = "[redacted]"
+        elif isinstance(event_dict[key], dict | list):
+            event_dict[key] = scrub(event_dict[key])
+    return event_dict

@@ -1,0 +1,230 @@
+"""The event store (an eventsourcing Application) and the single writer thread in front of it.
+
+The library is synchronous and SQLite commits are expensive (WAL, synchronous=FULL),
+so one thread owns every write: requests queue commands, the writer runs a batch
+of them against one unit of work and saves all their aggregates in one
+transaction (group commit). Each request is answered only after that commit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import DomainError
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+
+class EventStore(Application[UUID]):
+    """Returnflow's event store: orders and return requests, one notification log."""
+
+    name = "Returnflow"
+
+
+def store_env(url: str) -> dict[str, str]:
+    """Map RETURNFLOW_STORE (`sqlite:///path`, `postgresql://…`, `memory:`) to library settings."""
+    if url in ("memory:", "memory://"):
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise ValueError("sqlite store needs a path: sqlite:///returnflow.db")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "30"}
+    if url.startswith(("postgresql://", "postgres://")):
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/") or "returnflow",
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        }
+    raise ValueError(f"unsupported RETURNFLOW_STORE {url!r} (sqlite:///…, postgresql://…, memory:)")
+
+
+def open_store(url: str) -> EventStore:
+    return EventStore(env=store_env(url))
+
+
+class UnitOfWork:
+    """The aggregates one batch touches: commands in a batch see each other's changes."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self._aggregates: dict[UUID, Aggregate] = {}
+
+    def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        found = self._aggregates.get(aggregate_id)
+        if found is None:
+            try:
+                found = self.store.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+            self._aggregates[aggregate_id] = found
+        if not isinstance(found, kind):
+            raise DomainError(f"{aggregate_id} is not a {kind.__name__}", code="WRONG_KIND")
+        return found
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+
+    def pending(self) -> list[Aggregate]:
+        return [a for a in self._aggregates.values() if a.pending_events]
+
+    def pending_count(self) -> int:
+        return sum(len(a.pending_events) for a in self._aggregates.values())
+
+
+Command = Callable[[UnitOfWork], T]
+
+
+@dataclass
+class _Job:
+    command: Command[Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+@dataclass
+class WriterStats:
+    batches: int = 0
+    commands: int = 0
+    conflicts: int = 0
+    largest_batch: int = 0
+
+
+class Writer:
+    """One thread, all writes, group commit. Submit from any thread or from asyncio."""
+
+    def __init__(self, store: EventStore, *, max_batch: int = 128, conflict_retries: int = 5) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.conflict_retries = conflict_retries
+        self.stats = WriterStats()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="returnflow-writer", daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._thread.start()
+                self._started = True
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._started:
+                self._queue.put(None)
+                self._thread.join()
+                self._started = False
+
+    def submit(self, command: Command[T]) -> Future[T]:
+        job = _Job(command)
+        self._queue.put(job)
+        return job.future
+
+    def run(self, command: Command[T], timeout: float | None = 60) -> T:
+        return self.submit(command).result(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        self.stats.batches += 1
+        self.stats.commands += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        if len(batch) == 1 or not self._commit_together(batch):
+            for job in batch:
+                self._commit_alone(job)
+
+    def _commit_together(self, batch: list[_Job]) -> bool:
+        """All commands, one transaction. False: fall back to one at a time."""
+        uow = UnitOfWork(self.store)
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        for job in batch:
+            before = uow.pending_count()
+            try:
+                results.append((job, job.command(uow), None))
+            except DomainError as exc:
+                if uow.pending_count() != before:
+                    return False
+                results.append((job, None, exc))
+            except Exception:
+                return False
+        try:
+            self.store.save(*uow.pending())
+        except IntegrityError:
+            self.stats.conflicts += 1
+            return False
+        except Exception as exc:
+            log.exception("store_save_failed", batch=len(batch))
+            for job, _, _ in results:
+                job.future.set_exception(exc)
+            return True
+        for job, result, error in results:
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
+        return True
+
+    def _commit_alone(self, job: _Job) -> None:
+        """Retries a version conflict (another process wrote first) against fresh aggregates."""
+        for attempt in range(self.conflict_retries + 1):
+            uow = UnitOfWork(self.store)
+            try:
+                result = job.command(uow)
+                self.store.save(*uow.pending())
+            except IntegrityError as exc:
+                self.stats.conflicts += 1
+                if attempt == self.conflict_retries:
+                    job.future.set_exception(exc)
+                    return
+                time.sleep(0.001 * (2**attempt))
+                continue
+            except BaseException as exc:
+                if not isinstance(exc, DomainError):
+                    log.exception("command_failed")
+                job.future.set_exception(exc)
+                return
+            job.future.set_result(result)
+            return
