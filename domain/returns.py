@@ -121,7 +121,10 @@ class ReturnRequest(Aggregate):
             candidates = triggers_to("return", source, target)
             if not candidates:
                 raise IllegalTransition("return", f"to {target}", source, [])
-            trigger = fire("return", source, candidates[0], **_update_facts(new_items)).trigger
+            step = fire("return", source, candidates[0], **_update_facts(new_items))
+            if step.target != target:
+                raise IllegalTransition("return", f"{step.trigger} to {target}", source, [step.trigger])
+            trigger = step.trigger
         self._commerce_updated(
             items=new_items,
             refund=snapshot["refund"],
@@ -160,6 +163,10 @@ class ReturnRequest(Aggregate):
             shipment_required=new.get("returnShipmentRequired", True),
             fully_received=new["quantityReceived"] >= new["quantityToReturn"],
         )
+        if step.target != new["state"]:
+            raise IllegalTransition(
+                "return_item", f"{step.trigger} to {new['state']}", old["state"], [step.trigger]
+            )
         return {"returnItemId": new["returnItemId"], "trigger": step.trigger,
                 "from": step.source, "to": step.target,
                 "quantityReceived": new["quantityReceived"]}

@@ -1,0 +1,87 @@
+"""Aggregates and their events as primitive JSON documents: the shape every reader sees.
+
+The HTTP API, the read models and the audit all use these, so an order looks the
+same whether it is read live, rebuilt by replay or exported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import DomainEvent
+
+from domain.orders import Order, quantity_shipped
+from domain.returns import ReturnRequest
+
+Json = dict[str, Any]
+_HIDDEN = frozenset({"originator_id", "originator_version", "timestamp", "snapshot", "fingerprint"})
+
+
+def order_view(order: Order) -> Json:
+    snap = order.snapshot
+    return {
+        "id": order.commerce_id,
+        "state": order.state,
+        "origin": order.origin,
+        "currency": snap["currency"],
+        "submittedDate": snap.get("submittedDate"),
+        "lastModifiedTime": order.last_modified,
+        "version": order.version,
+        "priceInfo": snap["priceInfo"],
+        "commerceItems": snap["commerceItems"],
+        "shippingGroups": [
+            {
+                "id": g["id"],
+                "state": g["state"],
+                "trackingNumber": g.get("trackingNumber"),
+                "actualShipDate": g.get("actualShipDate"),
+                "items": [
+                    {
+                        "commerceItemId": link["commerceItemId"],
+                        "quantity": link["quantity"],
+                        "quantityShipped": quantity_shipped(g, link),
+                        "quantityReturned": link["returnedQuantity"],
+                    }
+                    for link in g["items"]
+                ],
+            }
+            for g in snap["shippingGroups"]
+        ],
+        "paymentGroups": [
+            {k: p[k] for k in ("id", "paymentMethod", "amount", "amountCredited", "currencyCode",
+                               "state")}
+            for p in snap["paymentGroups"]
+        ],
+    }
+
+
+def return_view(ret: ReturnRequest) -> Json:
+    return {
+        "id": ret.commerce_id,
+        "orderId": ret.order_id,
+        "state": ret.state,
+        "processName": ret.process_name,
+        "version": ret.version,
+        "returnItemList": ret.items,
+        "refund": ret.refund,
+        **{k: v for k, v in ret.details.items() if k != "currency"},
+        "currency": ret.details.get("currency"),
+    }
+
+
+def event_view(event: DomainEvent) -> Json:
+    fields = {k: v for k, v in event.__dict__.items() if k not in _HIDDEN}
+    source = fields.pop("source", None)
+    target = fields.pop("target", None)
+    view: Json = {
+        "version": event.originator_version,
+        "time": event.timestamp.isoformat().replace("+00:00", "Z"),
+        "type": type(event).__qualname__,
+        "trigger": fields.pop("trigger", None),
+        "from": source,
+        "to": target,
+        "actor": fields.pop("actor", None),
+        "cause": fields.pop("cause", None),
+    }
+    view.update(fields)
+    return view

@@ -1,0 +1,118 @@
+"""Shared bench plumbing: start servers in their own processes, drive them with wrk."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SECRET = base64.b64encode(b"bench-secret").decode()
+API_TOKEN = "bench-token"
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sign(body: bytes) -> str:
+    return base64.b64encode(hmac.new(base64.b64decode(SECRET), body, hashlib.sha512).digest()).decode()
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+@contextmanager
+def process(argv: Sequence[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+    try:
+        wait_for_port(port)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def echo_server() -> Iterator[str]:
+    port = free_port()
+    with process([sys.executable, str(HERE / "echo_server.py"), str(port)], port):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def returnflow_server(store_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "service.cli", "serve", "--port", str(port),
+            "--store", f"sqlite:///{store_dir / 'bench.db'}", "--webhook-secrets", SECRET,
+            "--api-token", API_TOKEN, "--log-format", "json"]
+    with process(argv, port, extra_env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    total: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def write_requests(path: Path, requests: Sequence[tuple[str, bytes]]) -> None:
+    """One request per line for wrk's Lua script: path, signature, body (no newlines in JSON)."""
+    with path.open("wb") as f:
+        for url_path, body in requests:
+            f.write(url_path.encode() + b"\t" + sign(body).encode() + b"\t" + body + b"\n")
+
+
+def wrk(url: str, requests_file: Path, *, seconds: int, connections: int, threads: int = 1) -> WrkResult:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed for the benchmarks: apt-get install -y wrk")
+    env = {**os.environ, "REQUESTS_FILE": str(requests_file)}
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", str(HERE / "replay_requests.lua"), url],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0, total)

@@ -1,0 +1,69 @@
+"""Shared fixtures: a real Returnflow service over loopback HTTP on a real SQLite file."""
+
+from __future__ import annotations
+
+import base64
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession, web
+
+from service import logs
+from service.app import create_app
+from service.config import Settings
+from service.context import SERVICES, Services
+
+pytest_plugins = ["tests.kafka.plugin"]
+
+SECRET = base64.b64encode(b"returnflow-test-secret-0123456789").decode()
+OLD_SECRET = base64.b64encode(b"returnflow-previous-secret-xyz").decode()
+API_TOKEN = "test-operator-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningService:
+    url: str
+    db_path: Path | None
+    services: Services
+    http: ClientSession
+
+    def events_stored(self) -> int:
+        return int(self.services.store.recorder.max_notification_id() or 0)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+async def start_service(settings: Settings) -> tuple[web.AppRunner, Services]:
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    return runner, app[SERVICES]
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[RunningService]:
+    logs.configure("json")
+    db = tmp_path / "returnflow.db"
+    settings = Settings(
+        store=f"sqlite:///{db}",
+        webhook_secrets=(SECRET, OLD_SECRET),
+        api_token=API_TOKEN,
+        port=free_port(),
+        max_body_bytes=256 * 1024,
+    )
+    runner, services = await start_service(settings)
+    async with ClientSession() as http:
+        yield RunningService(f"http://127.0.0.1:{settings.port}", db, services, http)
+    await runner.cleanup()

@@ -1,0 +1,157 @@
+"""Aggregates: deterministic ids, transitions as events, refusals that record nothing, replay."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import DomainError
+from domain.identity import order_uuid, return_uuid
+from domain.machines import IllegalTransition
+from domain.orders import Order
+from domain.returns import ReturnRequest
+from service.store import EventStore
+
+
+def order_snapshot(state: str = "SUBMITTED") -> dict[str, Any]:
+    return {"id": "o1", "state": state, "currency": "USD", "commerceItems": [],
+            "shippingGroups": [], "paymentGroups": [], "priceInfo": {}}
+
+
+def return_snapshot(state: str = "PENDING_CUSTOMER_ACTION", received: int = 0,
+                    item_state: str = "AWAITING_RETURN") -> dict[str, Any]:
+    return {
+        "id": "r1", "orderId": "o1", "processName": "Return", "state": state,
+        "returnItemList": [
+            {"returnItemId": "ri1", "commerceItemId": "ci1", "state": item_state,
+             "quantityToReturn": 2, "quantityReceived": received, "returnShipmentRequired": True},
+        ],
+        "refund": {"totalRefundAmount": "10.00"}, "details": {},
+    }
+
+
+def new_return(**kw: Any) -> ReturnRequest:
+    return ReturnRequest.receive_request(
+        return_snapshot(**kw), version_key=1, fingerprint="f1", actor="commerce-webhook",
+        cause="sha256:a",
+    )
+
+
+def test_ids_are_derived_from_commerce_ids() -> None:
+    order = Order.submit(order_snapshot(), last_modified=1, fingerprint="f", origin="order-submit",
+                         actor="commerce-webhook", cause="c")
+    assert order.id == order_uuid("o1")
+    assert new_return().id == return_uuid("r1")
+
+
+def test_duplicate_creation_collides_in_the_store() -> None:
+    store = EventStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    store.save(new_return())
+    with pytest.raises(IntegrityError):
+        store.save(new_return())
+
+
+def test_creation_event_carries_the_audit_fields() -> None:
+    ret = new_return()
+    (event,) = ret.collect_events()
+    assert (event.trigger, event.source, event.target) == ("request", None, "PENDING_CUSTOMER_ACTION")
+    assert (event.actor, event.cause) == ("commerce-webhook", "sha256:a")
+    assert event.timestamp.tzinfo is not None and event.timestamp.utcoffset().total_seconds() == 0
+
+
+def test_commerce_update_is_one_event_with_item_and_return_steps() -> None:
+    ret = new_return()
+    ret.collect_events()
+    outcome = ret.apply_commerce_update(
+        return_snapshot(state="PARTIAL_RETURN", received=1, item_state="PARTIAL_RETURN"),
+        version_key=2, fingerprint="f2", actor="commerce-webhook", cause="sha256:b",
+    )
+    (event,) = ret.collect_events()
+    assert outcome == "updated"
+    assert (event.trigger, event.source, event.target) == ("receive", "PENDING_CUSTOMER_ACTION",
+                                                           "PARTIAL_RETURN")
+    assert event.item_steps == [{"returnItemId": "ri1", "trigger": "receive",
+                                 "from": "AWAITING_RETURN", "to": "PARTIAL_RETURN",
+                                 "quantityReceived": 1}]
+    assert ret.state == "PARTIAL_RETURN"
+
+
+@pytest.mark.parametrize(
+    ("fingerprint", "version_key", "expected"),
+    [("f1", 5, "duplicate"), ("f-other", 0, "stale")],
+)
+def test_duplicates_and_stale_updates_record_nothing(fingerprint: str, version_key: int,
+                                                      expected: str) -> None:
+    ret = new_return()
+    ret.collect_events()
+    outcome = ret.apply_commerce_update(
+        return_snapshot(state="PARTIAL_RETURN", received=1, item_state="PARTIAL_RETURN"),
+        version_key=version_key, fingerprint=fingerprint, actor="a", cause="c",
+    )
+    assert outcome == expected
+    assert ret.collect_events() == []
+    assert ret.state == "PENDING_CUSTOMER_ACTION"
+
+
+def test_state_commerce_cannot_reach_is_refused_and_records_nothing() -> None:
+    ret = new_return(state="PARTIAL_RETURN", received=1, item_state="PARTIAL_RETURN")
+    ret.collect_events()
+    with pytest.raises(IllegalTransition):
+        ret.apply_commerce_update(return_snapshot(state="PENDING_CUSTOMER_ACTION", received=1,
+                                                  item_state="PARTIAL_RETURN"),
+                                  version_key=2, fingerprint="f2", actor="a", cause="c")
+    assert ret.collect_events() == []
+    assert ret.state == "PARTIAL_RETURN"
+
+
+def test_full_return_needs_every_item_received() -> None:
+    ret = new_return()
+    ret.collect_events()
+    with pytest.raises(IllegalTransition):
+        ret.apply_commerce_update(return_snapshot(state="FULL_RETURN", received=1,
+                                                  item_state="PARTIAL_RETURN"),
+                                  version_key=2, fingerprint="f2", actor="a", cause="c")
+    assert ret.collect_events() == []
+
+
+def test_received_quantity_never_goes_down() -> None:
+    ret = new_return(state="PARTIAL_RETURN", received=1, item_state="PARTIAL_RETURN")
+    ret.collect_events()
+    with pytest.raises(DomainError):
+        ret.apply_commerce_update(return_snapshot(state="PARTIAL_RETURN", received=0,
+                                                  item_state="PARTIAL_RETURN"),
+                                  version_key=2, fingerprint="f2", actor="a", cause="c")
+
+
+def test_replaying_the_same_events_yields_the_same_state() -> None:
+    store = EventStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    ret = new_return()
+    ret.apply_commerce_update(return_snapshot(state="PARTIAL_RETURN", received=1,
+                                              item_state="PARTIAL_RETURN"),
+                              version_key=2, fingerprint="f2", actor="a", cause="c")
+    ret.apply_commerce_update(return_snapshot(state="FULL_RETURN", received=2,
+                                              item_state="RETURNED"),
+                              version_key=3, fingerprint="f3", actor="a", cause="c")
+    store.save(ret)
+    expected = copy.deepcopy(ret.__dict__)
+    for _ in range(2):
+        replayed = store.repository.get(ret.id)
+        assert replayed.__dict__ == expected
+    assert store.repository.get(ret.id, version=2).state == "PARTIAL_RETURN"
+
+
+def test_order_refresh_only_for_newer_different_snapshots() -> None:
+    order = Order.submit(order_snapshot(), last_modified=10, fingerprint="f", origin="order-submit",
+                         actor="a", cause="c")
+    order.collect_events()
+    assert not order.refresh_from_commerce(order_snapshot("PROCESSING"), last_modified=9,
+                                           fingerprint="g", actor="a", cause="c")
+    assert not order.refresh_from_commerce(order_snapshot(), last_modified=11, fingerprint="f",
+                                           actor="a", cause="c")
+    assert order.refresh_from_commerce(order_snapshot("PROCESSING"), last_modified=11,
+                                       fingerprint="g", actor="a", cause="c")
+    (event,) = order.collect_events()
+    assert (event.source, event.target) == ("SUBMITTED", "PROCESSING")
