@@ -10,7 +10,7 @@ from typing import Any
 
 from eventsourcing.domain import DomainEvent
 
-from domain.orders import Order, quantity_shipped
+from domain.orders import Order
 from domain.returns import ReturnRequest
 
 Json = dict[str, Any]
@@ -32,14 +32,14 @@ def order_view(order: Order) -> Json:
         "shippingGroups": [
             {
                 "id": g["id"],
-                "state": g["state"],
-                "trackingNumber": g.get("trackingNumber"),
-                "actualShipDate": g.get("actualShipDate"),
+                "state": order.group_state(g),
+                "trackingNumber": _tracking(order, g),
+                "actualShipDate": order.ship_date(g),
                 "items": [
                     {
                         "commerceItemId": link["commerceItemId"],
                         "quantity": link["quantity"],
-                        "quantityShipped": quantity_shipped(g, link),
+                        "quantityShipped": order.shipped_quantity(g, link),
                         "quantityReturned": link["returnedQuantity"],
                     }
                     for link in g["items"]
@@ -48,11 +48,21 @@ def order_view(order: Order) -> Json:
             for g in snap["shippingGroups"]
         ],
         "paymentGroups": [
-            {k: p[k] for k in ("id", "paymentMethod", "amount", "amountCredited", "currencyCode",
-                               "state")}
+            {
+                **{k: p[k] for k in ("id", "paymentMethod", "amount", "currencyCode", "state")},
+                "amountCredited": order.credited.get(p["id"], p["amountCredited"]),
+            }
             for p in snap["paymentGroups"]
         ],
+        "lifecycleState": order.lifecycle_state,
+        "returnIds": order.return_ids,
     }
+
+
+def _tracking(order: Order, group: Json) -> str | None:
+    numbers = [s["trackingNumber"] for s in order.shipments
+               if s["shippingGroupId"] == group["id"] and s["trackingNumber"]]
+    return numbers[-1] if numbers else group.get("trackingNumber")
 
 
 def return_view(ret: ReturnRequest) -> Json:

@@ -14,8 +14,8 @@ import orjson
 import structlog
 from aiohttp import web
 
-from service import webhooks
-from service.config import Settings
+from service import validation, webhooks
+from service.config import Settings, load_policy
 from service.context import SERVICES, Services
 from service.errors import ApiError, error_response
 from service.queries import Queries
@@ -162,6 +162,7 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(settings: Settings, store: EventStore | None = None) -> web.Application:
     """Build the service; the caller owns `store` if it passes one in."""
     settings.check()
+    policy = load_policy(settings.policy_path)
     own_store = store is None
     store = store or open_store(settings.store)
     writer = Writer(store)
@@ -171,6 +172,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         writer=writer,
         queries=Queries(store),
         verifier=SignatureVerifier(settings.webhook_secrets),
+        policy=policy,
     )
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -178,6 +180,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     )
     app[SERVICES] = services
     webhooks.add_routes(app)
+    validation.add_routes(app)
     app.router.add_get("/orders/{id}", get_order)
     app.router.add_get("/orders/{id}/history", get_order_history)
     app.router.add_get("/returns/{id}", get_return)

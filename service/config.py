@@ -6,7 +6,10 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+from domain.policy import PolicyError, ReturnPolicy
 
 DEFAULT_STORE = "sqlite:///./returnflow.db"
 
@@ -72,6 +75,20 @@ class Settings:
             )
         if self.max_body_bytes < 1024:
             raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")
+
+
+def load_policy(path: str | None) -> ReturnPolicy:
+    """The policy file named by RETURNFLOW_POLICY, else the documented defaults."""
+    if path is None:
+        return ReturnPolicy()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"RETURNFLOW_POLICY {path}: {exc.strerror}") from None
+    try:
+        return ReturnPolicy.from_toml_text(text)
+    except PolicyError as exc:
+        raise ConfigError(f"RETURNFLOW_POLICY {path}: {exc}") from None
 
 
 def is_loopback(host: str) -> bool:

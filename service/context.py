@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from domain.policy import ReturnPolicy
 from service.config import Settings
 from service.queries import Queries
 from service.signatures import SignatureVerifier
@@ -24,6 +25,7 @@ class Services:
     writer: Writer
     queries: Queries
     verifier: SignatureVerifier
+    policy: ReturnPolicy = field(default_factory=ReturnPolicy)
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     async def write(self, command: Command[T]) -> T:

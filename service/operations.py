@@ -79,6 +79,9 @@ def receive_return_update(uow: UnitOfWork, payload: ReturnPayload, cause: str) -
         )
     if payload.order is not None:
         receive_order(uow, payload.order, cause, origin="return-request-update")
+    order = uow.get(order_uuid(ret.order_id), Order)
+    if order is not None:
+        order.link_return(commerce_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause)
     if existing is None:
         uow.add(ret)
     return Receipt("return", commerce_id, outcome, ret.version)

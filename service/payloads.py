@@ -57,7 +57,7 @@ def fingerprint(snapshot: Json) -> str:
     return hashlib.sha256(orjson.dumps(snapshot, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-class _Reader:
+class JsonReader:
     """Typed access to one JSON object that reports the path of whatever is wrong."""
 
     def __init__(self, data: Any, path: str) -> None:
@@ -69,15 +69,15 @@ class _Reader:
     def _at(self, key: str) -> str:
         return f"{self.path}.{key}"
 
-    def obj(self, key: str, *, required: bool = True) -> _Reader | None:
+    def obj(self, key: str, *, required: bool = True) -> JsonReader | None:
         value = self.data.get(key)
         if value is None:
             if required:
                 raise BadRequest(f"{self._at(key)} is required", path=self._at(key))
             return None
-        return _Reader(value, self._at(key))
+        return JsonReader(value, self._at(key))
 
-    def objects(self, key: str, *, required: bool = False) -> list[_Reader]:
+    def objects(self, key: str, *, required: bool = False) -> list[JsonReader]:
         value = self.data.get(key)
         if value is None:
             if required:
@@ -85,7 +85,7 @@ class _Reader:
             return []
         if not isinstance(value, list):
             raise BadRequest(f"{self._at(key)} must be a list", path=self._at(key))
-        return [_Reader(v, f"{self._at(key)}[{i}]") for i, v in enumerate(value)]
+        return [JsonReader(v, f"{self._at(key)}[{i}]") for i, v in enumerate(value)]
 
     def ident(self, *keys: str) -> str:
         """The first of `keys` present, as a non-empty id string (Commerce ids are strings)."""
@@ -166,13 +166,13 @@ class _Reader:
 
 
 def parse_order_submit(document: Json) -> OrderPayload:
-    root = _Reader(document, "$")
+    root = JsonReader(document, "$")
     order = root.obj("order")
     assert order is not None
     return _order(order)
 
 
-def _order(order: _Reader) -> OrderPayload:
+def _order(order: JsonReader) -> OrderPayload:
     order_id = order.ident("id")
     price = order.obj("priceInfo", required=False)
     currency = (price.text("currencyCode") if price else None) or "USD"
@@ -201,7 +201,7 @@ def _order(order: _Reader) -> OrderPayload:
     )
 
 
-def _commerce_item(item: _Reader, currency: str) -> Json:
+def _commerce_item(item: JsonReader, currency: str) -> Json:
     price = item.obj("priceInfo", required=False)
     details = price.objects("currentPriceDetailsSorted") if price else []
     tax = sum((d.decimal("tax") for d in details), Decimal(0))
@@ -220,7 +220,7 @@ def _commerce_item(item: _Reader, currency: str) -> Json:
     }
 
 
-def _shipping_group(group: _Reader, currency: str) -> Json:
+def _shipping_group(group: JsonReader, currency: str) -> Json:
     price = group.obj("priceInfo", required=False)
     return {
         "id": group.ident("id"),
@@ -241,7 +241,7 @@ def _shipping_group(group: _Reader, currency: str) -> Json:
     }
 
 
-def _attach_relationships(order: _Reader, groups: list[Json], items: list[Json]) -> None:
+def _attach_relationships(order: JsonReader, groups: list[Json], items: list[Json]) -> None:
     """Order Submit lists item-to-group links at order level; the return's order nests them."""
     by_id = {g["id"]: g for g in groups}
     for rel in order.objects("relationships"):
@@ -271,7 +271,7 @@ def _attach_relationships(order: _Reader, groups: list[Json], items: list[Json])
                 )
 
 
-def _payment_group(group: _Reader, currency: str) -> Json:
+def _payment_group(group: JsonReader, currency: str) -> Json:
     kept = allow(group.data, PAYMENT_GROUP_FIELDS)
     group_currency = group.text("currencyCode") or currency
     return {
@@ -286,7 +286,7 @@ def _payment_group(group: _Reader, currency: str) -> Json:
 
 
 def parse_return_update(document: Json) -> ReturnPayload:
-    root = _Reader(document, "$")
+    root = JsonReader(document, "$")
     ret = root.obj("return")
     assert ret is not None
     origin = ret.obj("originatingOrder", required=False)
@@ -327,14 +327,14 @@ def parse_return_update(document: Json) -> ReturnPayload:
     )
 
 
-def _replacement_order_id(ret: _Reader) -> str | None:
+def _replacement_order_id(ret: JsonReader) -> str | None:
     replacement = ret.data.get("replacementOrder")
     if isinstance(replacement, dict):
-        return _Reader(replacement, "$.return.replacementOrder").opt_ident("id")
+        return JsonReader(replacement, "$.return.replacementOrder").opt_ident("id")
     return ret.opt_ident("replacementOrderId")
 
 
-def _return_item(item: _Reader, currency: str) -> Json:
+def _return_item(item: JsonReader, currency: str) -> Json:
     nested = item.obj("commerceItem", required=False)
     commerce_item_id = nested.ident("id") if nested else item.ident("commerceItemId")
     quantity_to_return = item.integer("quantityToReturn")
@@ -359,7 +359,7 @@ def _return_item(item: _Reader, currency: str) -> Json:
     }
 
 
-def _refund(ret: _Reader, currency: str) -> Json:
+def _refund(ret: JsonReader, currency: str) -> Json:
     methods = []
     for method in ret.objects("refundMethodList"):
         kept = allow(method.data, REFUND_METHOD_FIELDS)

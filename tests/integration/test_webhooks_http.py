@@ -175,8 +175,8 @@ async def test_five_shuffled_deliveries_record_one_change_each(service: RunningS
     outcomes = [body["status"] for _, body in results]
     assert outcomes.count("created") == 4
     assert outcomes.count("duplicate") == 16
-    # 3 orders + the return + the return's embedded order o30430
-    assert service.events_stored() == 5
+    # 3 orders + the return + the return's embedded order o30430 and its link to the return
+    assert service.events_stored() == 6
     for n in range(3):
         _, history = await get(service, f"/orders/o{n}/history")
         assert len(history["events"]) == 1

@@ -1,0 +1,262 @@
+"""The Return Request Validation function webhook: Commerce waits for this answer.
+
+A question is judged on a reader thread first; only when the answer would be
+recorded (a lifecycle step, or a different answer) does it go through the
+writer, which judges again inside its unit of work and records one event per
+order. A repeated question is answered without touching the writer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from domain.identity import order_uuid, return_uuid
+from domain.machines import CONTEXT_TRIGGERS, IllegalTransition
+from domain.orders import Order
+from domain.policy import ReturnPolicy
+from domain.returns import ReturnRequest
+from domain.states import COMMERCE_WEBHOOK_ACTOR, ValidationContext
+from domain.validation import AskedItem, RequestVerdict, judge
+from service.context import SERVICES
+from service.errors import BadRequest
+from service.payloads import Json, JsonReader, body_hash, parse_json
+from service.store import UnitOfWork
+from service.webhooks import signed_body
+
+log = structlog.get_logger(__name__)
+CONTEXTS = frozenset(c.value for c in ValidationContext)
+
+
+@dataclass(frozen=True)
+class Question:
+    raw: Json
+    order_id: str
+    return_id: str | None
+    asked: tuple[AskedItem, ...] | None
+
+
+@dataclass(frozen=True)
+class ValidationCall:
+    context: str
+    questions: tuple[Question, ...]
+
+
+def parse_validation(document: Json) -> ValidationCall:
+    root = JsonReader(document, "$")
+    context = root.text("context")
+    if context is None:
+        raise BadRequest("$.context is required", path="$.context")
+    if context not in CONTEXTS:
+        raise BadRequest(f"unknown context {context!r}; expected one of {', '.join(sorted(CONTEXTS))}",
+                         path="$.context", code="UNKNOWN_CONTEXT")
+    requests = root.objects("returnRequests", required=True)
+    if not requests:
+        raise BadRequest("$.returnRequests must not be empty", path="$.returnRequests")
+    fallback_order = root.opt_ident("orderId")
+    questions = []
+    for request in requests:
+        order_id = request.opt_ident("orderId") or fallback_order
+        if order_id is None:
+            raise BadRequest(f"{request.path}.orderId is required", path=f"{request.path}.orderId")
+        truncated = request.boolean("returnItemListIsTruncated", False)
+        asked = None
+        if not truncated:
+            asked = tuple(
+                AskedItem(
+                    commerce_item_id=item.ident("commerceItemId"),
+                    shipping_group_id=item.opt_ident("shippingGroupId"),
+                    quantity=_quantity(item, context),
+                )
+                for item in request.objects("returnItemList", required=True)
+            )
+        return_id = request.opt_ident("authorizationNumber", "requestId", "id")
+        questions.append(Question(request.data, order_id, return_id, asked))
+    return ValidationCall(context, tuple(questions))
+
+
+def _quantity(item: JsonReader, context: str) -> int:
+    key = "quantityToExchange" if context.endswith("_Exchange") else "quantityToReturn"
+    quantity = item.integer(key) or item.integer("quantityToReturn")
+    if quantity < 0:
+        raise BadRequest(f"{item.path}.{key} must not be negative", path=f"{item.path}.{key}")
+    return quantity
+
+
+def _returns_of(uow: UnitOfWork, order: Order | None) -> list[ReturnRequest]:
+    if order is None:
+        return []
+    found = (uow.get(return_uuid(rid), ReturnRequest) for rid in order.return_ids)
+    return [r for r in found if r is not None]
+
+
+def answer_item(raw: Json | None, verdict_item: Any) -> Json:
+    verdict = verdict_item.verdict
+    base = dict(raw) if raw else {
+        "commerceItemId": verdict_item.commerce_item_id,
+        "shippingGroupId": verdict_item.shipping_group_id,
+    }
+    base.update(
+        nonreturnable=verdict.nonreturnable,
+        nonReturnableReason=None if verdict.returnable else verdict.text,
+        quantityAvailable=verdict.quantity_available,
+        additionalProperties={
+            **(base.get("additionalProperties") or {}),
+            "reasonCode": verdict.reason.value if verdict.reason else None,
+            "explanation": verdict.text,
+        },
+    )
+    return base
+
+
+def answer_request(question: Question, verdict: RequestVerdict, refusal: Json | None) -> Json:
+    raw_items = question.raw.get("returnItemList") if question.asked is not None else None
+    items = [
+        answer_item(raw_items[i] if isinstance(raw_items, list) else None, item)
+        for i, item in enumerate(verdict.items)
+    ]
+    refund = verdict.refund
+    if refund is not None:
+        by_item = {i.commerce_item_id: i for i in refund.items}
+        for item in items:
+            share = by_item.get(item["commerceItemId"])
+            if share is not None:
+                item["additionalProperties"].update(
+                    refundAmount=str(share.amount), taxRefund=str(share.tax),
+                    shippingRefund=str(share.shipping), totalRefund=str(share.total),
+                )
+    code, text = verdict.reason
+    extra: Json = dict(question.raw.get("additionalProperties") or {})
+    if code is not None:
+        extra["reasonCode"] = code.value
+    if refund is not None:
+        extra["refund"] = refund.to_primitive()
+    if refusal is not None:
+        extra.update(refusal)
+    nonreturnable = verdict.nonreturnable or refusal is not None
+    answer = {
+        **{k: v for k, v in question.raw.items() if k != "returnItemList"},
+        "orderId": question.order_id,
+        "returnItemList": items,
+        "nonreturnable": nonreturnable,
+        "nonReturnableReason": ((refusal or {}).get("message") or text) if nonreturnable else None,
+        "rma": question.raw.get("rma"),
+        "trackingNumber": question.raw.get("trackingNumber"),
+        "returnLabel": question.raw.get("returnLabel"),
+        "additionalProperties": extra,
+    }
+    return answer
+
+
+def fingerprint_of(answer: Json) -> str:
+    return hashlib.sha256(orjson.dumps(answer, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def decide(
+    uow: UnitOfWork,
+    call: ValidationCall,
+    policy: ReturnPolicy,
+    now: datetime,
+    cause: str,
+    record: bool,
+) -> tuple[list[Json], bool]:
+    """Answer every request; with `record`, store one lifecycle event per order that moves.
+
+    Answers `(answers, needs_recording)`. Requests the lifecycle refuses are
+    answered as refusals and record nothing.
+    """
+    answers: list[Json] = []
+    needs_recording = False
+    for question in call.questions:
+        order = uow.get(order_uuid(question.order_id), Order)
+        returns = _returns_of(uow, order)
+        verdict = judge(call.context, question.order_id, order, returns, question.asked, policy,
+                        now, question.return_id)
+        answer = answer_request(question, verdict, None)
+        if order is None or verdict.refusal is not None:
+            answers.append(answer)
+            continue
+        fingerprint = fingerprint_of(answer)
+        try:
+            if record:
+                order.record_validation(
+                    context=call.context, facts=verdict.lifecycle_facts,
+                    answer=_summary(call.context, answer), answer_fingerprint=fingerprint,
+                    refund_quote=verdict.refund.to_primitive() if verdict.refund else None,
+                    actor=COMMERCE_WEBHOOK_ACTOR, cause=cause,
+                )
+            elif order.would_record(call.context, fingerprint, verdict.lifecycle_facts):
+                needs_recording = True
+        except IllegalTransition as exc:
+            answer = answer_request(question, verdict, {
+                "errorCode": "ILLEGAL_TRANSITION",
+                "message": f"{call.context} is not allowed now: the order's return lifecycle is "
+                           f"{exc.state}" + (" and the returned goods have not been received"
+                                             if call.context == "Process_Exchange" else ""),
+                "lifecycleState": exc.state,
+                "allowedContexts": _contexts(exc.allowed),
+            })
+        answers.append(answer)
+    return answers, needs_recording
+
+
+def _summary(context: str, answer: Json) -> Json:
+    """What the event keeps of an answer: the verdicts and amounts, not Commerce's echo."""
+    return {
+        "context": context,
+        "nonreturnable": answer["nonreturnable"],
+        "nonReturnableReason": answer["nonReturnableReason"],
+        "items": [
+            {k: item.get(k) for k in ("commerceItemId", "nonreturnable", "quantityAvailable")}
+            | {"quantity": item.get("quantityToReturn"),
+               "reasonCode": item["additionalProperties"].get("reasonCode"),
+               "refundAmount": item["additionalProperties"].get("totalRefund")}
+            for item in answer["returnItemList"]
+        ],
+        "refundTotal": (answer["additionalProperties"].get("refund") or {}).get("refund_total"),
+    }
+
+
+def _contexts(triggers: Sequence[str]) -> list[str]:
+    names = {v: k for k, v in CONTEXT_TRIGGERS.items()}
+    return sorted(names[t] for t in triggers if t in names)
+
+
+async def return_request_validation(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    body = await signed_body(request, services)
+    call = parse_validation(parse_json(body))
+    policy = services.policy
+    now = datetime.now(UTC)
+    cause = body_hash(body)
+    answers, needs_recording = await asyncio.to_thread(
+        decide, UnitOfWork(services.store), call, policy, now, cause, False
+    )
+    if needs_recording:
+        answers, _ = await services.write(
+            partial(_decide_and_record, call=call, policy=policy, now=now, cause=cause)
+        )
+    services.counters[("validation_" + call.context, request.path)] += 1
+    log.info("validation_answered", context=call.context, cause=cause, recorded=needs_recording,
+             orders=[q.order_id for q in call.questions],
+             nonreturnable=[a["nonreturnable"] for a in answers])
+    return web.Response(body=orjson.dumps({"context": call.context, "returnRequests": answers}),
+                        content_type="application/json")
+
+
+def _decide_and_record(uow: UnitOfWork, *, call: ValidationCall, policy: ReturnPolicy,
+                       now: datetime, cause: str) -> tuple[list[Json], bool]:
+    return decide(uow, call, policy, now, cause, True)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/return-request-validation", return_request_validation)
