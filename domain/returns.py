@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import DomainError
 from domain.identity import return_uuid
-from domain.machines import IllegalTransition, fire, triggers_to
+from domain.machines import IllegalTransition, allowed_triggers, fire, triggers_to
 
 Item = dict[str, Any]
 
@@ -65,6 +65,10 @@ class ReturnRequest(Aggregate):
         self.version_key = version_key
         self.fingerprint = fingerprint
         self.state = target
+        self.refund_plan: dict[str, Any] | None = None
+        self.credited: dict[str, str] = {}
+        self.manual_reason: str | None = None
+        self.close_reason: str | None = None
 
     @classmethod
     def receive_request(
@@ -191,6 +195,146 @@ class ReturnRequest(Aggregate):
         self.details = details
         self.version_key = version_key
         self.fingerprint = fingerprint
+        self.state = target
+
+    # Operator actions (SPEC section 7). Each validates everything, then records one event.
+
+    def find_item(self, ref: dict[str, Any]) -> Item:
+        """An item named by `returnItemId` or `commerceItemId`."""
+        rid, cid = ref.get("returnItemId"), ref.get("commerceItemId")
+        for item in self.items:
+            if (rid is not None and item["returnItemId"] == rid) or (
+                rid is None and item["commerceItemId"] == cid
+            ):
+                return item
+        raise DomainError(f"return {self.commerce_id} has no item {rid or cid}", code="NOT_FOUND")
+
+    def _refuse_when_final(self, trigger: str) -> None:
+        if self.state in ("COMPLETE", "INCOMPLETE"):
+            raise IllegalTransition("return", trigger, self.state, allowed_triggers("return", self.state))
+
+    def authorize(
+        self,
+        *,
+        rma: str | None,
+        tracking_number: str | None,
+        return_label: str | None,
+        shipment_required: dict[str, bool] | None,
+        actor: str,
+        cause: str,
+    ) -> None:
+        """Approve items (INITIAL -> AWAITING_RETURN / RETURN_NOT_REQUIRED) and issue the RMA."""
+        self._refuse_when_final("authorize")
+        items = [dict(i) for i in self.items]
+        by_id = {i["returnItemId"]: i for i in items}
+        if shipment_required is None:
+            chosen = {i["returnItemId"]: True for i in items if i["state"] == "INITIAL"}
+        else:
+            chosen = shipment_required
+        steps = []
+        for return_item_id, required in chosen.items():
+            item = by_id[return_item_id]
+            step = fire("return_item", item["state"], "approve", shipment_required=required)
+            item.update(state=step.target, returnShipmentRequired=required)
+            steps.append({"returnItemId": return_item_id, "trigger": step.trigger,
+                          "from": step.source, "to": step.target, "shipmentRequired": required})
+        details = dict(self.details)
+        for key, value in (("rma", rma), ("trackingNumber", tracking_number),
+                           ("returnLabel", return_label)):
+            if value is not None:
+                details[key] = value
+        if not steps and details == self.details:
+            raise IllegalTransition(
+                "return_item", "approve", "no item in INITIAL", []
+            )
+        self._authorized(items=items, details=details, item_steps=steps, trigger="authorize",
+                         source=self.state, target=self.state, actor=actor, cause=cause)
+
+    @event("Authorized")
+    def _authorized(self, items: list[Item], details: dict[str, Any], item_steps: list[dict[str, Any]],
+                    trigger: str, source: str, target: str, actor: str, cause: str) -> None:
+        self.items = items
+        self.details = details
+
+    def receive(self, quantities: list[tuple[dict[str, Any], int]], *, actor: str, cause: str) -> None:
+        """Goods arrived: quantities add to what was received before."""
+        self._refuse_when_final("receive")
+        items = [dict(i) for i in self.items]
+        by_id = {i["returnItemId"]: i for i in items}
+        steps = []
+        received: dict[str, int] = {}
+        for ref, quantity in quantities:
+            item = by_id[self.find_item(ref)["returnItemId"]]
+            if quantity <= 0:
+                raise DomainError("received quantity must be positive", code="INVALID_QUANTITY")
+            total = item["quantityReceived"] + quantity
+            if total > item["quantityToReturn"]:
+                raise DomainError(
+                    f"item {item['returnItemId']}: receiving {quantity} would make "
+                    f"{total} of {item['quantityToReturn']} expected",
+                    code="INVALID_QUANTITY",
+                )
+            step = fire("return_item", item["state"], "receive",
+                        fully_received=total >= item["quantityToReturn"])
+            item.update(state=step.target, quantityReceived=total)
+            received[item["returnItemId"]] = received.get(item["returnItemId"], 0) + quantity
+            steps.append({"returnItemId": item["returnItemId"], "trigger": step.trigger,
+                          "from": step.source, "to": step.target, "quantity": quantity,
+                          "quantityReceived": total})
+        step = fire("return", self.state, "receive", **receipt_facts(items))
+        self._received(items=items, item_steps=steps, quantities=received, trigger=step.trigger,
+                       source=step.source, target=step.target, actor=actor, cause=cause)
+
+    @event("ItemsReceived")
+    def _received(self, items: list[Item], item_steps: list[dict[str, Any]], quantities: dict[str, int],
+                  trigger: str, source: str, target: str, actor: str, cause: str) -> None:
+        self.items = items
+        self.state = target
+
+    def initiate_refund(self, plan: dict[str, Any], *, actor: str, cause: str) -> None:
+        facts = {**receipt_facts(self.items), "refund_known": bool(plan.get("payments") is not None)}
+        step = fire("return", self.state, "initiate_refund", **facts)
+        self._refund_step(plan=plan, reason=None, trigger=step.trigger, source=step.source,
+                          target=step.target, actor=actor, cause=cause)
+
+    def require_manual_refund(self, plan: dict[str, Any] | None, reason: str, *, actor: str,
+                              cause: str) -> None:
+        step = fire("return", self.state, "require_manual_refund")
+        self._refund_step(plan=plan or self.refund_plan, reason=reason, trigger=step.trigger,
+                          source=step.source, target=step.target, actor=actor, cause=cause)
+
+    @event("RefundStep")
+    def _refund_step(self, plan: dict[str, Any] | None, reason: str | None, trigger: str, source: str,
+                     target: str, actor: str, cause: str) -> None:
+        self.refund_plan = plan
+        self.state = target
+        if reason is not None:
+            self.manual_reason = reason
+
+    def settle_refund(self, *, actor: str, cause: str) -> dict[str, str]:
+        """The refund is recorded as paid; answers what was credited per payment group."""
+        plan = self.refund_plan
+        step = fire("return", self.state, "settle_refund", refund_recorded=plan is not None)
+        credited = dict((plan or {}).get("payments") or {})
+        self._settled(credited=credited, trigger=step.trigger, source=step.source,
+                      target=step.target, actor=actor, cause=cause)
+        return credited
+
+    @event("RefundSettled")
+    def _settled(self, credited: dict[str, str], trigger: str, source: str, target: str, actor: str,
+                 cause: str) -> None:
+        self.credited = credited
+        self.state = target
+
+    def close(self, reason: str, *, actor: str, cause: str) -> None:
+        step = fire("return", self.state, "close_incomplete")
+        self._closed(reason=reason, trigger=step.trigger, source=step.source, target=step.target,
+                     actor=actor, cause=cause)
+
+    @event("Closed")
+    def _closed(self, reason: str, trigger: str, source: str, target: str, actor: str,
+                cause: str) -> None:
+        self.close_reason = reason
         self.state = target
 
 

@@ -74,6 +74,10 @@ def return_view(ret: ReturnRequest) -> Json:
         "version": ret.version,
         "returnItemList": ret.items,
         "refund": ret.refund,
+        "refundPlan": ret.refund_plan,
+        "credited": ret.credited,
+        "manualRefundReason": ret.manual_reason,
+        "closeReason": ret.close_reason,
         **{k: v for k, v in ret.details.items() if k != "currency"},
         "currency": ret.details.get("currency"),
     }

@@ -14,7 +14,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from service import validation, webhooks
+from service import operator_api, validation, webhooks
 from service.config import Settings, load_policy
 from service.context import SERVICES, Services
 from service.errors import ApiError, error_response
@@ -142,11 +142,11 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     lines = [
-        "# HELP returnflow_webhooks_total Webhooks by outcome and path.",
-        "# TYPE returnflow_webhooks_total counter",
+        "# HELP returnflow_requests_total Webhooks and operator actions by outcome and route.",
+        "# TYPE returnflow_requests_total counter",
     ]
     for (outcome, path), count in sorted(services.counters.items()):
-        lines.append(f'returnflow_webhooks_total{{outcome="{outcome}",path="{path}"}} {count}')
+        lines.append(f'returnflow_requests_total{{outcome="{outcome}",path="{path}"}} {count}')
     stats = services.writer.stats
     lines += [
         "# TYPE returnflow_writer_batches_total counter",
@@ -181,6 +181,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     app[SERVICES] = services
     webhooks.add_routes(app)
     validation.add_routes(app)
+    operator_api.add_routes(app)
     app.router.add_get("/orders/{id}", get_order)
     app.router.add_get("/orders/{id}/history", get_order_history)
     app.router.add_get("/returns/{id}", get_return)

@@ -8,9 +8,14 @@ changed nothing, when the domain refuses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
+from domain.errors import DomainError
 from domain.identity import order_uuid, return_uuid
 from domain.orders import Order
+from domain.policy import ReturnPolicy
+from domain.refund_plan import needs_manual, plan_refund
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR
 from service.payloads import OrderPayload, ReturnPayload
@@ -85,3 +90,96 @@ def receive_return_update(uow: UnitOfWork, payload: ReturnPayload, cause: str) -
     if existing is None:
         uow.add(ret)
     return Receipt("return", commerce_id, outcome, ret.version)
+
+
+# Operator actions (SPEC section 7): each loads, decides through the aggregates, and answers the id.
+
+
+def _order(uow: UnitOfWork, commerce_id: str) -> Order:
+    order = uow.get(order_uuid(commerce_id), Order)
+    if order is None:
+        raise DomainError(f"no order {commerce_id}", code="NOT_FOUND")
+    return order
+
+
+def _return(uow: UnitOfWork, commerce_id: str) -> ReturnRequest:
+    ret = uow.get(return_uuid(commerce_id), ReturnRequest)
+    if ret is None:
+        raise DomainError(f"no return {commerce_id}", code="NOT_FOUND")
+    return ret
+
+
+def ship(uow: UnitOfWork, order_id: str, shipment: Shipment, actor: str, cause: str) -> str:
+    order = _order(uow, order_id)
+    order.ship(shipping_group_id=shipment.shipping_group_id, items=shipment.items,
+               tracking_number=shipment.tracking_number, ship_date=shipment.ship_date,
+               actor=actor, cause=cause)
+    return order_id
+
+
+def authorize(uow: UnitOfWork, return_id: str, request: Authorization, actor: str,
+              cause: str) -> str:
+    ret = _return(uow, return_id)
+    required = None
+    if request.items is not None:
+        required = {ret.find_item(ref)["returnItemId"]: flag for ref, flag in request.items}
+    ret.authorize(rma=request.rma, tracking_number=request.tracking_number,
+                  return_label=request.return_label, shipment_required=required,
+                  actor=actor, cause=cause)
+    return return_id
+
+
+def receive(uow: UnitOfWork, return_id: str, items: list[tuple[dict[str, Any], int]], actor: str,
+            cause: str) -> str:
+    _return(uow, return_id).receive(items, actor=actor, cause=cause)
+    return return_id
+
+
+def refund(uow: UnitOfWork, return_id: str, action: str, amounts: dict[str, Any] | None,
+           policy: ReturnPolicy, actor: str, cause: str) -> str:
+    """initiate -> PENDING_REFUND (then MANUAL_REFUND if a person must pay it), manual, settle."""
+    ret = _return(uow, return_id)
+    order = _order(uow, ret.order_id)
+    if action == "settle":
+        credited = ret.settle_refund(actor=actor, cause=cause)
+        if any(Decimal(v) > 0 for v in credited.values()):
+            order.credit({k: v for k, v in credited.items() if Decimal(v) > 0},
+                         return_id=return_id, actor=actor, cause=cause)
+        return return_id
+    plan = None
+    if action == "initiate" or amounts is not None or ret.refund_plan is None:
+        others = [r for r in (uow.get(return_uuid(i), ReturnRequest) for i in order.return_ids)
+                  if r is not None]
+        plan = plan_refund(order, ret, others, policy, amounts)
+    if action == "initiate":
+        assert plan is not None
+        ret.initiate_refund(plan, actor=actor, cause=cause)
+        reasons = needs_manual(plan, policy.manual_refund_payment_methods, order)
+        if reasons:
+            ret.require_manual_refund(plan, "; ".join(reasons), actor=actor, cause=cause)
+    elif action == "manual":
+        ret.require_manual_refund(plan, "operator chose a manual refund", actor=actor, cause=cause)
+    else:
+        raise DomainError(f"unknown refund action {action!r}", code="INVALID_INPUT")
+    return return_id
+
+
+def close(uow: UnitOfWork, return_id: str, reason: str, actor: str, cause: str) -> str:
+    _return(uow, return_id).close(reason, actor=actor, cause=cause)
+    return return_id
+
+
+@dataclass(frozen=True)
+class Shipment:
+    shipping_group_id: str
+    items: dict[str, int] | None
+    tracking_number: str | None
+    ship_date: str
+
+
+@dataclass(frozen=True)
+class Authorization:
+    rma: str | None
+    tracking_number: str | None
+    return_label: str | None
+    items: list[tuple[dict[str, Any], bool]] | None

@@ -37,7 +37,7 @@ def created_count(url: str) -> tuple[int, int]:
     counts = {"created": 0, "duplicate": 0}
     for line in text.splitlines():
         for outcome in counts:
-            if line.startswith(f'returnflow_webhooks_total{{outcome="webhook_{outcome}"'):
+            if line.startswith(f'returnflow_requests_total{{outcome="webhook_{outcome}"'):
                 counts[outcome] += int(line.rsplit(" ", 1)[1])
     return counts["created"], counts["duplicate"]
 

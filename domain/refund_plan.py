@@ -1,0 +1,129 @@
+"""What a return will refund, per payment group: the quote, a fresh calculation, or an override.
+
+The plan is what `initiate_refund` records and `settle_refund` credits, so the
+numbers Commerce is told are the numbers the refund maths produced (or an
+operator's override, checked against what each payment group can still take).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from domain.eligibility import count_returns, order_money
+from domain.errors import DomainError
+from domain.money import quantize
+from domain.orders import Order
+from domain.refunds import RefundTerms, ReturnSelection, calculate_refund
+from domain.returns import ReturnRequest
+
+
+def _selection(ret: ReturnRequest) -> dict[str, int]:
+    quantities: dict[str, int] = {}
+    for item in ret.items:
+        ci = item["commerceItemId"]
+        quantities[ci] = quantities.get(ci, 0) + item["quantityToReturn"]
+    return {k: v for k, v in quantities.items() if v > 0}
+
+
+def _quote_matches(quote: Mapping[str, Any] | None, selection: Mapping[str, int]) -> bool:
+    if not quote:
+        return False
+    quoted = {i["commerce_item_id"]: i["quantity"] for i in quote.get("items", [])}
+    return quoted == dict(selection)
+
+
+def remaining_by_group(order: Order) -> dict[str, Decimal]:
+    """What each payment group can still take: paid (capped at the order total) minus credited."""
+    money = order_money(order)
+    return {
+        p.payment_group_id: p.amount - Decimal(order.credited.get(p.payment_group_id, "0"))
+        for p in money.payments
+    }
+
+
+def plan_refund(
+    order: Order,
+    ret: ReturnRequest,
+    others: Sequence[ReturnRequest],
+    terms: RefundTerms,
+    override: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The refund plan for `ret`; an override `{"paymentGroups": {id: amount}}` is validated."""
+    currency = order.snapshot["currency"]
+    if override is not None:
+        return _override(order, override, currency)
+    selection = _selection(ret)
+    if not selection:
+        raise DomainError("the return has no quantities to refund", code="NOTHING_TO_REFUND")
+    quote = order.refund_quote
+    if quote is not None and _quote_matches(quote, selection):
+        source, calc = "CalculateRefund_Return", quote
+    else:
+        counts = count_returns(others, exclude=ret.commerce_id)
+        lines = {line.commerce_item_id: line.quantity for line in order_money(order).lines}
+        calculation = calculate_refund(
+            order_money(order),
+            ReturnSelection(
+                quantities=selection,
+                already_returned={
+                    ci: min(counts.returned.get(ci, 0), qty - selection.get(ci, 0))
+                    for ci, qty in lines.items()
+                },
+                already_credited={k: Decimal(v) for k, v in order.credited.items()},
+            ),
+            terms,
+        )
+        source, calc = "calculated", calculation.to_primitive()
+    payments = {p["payment_group_id"]: p["amount"] for p in calc["payments"]}
+    manual_methods = [p["payment_group_id"] for p in calc["payments"] if p.get("manual")]
+    return {
+        "source": source,
+        "currency": currency,
+        "total": calc["refund_total"],
+        "payments": payments,
+        "calculation": calc,
+        "manualReasons": list(calc.get("manual_reasons", [])) + [
+            f"payment group {pg} cannot be refunded automatically" for pg in manual_methods
+        ],
+    }
+
+
+def _override(order: Order, override: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    groups = override.get("paymentGroups")
+    if not isinstance(groups, Mapping) or not groups:
+        raise DomainError("amounts.paymentGroups must map payment group ids to amounts",
+                          code="INVALID_AMOUNTS")
+    room = remaining_by_group(order)
+    payments: dict[str, str] = {}
+    for group_id, raw in groups.items():
+        if group_id not in room:
+            raise DomainError(f"order {order.commerce_id} has no payment group {group_id}",
+                              code="INVALID_AMOUNTS")
+        try:
+            amount = Decimal(str(raw))
+        except InvalidOperation:
+            raise DomainError(f"amount for {group_id} is not a number", code="INVALID_AMOUNTS") from None
+        if not amount.is_finite() or amount < 0 or quantize(amount, currency) != amount:
+            raise DomainError(f"amount for {group_id} must be >= 0 in {currency}'s digits",
+                              code="INVALID_AMOUNTS")
+        if amount > room[group_id]:
+            raise DomainError(
+                f"{amount} exceeds what payment group {group_id} can still take ({room[group_id]})",
+                code="REFUND_EXCEEDS_PAYMENT",
+            )
+        payments[group_id] = str(amount)
+    total = sum((Decimal(v) for v in payments.values()), Decimal(0))
+    return {"source": "override", "currency": currency, "total": str(total), "payments": payments,
+            "calculation": None, "manualReasons": []}
+
+
+def needs_manual(plan: Mapping[str, Any], manual_methods: frozenset[str], order: Order) -> list[str]:
+    """Why a person must refund: the maths said so, or a payment method cannot be refunded by API."""
+    reasons = list(plan.get("manualReasons") or [])
+    methods = {p["id"]: p.get("paymentMethod") for p in order.snapshot["paymentGroups"]}
+    for group_id, amount in (plan.get("payments") or {}).items():
+        if Decimal(amount) > 0 and methods.get(group_id) in manual_methods:
+            reasons.append(f"payment method {methods[group_id]} of {group_id} is refunded by hand")
+    return sorted(set(reasons))
