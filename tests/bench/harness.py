@@ -45,17 +45,18 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
 
 @contextmanager
 def process(argv: Sequence[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
-    proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
-    try:
-        wait_for_port(port)
-        yield
-    finally:
-        proc.terminate()
+    log_path = Path(tempfile.gettempdir()) / f"bench-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            wait_for_port(port)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @contextmanager

@@ -17,8 +17,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.bench.harness import API_TOKEN, echo_server, returnflow_server, write_requests, wrk  # noqa: E402
-from tests.commerce_sim.seeds import seed_order_submit  # noqa: E402
+from tests.bench.harness import API_TOKEN, echo_server, returnflow_server, write_requests, wrk
+from tests.commerce_sim.seeds import seed_order_submit
 
 
 def order_bodies(count: int, prefix: str) -> list[tuple[str, bytes]]:

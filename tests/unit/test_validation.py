@@ -1,0 +1,197 @@
+"""Return Request Validation, judged in the domain: every context x every eligibility case."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from domain.machines import IllegalTransition
+from domain.orders import Order
+from domain.policy import NonReturnableReason, ReturnPolicy
+from domain.returns import ReturnRequest
+from domain.validation import SUBMIT_CONTEXTS, AskedItem, judge
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+POLICY = ReturnPolicy(nonreturnable_skus=frozenset({"sku-final"}))
+CONTEXTS = ["Initiate_Return", "CalculateRefund_Return", "Submit_Return", "Custom_Return",
+            "Initiate_Exchange", "Submit_Exchange", "Process_Exchange"]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def make_order(shipped_days_ago: int | None = 5) -> Order:
+    snapshot: dict[str, Any] = {
+        "id": "o1", "state": "SUBMITTED", "currency": "USD",
+        "submittedDate": iso(NOW - timedelta(days=(shipped_days_ago or 0) + 2)),
+        "priceInfo": {"total": "170.00", "amount": "160.00", "shipping": "10.00", "tax": "0.00",
+                      "discountAmount": "0.00"},
+        "commerceItems": [
+            {"id": "ci-a", "catalogRefId": "sku-a", "productId": "p-a", "quantity": 2,
+             "returnedQuantity": 0, "amount": "100.00", "tax": "0.00", "orderDiscountShare": "0.00"},
+            {"id": "ci-final", "catalogRefId": "sku-final", "productId": "p-f", "quantity": 1,
+             "returnedQuantity": 0, "amount": "30.00", "tax": "0.00", "orderDiscountShare": "0.00"},
+            {"id": "ci-c", "catalogRefId": "sku-c", "productId": "p-c", "quantity": 3,
+             "returnedQuantity": 0, "amount": "30.00", "tax": "0.00", "orderDiscountShare": "0.00"},
+        ],
+        "shippingGroups": [{"id": "sg1", "state": "INITIAL", "amount": "10.00",
+                            "shippingTax": "0.00", "items": [
+                                {"commerceItemId": c, "quantity": q, "returnedQuantity": 0}
+                                for c, q in (("ci-a", 2), ("ci-final", 1), ("ci-c", 3))]}],
+        "paymentGroups": [{"id": "pg1", "paymentMethod": "creditCard", "amount": "170.00",
+                           "amountCredited": "0.00", "currencyCode": "USD", "state": None}],
+    }
+    order = Order.submit(snapshot, last_modified=1, fingerprint="f", origin="order-submit",
+                         actor="commerce-webhook", cause="c")
+    if shipped_days_ago is not None:
+        order.ship(shipping_group_id="sg1", items=None, tracking_number="T",
+                   ship_date=iso(NOW - timedelta(days=shipped_days_ago)), actor="operator:w",
+                   cause="c")
+    return order
+
+
+def make_return(rid: str, item: str, to_return: int, received: int, state: str,
+                process: str = "Return") -> ReturnRequest:
+    item_state = "RETURNED" if received >= to_return else ("PARTIAL_RETURN" if received
+                                                            else "AWAITING_RETURN")
+    return ReturnRequest.receive_request(
+        {"id": rid, "orderId": "o1", "processName": process, "state": state,
+         "returnItemList": [{"returnItemId": f"{rid}-1", "commerceItemId": item, "state": item_state,
+                             "quantityToReturn": to_return, "quantityReceived": received,
+                             "returnShipmentRequired": True}],
+         "refund": {}, "details": {}},
+        version_key=1, fingerprint=rid, actor="commerce-webhook", cause="c",
+    )
+
+
+# scenario -> (order, returns, asked item, asked quantity, expected reason, expected available)
+def scenario(name: str) -> tuple[Order, list[ReturnRequest], str, int, NonReturnableReason | None, int]:
+    if name == "eligible":
+        return make_order(), [], "ci-a", 1, None, 2
+    if name == "window_expired":
+        return make_order(shipped_days_ago=45), [], "ci-a", 1, NonReturnableReason.RETURN_WINDOW_EXPIRED, 0
+    if name == "final_sale":
+        return make_order(), [], "ci-final", 1, NonReturnableReason.FINAL_SALE, 0
+    if name == "already_returned":
+        return (make_order(), [make_return("r0", "ci-a", 2, 2, "COMPLETE")], "ci-a", 1,
+                NonReturnableReason.ALREADY_RETURNED, 0)
+    if name == "partially_returned":
+        return make_order(), [make_return("r0", "ci-c", 1, 1, "COMPLETE")], "ci-c", 2, None, 2
+    if name == "in_open_return":
+        return (make_order(), [make_return("r0", "ci-c", 2, 0, "PENDING_CUSTOMER_ACTION")], "ci-c",
+                1, None, 1)
+    if name == "unshipped":
+        return make_order(shipped_days_ago=None), [], "ci-a", 1, NonReturnableReason.UNFULFILLED, 0
+    if name == "unknown_item":
+        return make_order(), [], "ci-nope", 1, NonReturnableReason.NOT_FOUND, 0
+    if name == "over_asked":
+        return make_order(), [], "ci-a", 3, None, 2
+    raise AssertionError(name)
+
+
+SCENARIOS = ["eligible", "window_expired", "final_sale", "already_returned",
+             "partially_returned", "in_open_return", "unshipped", "unknown_item", "over_asked"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_every_context_by_every_case(context: str, name: str) -> None:
+    order, returns, item, quantity, reason, available = scenario(name)
+    verdict = judge(context, "o1", order, returns, [AskedItem(item, "sg1", quantity)], POLICY, NOW)
+    (answer,) = verdict.items
+    assert answer.verdict.reason == reason
+    assert answer.verdict.returnable is (reason is None)
+    assert answer.verdict.quantity_available == available
+    refused = context in SUBMIT_CONTEXTS and (reason is not None or quantity > available)
+    assert (verdict.refusal is not None) is refused
+    if refused:
+        assert verdict.nonreturnable
+        assert item in (verdict.refusal or "")
+    if context == "CalculateRefund_Return" and not refused:
+        assert verdict.refund is not None
+        assert verdict.refund.items[0].quantity == quantity
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_truncated_list_is_answered_from_the_stored_order(context: str) -> None:
+    verdict = judge(context, "o1", make_order(), [], None, POLICY, NOW)
+    by_item = {a.commerce_item_id: a.verdict for a in verdict.items}
+    assert set(by_item) == {"ci-a", "ci-final", "ci-c"}
+    assert by_item["ci-final"].reason == NonReturnableReason.FINAL_SALE
+    assert by_item["ci-a"].quantity_available == 2
+    assert verdict.refusal is None
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_unknown_order_is_not_found_not_a_crash(context: str) -> None:
+    verdict = judge(context, "o404", None, [], [AskedItem("ci-a", None, 1)], POLICY, NOW)
+    assert verdict.nonreturnable
+    assert verdict.reason[0] == NonReturnableReason.NOT_FOUND
+    assert verdict.items[0].verdict.reason == NonReturnableReason.NOT_FOUND
+
+
+def test_exchange_window_is_separate_from_return_window() -> None:
+    policy = ReturnPolicy(return_window_days=30, exchange_window_days=60)
+    order = make_order(shipped_days_ago=45)
+    asked = [AskedItem("ci-a", "sg1", 1)]
+    assert judge("Initiate_Return", "o1", order, [], asked, policy, NOW).nonreturnable
+    assert not judge("Initiate_Exchange", "o1", order, [], asked, policy, NOW).nonreturnable
+
+
+@pytest.mark.parametrize(("received", "allowed"), [(0, False), (1, False), (2, True)])
+def test_process_exchange_only_after_the_goods_are_received(received: int, allowed: bool) -> None:
+    order = make_order()
+    exchange = make_return("x1", "ci-a", 2, received, "PENDING_CUSTOMER_ACTION", process="Exchange")
+    asked = [AskedItem("ci-a", "sg1", 0)]
+    for context in ("Initiate_Exchange", "Submit_Exchange"):
+        verdict = judge(context, "o1", order, [exchange], asked, POLICY, NOW)
+        assert order.record_validation(context=context, facts=verdict.lifecycle_facts, answer={},
+                                       answer_fingerprint=context, refund_quote=None,
+                                       actor="commerce-webhook", cause="c")
+    verdict = judge("Process_Exchange", "o1", order, [exchange], asked, POLICY, NOW, "x1")
+    assert verdict.lifecycle_facts == {"goods_received": allowed}
+    before = len(order.pending_events)
+    if allowed:
+        assert order.record_validation(context="Process_Exchange", facts=verdict.lifecycle_facts,
+                                       answer={}, answer_fingerprint="p", refund_quote=None,
+                                       actor="commerce-webhook", cause="c")
+        assert order.lifecycle_state == "EXCHANGE_PROCESSED"
+    else:
+        with pytest.raises(IllegalTransition):
+            order.record_validation(context="Process_Exchange", facts=verdict.lifecycle_facts,
+                                    answer={}, answer_fingerprint="p", refund_quote=None,
+                                    actor="commerce-webhook", cause="c")
+        assert len(order.pending_events) == before
+        assert order.lifecycle_state == "EXCHANGE_SUBMITTED"
+
+
+def test_same_question_same_answer_records_nothing_new() -> None:
+    order = make_order()
+    kwargs: dict[str, Any] = {"facts": {}, "answer": {}, "refund_quote": None,
+                              "actor": "commerce-webhook", "cause": "c"}
+    assert order.record_validation(context="Initiate_Return", answer_fingerprint="a", **kwargs)
+    assert not order.record_validation(context="Initiate_Return", answer_fingerprint="a", **kwargs)
+    assert order.record_validation(context="Initiate_Return", answer_fingerprint="b", **kwargs)
+
+
+def test_submit_return_before_refund_calculation_is_refused() -> None:
+    order = make_order()
+    with pytest.raises(IllegalTransition):
+        order.record_validation(context="Submit_Return", facts={}, answer={},
+                                answer_fingerprint="s", refund_quote=None,
+                                actor="commerce-webhook", cause="c")
+
+
+def test_calculate_refund_on_the_seed_style_order() -> None:
+    """Returning 1 of 2 discounted jackets: half the line's net, no shipping yet."""
+    order = make_order()
+    verdict = judge("CalculateRefund_Return", "o1", order, [], [AskedItem("ci-a", "sg1", 1)],
+                    ReturnPolicy(), NOW)
+    assert verdict.refund is not None
+    assert verdict.refund.item_total == Decimal("50.00")
+    assert verdict.refund.shipping_total == Decimal("0.00")
+    assert verdict.refund.refund_total == Decimal("50.00")
