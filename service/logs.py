@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 from service.redaction import scrub_processor
 
 
-def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
+def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None) -> None:
     renderer: structlog.types.Processor
     use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     if use_console:
@@ -29,6 +30,6 @@ def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
