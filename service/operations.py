@@ -36,7 +36,7 @@ def receive_order(
     uow: UnitOfWork, payload: OrderPayload, cause: str, *, origin: str = "order-submit"
 ) -> Receipt:
     commerce_id = payload.snapshot["id"]
-    order = uow.get(order_uuid(commerce_id), Order)
+    order = uow.get(order_uuid(commerce_id), Order, expect_new=origin == "order-submit")
     if order is None:
         order = Order.submit(
             payload.snapshot,

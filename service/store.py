@@ -21,9 +21,10 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Transcoder
 
 from domain.errors import DomainError
+from service.transcoding import OrjsonTranscoder
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,11 @@ class EventStore(Application[UUID]):
     """Returnflow's event store: orders and return requests, one notification log."""
 
     name = "Returnflow"
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
 
 def store_env(url: str) -> dict[str, str]:
@@ -69,14 +75,23 @@ def open_store(url: str) -> EventStore:
 
 
 class UnitOfWork:
-    """The aggregates one batch touches: commands in a batch see each other's changes."""
+    """The aggregates one batch touches: commands in a batch see each other's changes.
 
-    def __init__(self, store: EventStore) -> None:
+    An optimistic unit of work does not read aggregates a command expects to be
+    new (an Order Submit): if one existed after all, the save collides on its
+    deterministic id and the writer runs the batch again, one command at a time,
+    without optimism. Duplicates are rare, so most creations skip a read.
+    """
+
+    def __init__(self, store: EventStore, *, optimistic: bool = False) -> None:
         self.store = store
+        self.optimistic = optimistic
         self._aggregates: dict[UUID, Aggregate] = {}
 
-    def get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+    def get(self, aggregate_id: UUID, kind: type[A], *, expect_new: bool = False) -> A | None:
         found = self._aggregates.get(aggregate_id)
+        if found is None and expect_new and self.optimistic:
+            return None
         if found is None:
             try:
                 found = self.store.repository.get(aggregate_id)
@@ -178,7 +193,7 @@ class Writer:
 
     def _commit_together(self, batch: list[_Job]) -> bool:
         """All commands, one transaction. False: fall back to one at a time."""
-        uow = UnitOfWork(self.store)
+        uow = UnitOfWork(self.store, optimistic=True)
         results: list[tuple[_Job, Any, BaseException | None]] = []
         for job in batch:
             before = uow.pending_count()
