@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +31,7 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Binds a request id to every log line of the request and echoes it back."""
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     try:

@@ -6,9 +6,14 @@ import logging
 import sys
 from typing import TextIO
 
+import orjson
 import structlog
 
 from service.redaction import scrub_processor
+
+
+def _dumps(value: object, **_: object) -> str:
+    return orjson.dumps(value, default=str).decode()
 
 
 def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None) -> None:
@@ -19,7 +24,7 @@ def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextI
             key_order=["timestamp", "level", "event", "request_id"], drop_missing=True
         )
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
