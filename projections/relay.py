@@ -1,0 +1,148 @@
+"""The outbox relay: the event store's notification log -> `returnflow.events`, in order.
+
+The store is the source of truth. The relay reads from its tracked position,
+publishes each event as a CloudEvent keyed by the return or order id (so one
+resource's events share a partition and stay in order) with an idempotent
+producer, and advances the position only once the broker acknowledged the
+whole page. Kafka down: webhooks are still stored; the relay retries the same
+page until the broker is back, losing and reordering nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEvent
+
+from projections.cloudevents import StateFolder, encode, to_cloudevent
+from projections.positions import PositionStore
+
+log = structlog.get_logger(__name__)
+
+EVENTS_TOPIC = "returnflow.events"
+DLQ_TOPIC = "returnflow.commerce.dlq"
+
+
+def read_page(store: Application[UUID], after: int, limit: int) -> list[tuple[int, DomainEvent]]:
+    """Notifications after `after`, decoded; synchronous (run it off the event loop)."""
+    notifications = store.recorder.select_notifications(after + 1, limit)
+    page = []
+    for notification in notifications:
+        event = store.mapper.to_domain_event(notification)
+        assert isinstance(event, DomainEvent)
+        page.append((notification.id, event))
+    return page
+
+
+def cloudevents_page(
+    store: Application[UUID], folder: StateFolder, after: int, limit: int
+) -> list[dict[str, Any]]:
+    return [to_cloudevent(nid, event, folder.after(event)) for nid, event in read_page(store, after, limit)]
+
+
+async def ensure_topics(bootstrap: str, partitions: int = 6) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+                  for t in (EVENTS_TOPIC, DLQ_TOPIC) if t not in existing]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+
+
+class Relay:
+    def __init__(
+        self,
+        store: Application[UUID],
+        positions: PositionStore,
+        bootstrap: str,
+        *,
+        topic: str = EVENTS_TOPIC,
+        page_size: int = 500,
+        idle_s: float = 0.05,
+        name: str = "relay",
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.positions = positions
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.page_size = page_size
+        self.idle_s = idle_s
+        self.name = name
+        self.progress = progress
+        self.folder = StateFolder(store)
+        self.published = 0
+
+    def _producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            request_timeout_ms=15_000,
+            max_batch_size=1_048_576,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set; reconnects with backoff while the broker is away."""
+        backoff = 0.2
+        while not stop.is_set():
+            producer = self._producer()
+            try:
+                await ensure_topics(self.bootstrap)
+                await producer.start()
+                backoff = 0.2
+                await self._publish(producer, stop)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning("relay_kafka_unavailable", error=type(exc).__name__, retry_in_s=backoff)
+                await sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                await _stop_quietly(producer)
+
+    async def _publish(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            position = await asyncio.to_thread(self.positions.get, self.name)
+            page = await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
+                                           self.page_size)
+            if not page:
+                await sleep_or_stop(stop, self.idle_s)
+                continue
+            started = time.perf_counter()
+            futures = [
+                await producer.send(self.topic, key=m["subject"].encode(), value=encode(m))
+                for m in page
+            ]
+            await asyncio.gather(*futures)
+            last = page[-1]["data"]["notificationId"]
+            await asyncio.to_thread(self.positions.set, self.name, last)
+            self.published += len(page)
+            if self.progress:
+                self.progress(self.published)
+            log.info("relay_published", events=len(page), position=last,
+                     ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(TimeoutError, KafkaError, OSError):
+        await producer.stop()

@@ -1,0 +1,348 @@
+"""Projecting events into Commerce Admin API calls: the same code behind Kafka and embedded mode.
+
+Effectively once: every message names its resource and version; the ledger
+remembers, per resource and operation, the last version applied and the hash
+of the body sent. Older or already applied versions are skipped, a burst for
+one resource is coalesced into one call carrying its latest state, and a body
+identical to the last one sent is not sent again. Bodies are absolute, so the
+one case that repeats a call (a crash after the call, before the ledger write)
+sets the same values twice and credits nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from eventsourcing.application import Application
+
+from projections.cloudevents import StateFolder, decode
+from projections.commerce_bodies import CommerceCall, Flavour, commerce_call
+from projections.positions import PositionStore
+from projections.relay import DLQ_TOPIC, EVENTS_TOPIC, cloudevents_page, ensure_topics, sleep_or_stop
+
+log = structlog.get_logger(__name__)
+GROUP_ID = "returnflow-commerce-sync"
+TYPE_PREFIX = "com.returnflow."
+
+
+class Outcome(Protocol):
+    status: int
+    attempts: int
+    elapsed_ms: float
+    ok: bool
+    dead_letter_reason: str | None
+
+
+class Commerce(Protocol):
+    async def update_return_request(self, return_id: str, body: dict[str, Any]) -> Any: ...
+
+    async def update_order(self, order_id: str, body: dict[str, Any]) -> Any: ...
+
+
+class CommerceUnreachable(Exception):
+    """Commerce kept failing with retriable errors: leave the messages for a later attempt."""
+
+
+@dataclass(frozen=True)
+class LoggedOutcome:
+    status: int = 0
+    attempts: int = 0
+    elapsed_ms: float = 0.0
+    ok: bool = True
+    dead_letter_reason: str | None = None
+    response: Any = None
+
+
+class LoggingCommerce:
+    """No RETURNFLOW_COMMERCE_URL: say what would be sent, so the embedded default shows it."""
+
+    async def update_return_request(self, return_id: str, body: dict[str, Any]) -> LoggedOutcome:
+        log.info("commerce_call_not_sent", operation="updateReturnRequest", id=return_id,
+                 body=_jsonable(body))
+        return LoggedOutcome()
+
+    async def update_order(self, order_id: str, body: dict[str, Any]) -> LoggedOutcome:
+        log.info("commerce_call_not_sent", operation="updateOrder", id=order_id,
+                 body=_jsonable(body))
+        return LoggedOutcome()
+
+
+def _jsonable(body: dict[str, Any]) -> Any:
+    return orjson.loads(orjson.dumps(body, default=str))
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(body, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class SyncLedger:
+    """Table `rf_sync_ledger` and `rf_commerce_calls`: what was applied, and every call's outcome."""
+
+    def __init__(self, database: str) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None,
+                                   timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS rf_sync_ledger (subject TEXT NOT NULL, operation TEXT NOT "
+            "NULL, version INTEGER NOT NULL, body_hash TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "PRIMARY KEY (subject, operation))"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS rf_commerce_calls (id INTEGER PRIMARY KEY, subject TEXT NOT "
+            "NULL, event_id TEXT NOT NULL, version INTEGER NOT NULL, method TEXT NOT NULL, path TEXT "
+            "NOT NULL, status INTEGER NOT NULL, attempts INTEGER NOT NULL, elapsed_ms REAL NOT NULL, "
+            "at TEXT NOT NULL, reason TEXT)"
+        )
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS rf_commerce_calls_subject ON rf_commerce_calls (subject, id)"
+        )
+
+    def last(self, subject: str, operation: str) -> tuple[int, str] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version, body_hash FROM rf_sync_ledger WHERE subject = ? AND operation = ?",
+                (subject, operation),
+            ).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def applied(self, subject: str, operation: str, version: int, digest: str,
+                call: CommerceCall | None, event_id: str, outcome: Outcome | None) -> None:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO rf_sync_ledger VALUES (?, ?, ?, ?, ?) ON CONFLICT(subject, operation) "
+                "DO UPDATE SET version = excluded.version, body_hash = excluded.body_hash, "
+                "updated_at = excluded.updated_at",
+                (subject, operation, version, digest, now),
+            )
+            if call is not None and outcome is not None:
+                self._db.execute(
+                    "INSERT INTO rf_commerce_calls (subject, event_id, version, method, path, status,"
+                    " attempts, elapsed_ms, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (subject, event_id, version, call.method, call.path, outcome.status,
+                     outcome.attempts, outcome.elapsed_ms, now, outcome.dead_letter_reason),
+                )
+            self._db.execute("COMMIT")
+
+    def calls_for(self, subject: str) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT event_id, version, method, path, status, attempts, elapsed_ms, at, reason "
+                "FROM rf_commerce_calls WHERE subject = ? ORDER BY id", (subject,),
+            )
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+DeadLetter = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class CommerceProjector:
+    """Turns a batch of CloudEvents into the fewest absolute Commerce calls, in per-resource order."""
+
+    def __init__(self, commerce: Commerce, ledger: SyncLedger, dead_letter: DeadLetter | None = None,
+                 *, flavour: Flavour = "classic", concurrency: int = 16) -> None:
+        self.commerce = commerce
+        self.ledger = ledger
+        self.dead_letter = dead_letter
+        self.flavour = flavour
+        self._slots = asyncio.Semaphore(concurrency)
+        self.calls = 0
+        self.lag_ms: list[float] = []
+
+    async def project(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Raises CommerceUnreachable if any resource could not be updated (nothing is lost)."""
+        latest: dict[tuple[str, str], tuple[dict[str, Any], CommerceCall]] = {}
+        for message in messages:
+            event = message["data"]["event"]
+            call = commerce_call(event["type"], event.get("trigger"), message["data"]["state"],
+                                 self.flavour)
+            if call is None:
+                continue
+            key = (call.subject, call.operation)
+            previous = latest.get(key)
+            if previous is None or _version(message) > _version(previous[0]):
+                latest[key] = (message, call)
+        results = await asyncio.gather(
+            *(self._apply(message, call) for message, call in latest.values()),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, CommerceUnreachable):
+                raise failure
+        if failures:
+            raise CommerceUnreachable(f"{len(failures)} resource(s) not updated")
+
+    async def _apply(self, message: dict[str, Any], call: CommerceCall) -> None:
+        version = _version(message)
+        digest = body_hash(call.body)
+        last = await asyncio.to_thread(self.ledger.last, call.subject, call.operation)
+        if last is not None and (version <= last[0] or digest == last[1]):
+            if version > last[0]:
+                await asyncio.to_thread(self.ledger.applied, call.subject, call.operation, version,
+                                        digest, None, message["id"], None)
+            return
+        async with self._slots:
+            try:
+                if call.operation == "updateReturnRequest":
+                    outcome = await self.commerce.update_return_request(call.subject, call.body)
+                else:
+                    outcome = await self.commerce.update_order(call.subject, call.body)
+            except Exception as exc:
+                if type(exc).__name__ in ("CommerceUnavailable", "CommerceUnreachable"):
+                    log.warning("commerce_unavailable", subject=call.subject, error=str(exc))
+                    raise CommerceUnreachable(str(exc)) from exc
+                raise
+        self.calls += 1
+        self.lag_ms.append(_lag_ms(message))
+        if not outcome.ok and self.dead_letter is not None:
+            await self.dead_letter({
+                "event": message["id"], "subject": call.subject, "operation": call.operation,
+                "request": {"method": call.method, "path": call.path, "body": _jsonable(call.body)},
+                "status": outcome.status, "response": getattr(outcome, "response", None),
+                "reason": outcome.dead_letter_reason,
+                "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            })
+        log.info("commerce_call", subject=call.subject, operation=call.operation, version=version,
+                 status=outcome.status, attempts=outcome.attempts, ok=outcome.ok,
+                 reason=outcome.dead_letter_reason)
+        await asyncio.to_thread(self.ledger.applied, call.subject, call.operation, version, digest,
+                                call, message["id"], outcome)
+
+
+def _version(message: dict[str, Any]) -> int:
+    return int(message["data"]["event"]["version"])
+
+
+def _lag_ms(message: dict[str, Any]) -> float:
+    sent = datetime.fromisoformat(message["time"].replace("Z", "+00:00"))
+    return (datetime.now(UTC) - sent).total_seconds() * 1000
+
+
+class KafkaSync:
+    """Consumer group `returnflow-commerce-sync`: commit only what was applied or dead-lettered."""
+
+    def __init__(self, bootstrap: str, projector: CommerceProjector, *, topic: str = EVENTS_TOPIC,
+                 max_records: int = 500) -> None:
+        self.bootstrap = bootstrap
+        self.projector = projector
+        self.topic = topic
+        self.max_records = max_records
+        self.consumed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            consumer = AIOKafkaConsumer(
+                self.topic, bootstrap_servers=self.bootstrap, group_id=GROUP_ID,
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+                max_poll_interval_ms=300_000,
+            )
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+            try:
+                await ensure_topics(self.bootstrap)
+                await consumer.start()
+                await producer.start()
+                self.projector.dead_letter = partial_dead_letter(producer)
+                backoff = 0.2
+                await self._consume(consumer, stop)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning("sync_kafka_unavailable", error=type(exc).__name__, retry_in_s=backoff)
+                await sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                for client in (consumer, producer):
+                    with contextlib.suppress(TimeoutError, KafkaError, OSError):
+                        await client.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            if not batch:
+                continue
+            messages = []
+            for records in batch.values():
+                for record in records:
+                    try:
+                        assert record.value is not None
+                        messages.append(decode(record.value))
+                    except (ValueError, AssertionError, orjson.JSONDecodeError):
+                        log.error("sync_bad_message", partition=record.partition,
+                                  offset=record.offset)
+            try:
+                await self.projector.project(messages)
+            except CommerceUnreachable:
+                for tp, records in batch.items():
+                    consumer.seek(tp, records[0].offset)
+                await sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.1
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            self.consumed += len(messages)
+
+
+def partial_dead_letter(producer: AIOKafkaProducer) -> DeadLetter:
+    async def send(record: dict[str, Any]) -> None:
+        await producer.send_and_wait(DLQ_TOPIC, key=str(record["subject"]).encode(),
+                                     value=orjson.dumps(record, default=str))
+    return send
+
+
+class EmbeddedSync:
+    """No Kafka: the same projector, fed straight from the notification log."""
+
+    def __init__(self, store: Application[UUID], positions: PositionStore,
+                 projector: CommerceProjector, *, page_size: int = 200, idle_s: float = 0.05,
+                 name: str = "embedded-sync") -> None:
+        self.store = store
+        self.positions = positions
+        self.projector = projector
+        self.page_size = page_size
+        self.idle_s = idle_s
+        self.name = name
+        self.folder = StateFolder(store)
+        self.wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            position = await asyncio.to_thread(self.positions.get, self.name)
+            page = await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
+                                           self.page_size)
+            if not page:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=self.idle_s)
+                continue
+            try:
+                await self.projector.project(page)
+            except CommerceUnreachable:
+                await sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.2
+            await asyncio.to_thread(self.positions.set, self.name,
+                                    page[-1]["data"]["notificationId"])
