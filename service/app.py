@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from service import operator_api, validation, webhooks
+from service.background import Background
 from service.config import Settings, load_policy
 from service.context import SERVICES, Services
 from service.errors import ApiError, error_response
@@ -190,8 +191,11 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
 
+    background = Background(settings, store, writer)
+
     async def start(_: web.Application) -> None:
         writer.start()
+        await background.start()
         if settings.development_mode:
             log.warning(
                 "DEVELOPMENT_MODE",
@@ -202,6 +206,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
             )
 
     async def stop(_: web.Application) -> None:
+        await background.close()
         await asyncio.to_thread(writer.stop)
         if own_store:
             store.close()

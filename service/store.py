@@ -141,6 +141,8 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="returnflow-writer", daemon=True)
         self._started = False
         self._lock = threading.Lock()
+        self.on_commit: list[Callable[[], None]] = []
+        """Called on the writer thread after each commit that stored events (wakes followers)."""
 
     def start(self) -> None:
         with self._lock:
@@ -180,6 +182,8 @@ class Writer:
                     break
                 batch.append(job)
             self._commit(batch)
+            for hook in self.on_commit:
+                hook()
             if stopping:
                 return
 

@@ -1,0 +1,75 @@
+"""What `returnflow serve` runs beside the HTTP API: the relay (Kafka configured) or the
+embedded Commerce sync (no Kafka), both following the event store's notification log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from projections.positions import PositionStore, side_database
+from projections.relay import Relay
+from projections.sync import CommerceProjector, EmbeddedSync, LoggingCommerce, SyncLedger
+from service.config import Settings
+from service.store import EventStore, Writer
+
+log = structlog.get_logger(__name__)
+
+
+def make_commerce(settings: Settings) -> Any:
+    """The Admin API client when RETURNFLOW_COMMERCE_URL is set, else one that only logs."""
+    if not settings.commerce_url:
+        return LoggingCommerce()
+    from projections.commerce_client import CommerceClient
+
+    return CommerceClient(settings.commerce_url, settings.commerce_app_key or "")
+
+
+class Background:
+    def __init__(self, settings: Settings, store: EventStore, writer: Writer) -> None:
+        self.settings = settings
+        self.store = store
+        self.writer = writer
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closers: list[Any] = []
+        self.embedded: EmbeddedSync | None = None
+
+    async def start(self) -> None:
+        database = side_database(self.settings.store)
+        positions = PositionStore(database)
+        self.closers.append(positions)
+        if self.settings.kafka_bootstrap:
+            relay = Relay(self.store, positions, self.settings.kafka_bootstrap)
+            self.tasks.append(asyncio.create_task(relay.run(self.stop), name="relay"))
+            log.info("relay_started", bootstrap=self.settings.kafka_bootstrap)
+            return
+        ledger = SyncLedger(database)
+        self.closers.append(ledger)
+        commerce = make_commerce(self.settings)
+        self.closers.append(commerce)
+        embedded = EmbeddedSync(self.store, positions, CommerceProjector(commerce, ledger))
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(embedded.wake.set)
+
+        self.writer.on_commit.append(wake)
+        self.embedded = embedded
+        self.tasks.append(asyncio.create_task(embedded.run(self.stop), name="embedded-sync"))
+        log.info("embedded_sync_started", commerce=self.settings.commerce_url or "log only")
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+        for closer in reversed(self.closers):
+            close = getattr(closer, "close", None)
+            if close is None:
+                continue
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
