@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
 
+from projections.positions import PositionStore, side_database
+from projections.relay import Relay
+from projections.sync import CommerceProjector, KafkaSync, SyncLedger
 from service import logs
 from service.app import create_app
+from service.background import make_commerce
 from service.config import ConfigError, Settings
+from service.store import open_store
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP (unset: embedded)")
     serve.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL")
     serve.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    relay = commands.add_parser("relay", help="publish the event store to Kafka (returnflow.events)")
+    _common(relay)
+    relay.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
+    sync = commands.add_parser("sync", help="consume returnflow.events into Commerce Admin API calls")
+    _common(sync)
+    sync.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
+    sync.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL (unset: log the calls)")
+    sync.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
     return parser
 
 
@@ -63,6 +78,52 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def _run_until_signalled(runner: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await runner(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def relay(settings: Settings) -> int:
+    if not settings.kafka_bootstrap:
+        raise ConfigError("returnflow relay needs RETURNFLOW_KAFKA_BOOTSTRAP")
+    store = open_store(settings.store)
+    positions = PositionStore(side_database(settings.store))
+    log.info("relay_starting", bootstrap=settings.kafka_bootstrap, store=settings.store)
+    try:
+        return _run_until_signalled(Relay(store, positions, settings.kafka_bootstrap).run)
+    finally:
+        positions.close()
+        store.close()
+
+
+def sync(settings: Settings) -> int:
+    if not settings.kafka_bootstrap:
+        raise ConfigError("returnflow sync needs RETURNFLOW_KAFKA_BOOTSTRAP")
+    ledger = SyncLedger(side_database(settings.store))
+
+    async def run(stop: asyncio.Event) -> None:
+        commerce = make_commerce(settings)
+        try:
+            await KafkaSync(settings.kafka_bootstrap or "", CommerceProjector(commerce, ledger)).run(stop)
+        finally:
+            close = getattr(commerce, "close", None)
+            if close is not None:
+                await close()
+
+    log.info("sync_starting", bootstrap=settings.kafka_bootstrap, commerce=settings.commerce_url)
+    try:
+        return _run_until_signalled(run)
+    finally:
+        ledger.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -70,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_format)
         if args.command == "serve":
             return serve(settings)
+        if args.command == "relay":
+            return relay(settings)
+        if args.command == "sync":
+            return sync(settings)
     except ConfigError as exc:
         print(f"returnflow: {exc}", file=sys.stderr)
         return 2

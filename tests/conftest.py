@@ -16,7 +16,7 @@ from service.app import create_app
 from service.config import Settings
 from service.context import SERVICES, Services
 
-# pytest_plugins = ["tests.kafka.plugin"]  # enabled once the broker plugin lands
+pytest_plugins = ["tests.kafka.plugin"]
 
 SECRET = base64.b64encode(b"returnflow-test-secret-0123456789").decode()
 OLD_SECRET = base64.b64encode(b"returnflow-previous-secret-xyz").decode()
