@@ -50,13 +50,14 @@ def cloudevents_page(
     return [to_cloudevent(nid, event, folder.after(event)) for nid, event in read_page(store, after, limit)]
 
 
-async def ensure_topics(bootstrap: str, partitions: int = 6) -> None:
+async def ensure_topics(bootstrap: str, topics: tuple[str, ...] = (EVENTS_TOPIC, DLQ_TOPIC),
+                        partitions: int = 6) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1)
-                  for t in (EVENTS_TOPIC, DLQ_TOPIC) if t not in existing]
+                  for t in topics if t not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
@@ -104,7 +105,7 @@ class Relay:
         while not stop.is_set():
             producer = self._producer()
             try:
-                await ensure_topics(self.bootstrap)
+                await ensure_topics(self.bootstrap, (self.topic,))
                 await producer.start()
                 backoff = 0.2
                 await self._publish(producer, stop)

@@ -243,10 +243,13 @@ class KafkaSync:
     """Consumer group `returnflow-commerce-sync`: commit only what was applied or dead-lettered."""
 
     def __init__(self, bootstrap: str, projector: CommerceProjector, *, topic: str = EVENTS_TOPIC,
+                 dlq_topic: str = DLQ_TOPIC, group_id: str = GROUP_ID,
                  max_records: int = 500) -> None:
         self.bootstrap = bootstrap
         self.projector = projector
         self.topic = topic
+        self.dlq_topic = dlq_topic
+        self.group_id = group_id
         self.max_records = max_records
         self.consumed = 0
 
@@ -254,17 +257,17 @@ class KafkaSync:
         backoff = 0.2
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
-                self.topic, bootstrap_servers=self.bootstrap, group_id=GROUP_ID,
+                self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
                 max_poll_interval_ms=300_000,
             )
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
             try:
-                await ensure_topics(self.bootstrap)
+                await ensure_topics(self.bootstrap, (self.topic, self.dlq_topic))
                 await consumer.start()
                 await producer.start()
-                self.projector.dead_letter = partial_dead_letter(producer)
+                self.projector.dead_letter = partial_dead_letter(producer, self.dlq_topic)
                 backoff = 0.2
                 await self._consume(consumer, stop)
             except (TimeoutError, KafkaError, OSError) as exc:
@@ -304,9 +307,9 @@ class KafkaSync:
             self.consumed += len(messages)
 
 
-def partial_dead_letter(producer: AIOKafkaProducer) -> DeadLetter:
+def partial_dead_letter(producer: AIOKafkaProducer, topic: str = DLQ_TOPIC) -> DeadLetter:
     async def send(record: dict[str, Any]) -> None:
-        await producer.send_and_wait(DLQ_TOPIC, key=str(record["subject"]).encode(),
+        await producer.send_and_wait(topic, key=str(record["subject"]).encode(),
                                      value=orjson.dumps(record, default=str))
     return send
 

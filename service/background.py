@@ -12,7 +12,7 @@ import structlog
 from projections.positions import PositionStore, side_database
 from projections.relay import Relay
 from projections.sync import CommerceProjector, EmbeddedSync, LoggingCommerce, SyncLedger
-from service.config import Settings
+from service.config import KafkaNames, Settings
 from service.store import EventStore, Writer
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,11 @@ class Background:
         positions = PositionStore(database)
         self.closers.append(positions)
         if self.settings.kafka_bootstrap:
-            relay = Relay(self.store, positions, self.settings.kafka_bootstrap)
+            if not self.settings.relay_inline:
+                log.info("relay_not_inline", advice="run `returnflow relay` beside the service")
+                return
+            relay = Relay(self.store, positions, self.settings.kafka_bootstrap,
+                          topic=KafkaNames.from_env().events)
             self.tasks.append(asyncio.create_task(relay.run(self.stop), name="relay"))
             log.info("relay_started", bootstrap=self.settings.kafka_bootstrap)
             return

@@ -17,7 +17,7 @@ from projections.sync import CommerceProjector, KafkaSync, SyncLedger
 from service import logs
 from service.app import create_app
 from service.background import make_commerce
-from service.config import ConfigError, Settings
+from service.config import ConfigError, KafkaNames, Settings
 from service.store import open_store
 
 log = structlog.get_logger(__name__)
@@ -91,19 +91,22 @@ def _run_until_signalled(runner: Callable[[asyncio.Event], Awaitable[None]]) -> 
 
 
 def relay(settings: Settings) -> int:
+    topics = KafkaNames.from_env()
     if not settings.kafka_bootstrap:
         raise ConfigError("returnflow relay needs RETURNFLOW_KAFKA_BOOTSTRAP")
     store = open_store(settings.store)
     positions = PositionStore(side_database(settings.store))
     log.info("relay_starting", bootstrap=settings.kafka_bootstrap, store=settings.store)
     try:
-        return _run_until_signalled(Relay(store, positions, settings.kafka_bootstrap).run)
+        relay = Relay(store, positions, settings.kafka_bootstrap, topic=topics.events)
+        return _run_until_signalled(relay.run)
     finally:
         positions.close()
         store.close()
 
 
 def sync(settings: Settings) -> int:
+    topics = KafkaNames.from_env()
     if not settings.kafka_bootstrap:
         raise ConfigError("returnflow sync needs RETURNFLOW_KAFKA_BOOTSTRAP")
     ledger = SyncLedger(side_database(settings.store))
@@ -111,7 +114,9 @@ def sync(settings: Settings) -> int:
     async def run(stop: asyncio.Event) -> None:
         commerce = make_commerce(settings)
         try:
-            await KafkaSync(settings.kafka_bootstrap or "", CommerceProjector(commerce, ledger)).run(stop)
+            consumer = KafkaSync(settings.kafka_bootstrap or "", CommerceProjector(commerce, ledger),
+                                 topic=topics.events, dlq_topic=topics.dlq, group_id=topics.group)
+            await consumer.run(stop)
         finally:
             close = getattr(commerce, "close", None)
             if close is not None:

@@ -31,6 +31,8 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = 2 * 1024 * 1024
     log_format: str = "auto"
+    relay_inline: bool = True
+    """With Kafka: run the relay inside `serve` (False when `returnflow relay` runs apart)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -58,6 +60,7 @@ class Settings:
             port=port,
             max_body_bytes=max_body,
             log_format=get("LOG_FORMAT") or "auto",
+            relay_inline=(get("RELAY_INLINE") or "true").lower() not in ("0", "false", "no"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings
@@ -75,6 +78,24 @@ class Settings:
             )
         if self.max_body_bytes < 1024:
             raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")
+
+
+@dataclass(frozen=True)
+class KafkaNames:
+    """SPEC names by default; overridable so several deployments (or tests) share a cluster."""
+
+    events: str = "returnflow.events"
+    dlq: str = "returnflow.commerce.dlq"
+    group: str = "returnflow-commerce-sync"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaNames:
+        env = os.environ if env is None else env
+        return cls(
+            events=env.get("RETURNFLOW_EVENTS_TOPIC") or cls.events,
+            dlq=env.get("RETURNFLOW_DLQ_TOPIC") or cls.dlq,
+            group=env.get("RETURNFLOW_SYNC_GROUP") or cls.group,
+        )
 
 
 def load_policy(path: str | None) -> ReturnPolicy:

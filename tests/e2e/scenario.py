@@ -1,0 +1,138 @@
+"""A whole return, driven the way Commerce and the warehouse drive it, plus what Commerce should end with."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import ClientSession
+
+from tests.commerce_sim.seeds import seed_order_submit
+from tests.commerce_sim.server import CommerceSimulator
+from tests.commerce_sim.webhook_sender import sign
+
+SECRET = "c2NlbmFyaW8tc2VjcmV0"
+TOKEN = "scenario-token"
+
+
+def order_document(n: int) -> dict[str, Any]:
+    document = seed_order_submit()
+    order = document["order"]
+    order["id"] = f"o{n}"
+    order["creationTime"] = int(datetime.now(UTC).timestamp() * 1000)
+    order["paymentGroups"].append({"id": f"pg{n}-gift", "paymentMethod": "giftCard",
+                                   "amount": 0, "currencyCode": "USD", "state": 1})
+    return document
+
+
+def return_document(n: int) -> dict[str, Any]:
+    return {"return": {
+        "authorizationNumber": f"R{n}", "state": "PENDING_CUSTOMER_ACTION", "processName": "Return",
+        "originatingOrderId": f"o{n}",
+        "returnItemList": [{"id": f"R{n}-1", "commerceItemId": "ci2000007",
+                            "shippingGroupId": "sg20005", "state": "INITIAL",
+                            "quantityToReturn": 2}],
+    }}
+
+
+def seed_commerce(sim: CommerceSimulator, n: int) -> None:
+    """Commerce already holds the order and the return it created."""
+    order = order_document(n)["order"]
+    sim.seed_order({"id": order["id"], "state": "SUBMITTED",
+                    "shippingGroups": [{"id": "sg20005", "state": "INITIAL"}],
+                    "paymentGroups": [{"id": p["id"], "paymentMethod": p["paymentMethod"],
+                                       "amountCredited": 0} for p in order["paymentGroups"]]})
+    sim.seed_return({"id": f"R{n}", "state": "PENDING_CUSTOMER_ACTION",
+                     "returnItemList": [{"id": f"R{n}-1", "state": "INITIAL"}]})
+
+
+class Driver:
+    def __init__(self, http: ClientSession, url: str) -> None:
+        self.http = http
+        self.url = url
+
+    async def webhook(self, path: str, document: Any) -> Any:
+        body = orjson.dumps(document)
+        headers = {"X-Oracle-CC-WebHook-Signature": sign(body, SECRET)}
+        async with self.http.post(f"{self.url}/webhooks/{path}", data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def act(self, path: str, body: Any) -> Any:
+        headers = {"Authorization": f"Bearer {TOKEN}", "X-Operator": "e2e"}
+        async with self.http.post(self.url + path, data=orjson.dumps(body), headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def order_and_return(self, n: int) -> None:
+        """Order Submit, shipment, the return contexts and the Return Request Update."""
+        await self.webhook("order-submit", order_document(n))
+        await self.act(f"/orders/o{n}/shipments", {"shippingGroupId": "sg20005",
+                                                    "trackingNumber": f"1Z{n}"})
+        for context in ("Initiate_Return", "CalculateRefund_Return", "Submit_Return"):
+            await self.webhook("return-request-validation", {"context": context, "returnRequests": [
+                {"orderId": f"o{n}", "returnItemList": [
+                    {"commerceItemId": "ci2000007", "shippingGroupId": "sg20005",
+                     "quantityToReturn": 2}]}]})
+        await self.webhook("return-request-update", return_document(n))
+
+    async def warehouse_and_refund(self, n: int) -> None:
+        await self.act(f"/returns/R{n}/authorize", {"rma": f"RMA{n}"})
+        await self.act(f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007",
+                                                              "quantity": 1}]})
+        await self.act(f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007",
+                                                              "quantity": 1}]})
+        await self.act(f"/returns/R{n}/refund", {"action": "initiate"})
+        await self.act(f"/returns/R{n}/refund", {"action": "settle"})
+
+    async def full(self, n: int) -> None:
+        await self.order_and_return(n)
+        await self.warehouse_and_refund(n)
+
+
+def commerce_done(sim: CommerceSimulator, n: int) -> bool:
+    ret = sim.returns.get(f"R{n}", {})
+    order = sim.orders.get(f"o{n}", {})
+    credited = {p["id"]: p.get("amountCredited") for p in order.get("paymentGroups", [])}
+    return ret.get("state") == "COMPLETE" and credited.get("pg20005") == 268.4
+
+
+def assert_commerce_holds_the_return(sim: CommerceSimulator, n: int) -> None:
+    ret = sim.returns[f"R{n}"]
+    assert ret["state"] == "COMPLETE"
+    assert ret["rma"] == f"RMA{n}"
+    assert ret["returnItemList"] == [{"id": f"R{n}-1", "state": "RETURNED", "quantityToReturn": 2,
+                                      "quantityReceived": 2, "returnShipmentRequired": True,
+                                      "refundAmount": 261.9, "actualTaxRefundShare": 0.0,
+                                      "actualShippingRefundShare": 6.5}]
+    assert ret["totalRefundAmount"] == 268.4
+    order = sim.orders[f"o{n}"]
+    assert order["state"] == "NO_PENDING_ACTION"
+    groups = {p["id"]: p for p in order["paymentGroups"]}
+    assert set(groups) == {"pg20005", f"pg{n}-gift"}, "no payment group lost"
+    assert groups["pg20005"]["amountCredited"] == 268.4
+    assert groups[f"pg{n}-gift"]["amountCredited"] == 0
+    assert order["shippingGroups"][0]["state"] == "NO_PENDING_ACTION"
+    assert order["shippingGroups"][0]["trackingNumber"] == f"1Z{n}"
+
+
+def credits_sent(sim: CommerceSimulator, n: int) -> list[float]:
+    """Every amountCredited Commerce was told for the card, in order (absolute values)."""
+    return [
+        p["amountCredited"]
+        for call in sim.puts(f"/ccadmin/v1/orders/o{n}")
+        for p in call.body.get("paymentGroups", []) if p["id"] == "pg20005"
+    ]
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or predicate}")

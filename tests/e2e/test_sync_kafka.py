@@ -1,0 +1,233 @@
+"""Webhook in -> event store -> relay -> real Kafka -> consumer group -> Commerce (simulated) out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import ClientSession, web
+from aiokafka import AIOKafkaConsumer
+
+from projections.commerce_client import CommerceClient
+from projections.sync import CommerceProjector, KafkaSync, SyncLedger
+from service.app import create_app
+from service.config import Settings
+from tests.commerce_sim.server import CommerceSimulator
+from tests.conftest import free_port
+from tests.e2e.scenario import (
+    SECRET,
+    TOKEN,
+    Driver,
+    assert_commerce_holds_the_return,
+    commerce_done,
+    credits_sent,
+    seed_commerce,
+    wait_for,
+)
+from tests.kafka.broker import KafkaBroker
+
+pytestmark = pytest.mark.kafka
+
+
+@dataclass
+class Names:
+    events: str
+    dlq: str
+    group: str
+
+    def env(self) -> dict[str, str]:
+        return {"RETURNFLOW_EVENTS_TOPIC": self.events, "RETURNFLOW_DLQ_TOPIC": self.dlq,
+                "RETURNFLOW_SYNC_GROUP": self.group}
+
+
+@pytest.fixture
+def names(monkeypatch: pytest.MonkeyPatch) -> Names:
+    tag = uuid.uuid4().hex[:8]
+    chosen = Names(f"e2e.{tag}.events", f"e2e.{tag}.dlq", f"e2e-{tag}")
+    for key, value in chosen.env().items():
+        monkeypatch.setenv(key, value)
+    return chosen
+
+
+@asynccontextmanager
+async def serving(db: Path, bootstrap: str | None, commerce_url: str | None = None,
+                  relay_inline: bool = True) -> AsyncIterator[Driver]:
+    settings = Settings(store=f"sqlite:///{db}", kafka_bootstrap=bootstrap, relay_inline=relay_inline,
+                        webhook_secrets=(SECRET,), api_token=TOKEN, port=free_port(),
+                        commerce_url=commerce_url, commerce_app_key="sim-app-key")
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
+    try:
+        async with ClientSession() as http:
+            yield Driver(http, f"http://127.0.0.1:{settings.port}")
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def syncing(bootstrap: str, names: Names, sim: CommerceSimulator, ledger_db: Path
+                  ) -> AsyncIterator[CommerceProjector]:
+    ledger = SyncLedger(str(ledger_db))
+    client = CommerceClient(sim.url, sim.app_key, backoff_base_s=0.05, backoff_cap_s=0.2,
+                            max_attempts=3)
+    projector = CommerceProjector(client, ledger)
+    stop = asyncio.Event()
+    consumer = KafkaSync(bootstrap, projector, topic=names.events, dlq_topic=names.dlq,
+                         group_id=names.group)
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield projector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        await client.close()
+        ledger.close()
+
+
+async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    seen: list[Any] = []
+    try:
+        async def collect() -> None:
+            while len(seen) < count:
+                batch = await consumer.getmany(timeout_ms=300)
+                for records in batch.values():
+                    seen.extend(orjson.loads(r.value) for r in records if r.value)
+        await asyncio.wait_for(collect(), timeout)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_seed_scenario_reaches_commerce_through_kafka(
+    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+) -> None:
+    async with CommerceSimulator() as sim:
+        seed_commerce(sim, 1)
+        async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver, \
+                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "rf.db") as projector:
+            await driver.full(1)
+            await wait_for(lambda: commerce_done(sim, 1), 60, "Commerce to hold the settled return")
+        assert_commerce_holds_the_return(sim, 1)
+        assert credits_sent(sim, 1)[-1] == 268.4
+        assert all(c in (0, 268.4) for c in credits_sent(sim, 1)), "absolute, never added twice"
+        return_calls = sim.puts("/ccadmin/v1/returnRequests/R1")
+        # visible states: authorized, partial, full, pending refund, complete
+        assert 1 <= len(return_calls) <= 5
+        assert projector.calls == len(sim.puts())
+        messages = await read_topic(kafka_broker.bootstrap, names.events, 1)
+        assert messages[0]["specversion"] == "1.0" and messages[0]["data"]["state"]
+
+
+async def test_broker_outage_during_ingestion_loses_nothing_and_keeps_order(
+    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+) -> None:
+    async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver:
+        await driver.order_and_return(1)
+        await asyncio.to_thread(kafka_broker.stop)
+        try:
+            for n in (2, 3):
+                await driver.full(n)
+        finally:
+            await asyncio.to_thread(kafka_broker.start)
+        await driver.warehouse_and_refund(1)
+        total = int(await asyncio.to_thread(_max_notification, tmp_path / "rf.db"))
+        messages = await read_topic(kafka_broker.bootstrap, names.events, total, timeout=60)
+    assert len({m["id"] for m in messages}) == total, "every stored event published"
+    by_subject: dict[str, list[int]] = {}
+    for message in messages:
+        by_subject.setdefault(message["subject"], []).append(message["data"]["event"]["version"])
+    for subject, versions in by_subject.items():
+        assert versions == sorted(versions), f"{subject} out of order: {versions}"
+        assert versions == list(range(1, len(versions) + 1)), f"{subject} has gaps: {versions}"
+
+
+def _max_notification(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        return int(connection.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0])
+
+
+async def test_commerce_faults_drain_and_a_400_is_dead_lettered(
+    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+) -> None:
+    async with CommerceSimulator() as sim:
+        for n in (1, 2):
+            seed_commerce(sim, n)
+        sim.fail_next(503, 6)
+        sim.fail_next(429, 3, retry_after=0.1)
+        sim.fail_next(400, 1, prefix="/ccadmin/v1/returnRequests/R2", code="RETURN_LOCKED")
+        async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver, \
+                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "rf.db"):
+            await driver.full(1)
+            await driver.order_and_return(2)
+            await driver.act("/returns/R2/authorize", {"rma": "RMA2"})
+            await wait_for(lambda: commerce_done(sim, 1), 90, "backlog to drain")
+            dead = await read_topic(kafka_broker.bootstrap, names.dlq, 1, timeout=60)
+        assert_commerce_holds_the_return(sim, 1)
+        assert dead[0]["subject"] == "R2"
+        assert dead[0]["status"] == 400
+        assert "RETURN_LOCKED" in dead[0]["reason"]
+        assert dead[0]["request"]["path"] == "/ccadmin/v1/returnRequests/R2"
+
+
+def _spawn(command: str, db: Path, bootstrap: str, env: dict[str, str], log: Path,
+           commerce_url: str = "") -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "service.cli", command, "--store", f"sqlite:///{db}",
+            "--kafka-bootstrap", bootstrap, "--log-format", "json"]
+    if command == "sync":
+        argv += ["--commerce-url", commerce_url, "--commerce-app-key", "sim-app-key"]
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=out, env={**os.environ, **env})
+
+
+async def test_kill_9_of_relay_and_consumer_mid_stream(
+    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+) -> None:
+    db = tmp_path / "rf.db"
+    returns = range(1, 9)
+    async with CommerceSimulator(latency_ms=20) as sim:
+        for n in returns:
+            seed_commerce(sim, n)
+        env = names.env()
+        relay = _spawn("relay", db, kafka_broker.bootstrap, env, tmp_path / "relay.log")
+        sync = _spawn("sync", db, kafka_broker.bootstrap, env, tmp_path / "sync.log", sim.url)
+        try:
+            async with serving(db, kafka_broker.bootstrap, relay_inline=False) as driver:
+                for n in returns:
+                    await driver.full(n)
+                    if n == 3:
+                        relay.send_signal(signal.SIGKILL)
+                        relay.wait()
+                        relay = _spawn("relay", db, kafka_broker.bootstrap, env,
+                                       tmp_path / "relay.log")
+                    if n == 5:
+                        await wait_for(lambda: len(sim.puts()) > 0, 30, "first calls")
+                        sync.send_signal(signal.SIGKILL)
+                        sync.wait()
+                        sync = _spawn("sync", db, kafka_broker.bootstrap, env,
+                                      tmp_path / "sync.log", sim.url)
+                await wait_for(lambda: all(commerce_done(sim, n) for n in returns), 120,
+                               "every return settled in Commerce")
+        finally:
+            for process in (relay, sync):
+                process.terminate()
+                process.wait(20)
+        for n in returns:
+            assert_commerce_holds_the_return(sim, n)
+            assert set(credits_sent(sim, n)) <= {0, 268.4}, "never credited twice"
