@@ -1,0 +1,44 @@
+"""The embedded default: no Kafka, `serve` itself projects events into Commerce calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.commerce_sim.server import CommerceSimulator
+from tests.e2e.scenario import (
+    assert_commerce_holds_the_return,
+    commerce_done,
+    credits_sent,
+    seed_commerce,
+    wait_for,
+)
+from tests.e2e.test_sync_kafka import serving
+
+
+async def test_serve_without_kafka_updates_commerce(tmp_path: Path) -> None:
+    async with CommerceSimulator() as sim:
+        seed_commerce(sim, 7)
+        async with serving(tmp_path / "rf.db", None, commerce_url=sim.url) as driver:
+            await driver.full(7)
+            await wait_for(lambda: commerce_done(sim, 7), 30, "embedded sync")
+        assert_commerce_holds_the_return(sim, 7)
+        assert set(credits_sent(sim, 7)) <= {0, 268.4}
+        calls_before_restart = len(sim.puts())
+        async with serving(tmp_path / "rf.db", None, commerce_url=sim.url):
+            pass
+        assert len(sim.puts()) == calls_before_restart, "a restart resumes, it does not resend"
+
+
+async def test_serve_without_commerce_url_logs_what_it_would_send(tmp_path: Path) -> None:
+    import io
+
+    from service import logs
+
+    captured = io.StringIO()
+    logs.configure("json", stream=captured)
+    async with serving(tmp_path / "rf.db", None) as driver:
+        await driver.order_and_return(8)
+        await driver.act("/returns/R8/authorize", {"rma": "RMA8"})
+        await wait_for(lambda: "commerce_call_not_sent" in captured.getvalue(), 10, "a logged call")
+    assert '"operation":"updateReturnRequest"' in captured.getvalue()
+    assert "RMA8" in captured.getvalue()
