@@ -88,6 +88,8 @@ class Relay:
         self.progress = progress
         self.folder = StateFolder(store)
         self.published = 0
+        self.wake = asyncio.Event()
+        """Set when new events were committed (inside `serve`), so the relay need not poll."""
 
     def _producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -122,7 +124,8 @@ class Relay:
             page = await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
                                            self.page_size)
             if not page:
-                await sleep_or_stop(stop, self.idle_s)
+                self.wake.clear()
+                await sleep_or_stop(self.wake, self.idle_s)
                 continue
             started = time.perf_counter()
             futures = [

@@ -160,7 +160,7 @@ class CommerceProjector:
     """Turns a batch of CloudEvents into the fewest absolute Commerce calls, in per-resource order."""
 
     def __init__(self, commerce: Commerce, ledger: SyncLedger, dead_letter: DeadLetter | None = None,
-                 *, flavour: Flavour = "classic", concurrency: int = 16) -> None:
+                 *, flavour: Flavour = "classic", concurrency: int = 64) -> None:
         self.commerce = commerce
         self.ledger = ledger
         self.dead_letter = dead_letter

@@ -46,7 +46,8 @@ class Background:
                 log.info("relay_not_inline", advice="run `returnflow relay` beside the service")
                 return
             relay = Relay(self.store, positions, self.settings.kafka_bootstrap,
-                          topic=KafkaNames.from_env().events)
+                          topic=KafkaNames.from_env().events, idle_s=0.5)
+            self._wake_on_commit(relay.wake)
             self.tasks.append(asyncio.create_task(relay.run(self.stop), name="relay"))
             log.info("relay_started", bootstrap=self.settings.kafka_bootstrap)
             return
@@ -54,16 +55,20 @@ class Background:
         self.closers.append(ledger)
         commerce = make_commerce(self.settings)
         self.closers.append(commerce)
-        embedded = EmbeddedSync(self.store, positions, CommerceProjector(commerce, ledger))
-        loop = asyncio.get_running_loop()
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(embedded.wake.set)
-
-        self.writer.on_commit.append(wake)
+        embedded = EmbeddedSync(self.store, positions, CommerceProjector(commerce, ledger),
+                                idle_s=0.5)
+        self._wake_on_commit(embedded.wake)
         self.embedded = embedded
         self.tasks.append(asyncio.create_task(embedded.run(self.stop), name="embedded-sync"))
         log.info("embedded_sync_started", commerce=self.settings.commerce_url or "log only")
+
+    def _wake_on_commit(self, event: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(event.set)
+
+        self.writer.on_commit.append(wake)
 
     async def close(self) -> None:
         self.stop.set()

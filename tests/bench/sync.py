@@ -69,8 +69,8 @@ async def baseline_put_ms(sim: CommerceSimulator) -> float:
 async def run(rate: int, seconds: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rf-sync-bench-"))
     broker = KafkaBroker(tmp / "kafka")
-    broker.install()
-    broker.start()
+    await asyncio.to_thread(broker.install)
+    await asyncio.to_thread(broker.start)
     db = tmp / "rf.db"
     port = free_port()
     env = {**os.environ, "RETURNFLOW_STORE": f"sqlite:///{db}",
@@ -112,7 +112,7 @@ async def run(rate: int, seconds: int) -> None:
             for process in (serve, sync):
                 process.terminate()
                 process.wait(20)
-            broker.stop()
+            await asyncio.to_thread(broker.stop)
         with sqlite3.connect(db) as connection:
             events = connection.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
         lags = []
