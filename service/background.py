@@ -36,6 +36,7 @@ class Background:
         self.tasks: list[asyncio.Task[None]] = []
         self.closers: list[Any] = []
         self.embedded: EmbeddedSync | None = None
+        self._wakes: list[asyncio.Event] = []
 
     async def start(self) -> None:
         database = side_database(self.settings.store)
@@ -69,9 +70,12 @@ class Background:
             loop.call_soon_threadsafe(event.set)
 
         self.writer.on_commit.append(wake)
+        self._wakes.append(event)
 
     async def close(self) -> None:
         self.stop.set()
+        for event in self._wakes:
+            event.set()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=10)
