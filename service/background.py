@@ -10,7 +10,9 @@ from typing import Any
 import structlog
 
 from projections.positions import PositionStore, side_database
+from projections.read_models import ReadModels
 from projections.relay import Relay
+from projections.replay import ReadModelFollower
 from projections.sync import CommerceProjector, EmbeddedSync, LoggingCommerce, SyncLedger
 from service.config import KafkaNames, Settings
 from service.store import EventStore, Writer
@@ -36,12 +38,19 @@ class Background:
         self.tasks: list[asyncio.Task[None]] = []
         self.closers: list[Any] = []
         self.embedded: EmbeddedSync | None = None
+        self.read_models: ReadModels | None = None
         self._wakes: list[asyncio.Event] = []
 
     async def start(self) -> None:
         database = side_database(self.settings.store)
         positions = PositionStore(database)
         self.closers.append(positions)
+        models = ReadModels(database)
+        self.closers.append(models)
+        follower = ReadModelFollower(self.store, models)
+        self._wake_on_commit(follower.wake)
+        self.read_models = models
+        self.tasks.append(asyncio.create_task(follower.run(self.stop), name="read-models"))
         if self.settings.kafka_bootstrap:
             if not self.settings.relay_inline:
                 log.info("relay_not_inline", advice="run `returnflow relay` beside the service")

@@ -7,12 +7,17 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
+import orjson
 import structlog
 from aiohttp import web
 
+from projections.audit import NotFound, export, parse_time, render, timeline, transitions
 from projections.positions import PositionStore, side_database
+from projections.read_models import ReadModels
 from projections.relay import Relay
+from projections.replay import ProgressBar, rebuild, summary, verify
 from projections.sync import CommerceProjector, KafkaSync, SyncLedger
 from service import logs
 from service.app import create_app
@@ -50,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
     sync.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL (unset: log the calls)")
     sync.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    audit = commands.add_parser("audit", help="timeline and state of a return or order, or a bulk export")
+    _common(audit)
+    audit.add_argument("id", nargs="?", help="a return's authorization number or an order id")
+    at = audit.add_mutually_exclusive_group()
+    at.add_argument("--as-of", help="ISO-8601 time: the state at that moment")
+    at.add_argument("--version", type=int, help="the state at that version")
+    audit.add_argument("--format", choices=["table", "json", "csv", "jsonl"], default=None)
+    audit.add_argument("--all", action="store_true", help="export every transition (csv or jsonl)")
+    audit.add_argument("--since", help="with --all: from this time (inclusive)")
+    audit.add_argument("--until", help="with --all: up to this time (inclusive)")
+    audit.add_argument("--output", help="with --all: write to this file instead of stdout")
+    replay = commands.add_parser("replay", help="rebuild the read models from the event store")
+    _common(replay)
+    replay.add_argument("--verify", action="store_true",
+                        help="also check invariants and compare with the live read models")
     return parser
 
 
@@ -129,6 +149,67 @@ def sync(settings: Settings) -> int:
         ledger.close()
 
 
+def _time(text: str | None, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ConfigError(f"{flag} must be an ISO-8601 time, got {text!r}") from None
+
+
+def audit(settings: Settings, args: argparse.Namespace) -> int:
+    store = open_store(settings.store)
+    database = side_database(settings.store)
+    try:
+        if args.all:
+            fmt = args.format or "csv"
+            if fmt not in ("csv", "jsonl"):
+                raise ConfigError("audit --all writes csv or jsonl")
+            rows = transitions(store, _time(args.since, "--since"), _time(args.until, "--until"),
+                               ProgressBar("export"))
+            if args.output:
+                with open(args.output, "w", encoding="utf-8", newline="") as out:
+                    count = export(rows, fmt, out)
+            else:
+                count = export(rows, fmt, sys.stdout)
+            print(f"exported {count} transitions", file=sys.stderr)
+            return 0
+        if not args.id:
+            raise ConfigError("audit needs an ID, or --all")
+        ledger = SyncLedger(database)
+        try:
+            line = timeline(store, args.id, as_of=_time(args.as_of, "--as-of"), version=args.version,
+                            calls=ledger.calls_for(args.id))
+        except NotFound as exc:
+            print(f"returnflow: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            ledger.close()
+        sys.stdout.write(render(line, args.format or "table"))
+        return 0
+    finally:
+        store.close()
+
+
+def replay(settings: Settings, verify_too: bool) -> int:
+    store = open_store(settings.store)
+    live = ReadModels(side_database(settings.store))
+    try:
+        if verify_too:
+            result = verify(store, live, ProgressBar("verify"))
+            print(orjson.dumps({**summary(result.rebuilt), "problems": len(result.problems)}).decode())
+            for problem in result.problems:
+                print(f"MISMATCH {problem}")
+            return 1 if result.problems else 0
+        rebuilt = rebuild(store, live, ProgressBar("replay"))
+        print(orjson.dumps(summary(rebuilt)).decode())
+        return 0
+    finally:
+        live.close()
+        store.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -140,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return relay(settings)
         if args.command == "sync":
             return sync(settings)
+        if args.command == "audit":
+            return audit(settings, args)
+        if args.command == "replay":
+            return replay(settings, args.verify)
     except ConfigError as exc:
         print(f"returnflow: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,16 @@ import structlog
 from service.redaction import scrub_processor
 
 
+class _CurrentStderr:
+    """sys.stderr looked up at each write, so a swapped stream (tests, daemons) is honoured."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _dumps(value: object, **_: object) -> str:
     return orjson.dumps(value, default=str).decode()
 
@@ -35,6 +45,6 @@ def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextI
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

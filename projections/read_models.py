@@ -1,0 +1,146 @@
+"""Read models: the latest view of every order and return, and one row per transition.
+
+Kept in SQLite tables beside the event store (`rf_order_view`, `rf_return_view`,
+`rf_transitions`), maintained by a follower of the notification log while the
+service runs, and rebuilt from scratch by `returnflow replay`. The same
+functions build a row whether it is written live or rebuilt, so the two can be
+compared row for row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+from eventsourcing.domain import Aggregate, DomainEvent
+
+from domain.orders import Order
+from domain.returns import ReturnRequest
+from domain.views import event_view, order_view, return_view
+
+TRANSITION_COLUMNS = (
+    "notification_id", "kind", "subject", "version", "time", "type", "trigger", "from_state",
+    "to_state", "actor", "cause", "quantities", "amounts",
+)
+"""Stable column names of `rf_transitions` and of `returnflow audit --all` exports."""
+
+_QUANTITY_KEYS = ("quantities", "item_steps", "items")
+_AMOUNT_KEYS = ("plan", "credited", "amounts", "totals", "refund_quote")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS rf_order_view (id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+    "document BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rf_return_view (id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+    "document BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rf_transitions (notification_id INTEGER PRIMARY KEY, kind TEXT, "
+    "subject TEXT, version INTEGER, time TEXT, type TEXT, trigger TEXT, from_state TEXT, "
+    "to_state TEXT, actor TEXT, cause TEXT, quantities TEXT, amounts TEXT)",
+    "CREATE INDEX IF NOT EXISTS rf_transitions_subject ON rf_transitions (subject, version)",
+    "CREATE TABLE IF NOT EXISTS rf_read_model_position (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "position INTEGER NOT NULL)",
+)
+
+
+def canonical(document: Any) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def _compact(value: Any) -> str | None:
+    return None if value in (None, {}, []) else canonical(value).decode()
+
+
+def transition_row(notification_id: int, event: DomainEvent, aggregate: Aggregate) -> tuple[Any, ...]:
+    view = event_view(event)
+    kind = "return" if isinstance(aggregate, ReturnRequest) else "order"
+    quantities = {k: view[k] for k in _QUANTITY_KEYS if k in view}
+    if view["type"] == "ReturnRequest.Received" or view["type"] == "ReturnRequest.CommerceUpdated":
+        quantities = {"items": [{k: i.get(k) for k in ("returnItemId", "commerceItemId", "state",
+                                                        "quantityToReturn", "quantityReceived")}
+                                for i in view.get("items", [])],
+                      **({"item_steps": view["item_steps"]} if view.get("item_steps") else {})}
+    amounts = {k: view[k] for k in _AMOUNT_KEYS if view.get(k)}
+    if "answer" in view and view["answer"].get("refundTotal"):
+        amounts["refundTotal"] = view["answer"]["refundTotal"]
+    subject = aggregate.commerce_id if isinstance(aggregate, Order | ReturnRequest) else str(aggregate.id)
+    return (
+        notification_id, kind, subject, view["version"], view["time"], view["type"],
+        view["trigger"], view["from"], view["to"], view["actor"], view["cause"],
+        _compact(quantities), _compact(amounts),
+    )
+
+
+def view_row(aggregate: Aggregate) -> tuple[str, str, int, bytes]:
+    if isinstance(aggregate, ReturnRequest):
+        return "rf_return_view", aggregate.commerce_id, aggregate.version, canonical(return_view(aggregate))
+    if isinstance(aggregate, Order):
+        return "rf_order_view", aggregate.commerce_id, aggregate.version, canonical(order_view(aggregate))
+    raise TypeError(type(aggregate).__name__)
+
+
+class ReadModels:
+    """The read-model tables in one SQLite database; writes are batched, one transaction a page."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None,
+                                   timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        for statement in SCHEMA:
+            self._db.execute(statement)
+
+    def position(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT position FROM rf_read_model_position").fetchone()
+        return int(row[0]) if row else 0
+
+    def apply(self, transitions: list[tuple[Any, ...]], views: Iterable[tuple[str, str, int, bytes]],
+              position: int, *, replace_all: bool = False) -> None:
+        """Write a page: its transitions, the latest view of each touched resource, the position."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if replace_all:
+                    for table in ("rf_order_view", "rf_return_view", "rf_transitions"):
+                        self._db.execute(f"DELETE FROM {table}")
+                self._db.executemany(
+                    f"INSERT OR REPLACE INTO rf_transitions VALUES ({','.join('?' * 13)})", transitions
+                )
+                for table in ("rf_order_view", "rf_return_view"):
+                    rows = [(i, v, d) for t, i, v, d in views if t == table]
+                    self._db.executemany(
+                        f"INSERT INTO {table} (id, version, document) VALUES (?, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET version = excluded.version, "
+                        "document = excluded.document WHERE excluded.version >= version",
+                        rows,
+                    )
+                self._db.execute(
+                    "INSERT INTO rf_read_model_position (id, position) VALUES (1, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET position = excluded.position", (position,),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def rows(self, table: str) -> Iterator[tuple[Any, ...]]:
+        key = "notification_id" if table == "rf_transitions" else "id"
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
+        yield from rows
+
+    def document(self, table: str, ident: str) -> Any:
+        with self._lock:
+            row = self._db.execute(f"SELECT document FROM {table} WHERE id = ?", (ident,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def execute(self, statement: str, parameters: tuple[Any, ...] = ()) -> None:
+        """For repairs and tests that need to reach into a table."""
+        with self._lock:
+            self._db.execute(statement, parameters)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,237 @@
+"""Rebuilding the read models from the event store, following it live, and verifying both.
+
+`rebuild` folds every aggregate forward in memory, one pass over the
+notification log in pages, and writes transitions page by page and views once
+at the end; `verify` rebuilds into memory, checks the domain's invariants on
+every folded aggregate, and compares the rebuilt tables with the live ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TextIO
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+
+from domain.eligibility import order_money
+from domain.orders import Order
+from domain.refunds import RefundCalculation, RefundError
+from domain.returns import ReturnRequest
+from projections.cloudevents import StateFolder
+from projections.read_models import ReadModels, transition_row, view_row
+from projections.relay import read_page, sleep_or_stop
+
+log = structlog.get_logger(__name__)
+Progress = Callable[[int, int], None]
+
+
+class ProgressBar:
+    """`\\r`-updated count, rate and ETA on a terminal (stderr); a line every 10 % otherwise."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.started = time.perf_counter()
+        self._last_decile = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate else 0.0
+        percent = 100 * done / total if total else 100.0
+        line = (f"{self.label}: {done:,}/{total:,} events ({percent:5.1f}%) "
+                f"{rate:,.0f} events/s, ETA {eta:,.0f}s")
+        if self.stream.isatty():
+            self.stream.write("\r" + line + ("\n" if done >= total else ""))
+        elif int(percent // 10) != self._last_decile or done >= total:
+            self._last_decile = int(percent // 10)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+@dataclass
+class Rebuilt:
+    events: int = 0
+    seconds: float = 0.0
+    aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | None = None,
+            page_size: int = 10_000) -> Rebuilt:
+    started = time.perf_counter()
+    total = int(store.recorder.max_notification_id() or 0)
+    result = Rebuilt()
+    folded = result.aggregates
+    position = 0
+    first = True
+    while True:
+        page = read_page(store, position, page_size)
+        if not page:
+            break
+        rows = []
+        for notification_id, event in page:
+            aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
+            folded[event.originator_id] = aggregate
+            rows.append(transition_row(notification_id, event, aggregate))
+        position = page[-1][0]
+        target.apply(rows, [], position, replace_all=first)
+        first = False
+        result.events += len(page)
+        if progress:
+            progress(result.events, total)
+    target.apply([], [view_row(a) for a in folded.values()], position, replace_all=first)
+    if progress and result.events == 0:
+        progress(0, 0)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def invariant_problems(aggregates: dict[UUID, Aggregate]) -> list[str]:
+    problems: list[str] = []
+    orders = {a.commerce_id: a for a in aggregates.values() if isinstance(a, Order)}
+    for aggregate in aggregates.values():
+        if isinstance(aggregate, ReturnRequest):
+            problems += _return_problems(aggregate, orders.get(aggregate.order_id))
+        elif isinstance(aggregate, Order):
+            problems += _order_problems(aggregate)
+    return problems
+
+
+def _return_problems(ret: ReturnRequest, order: Order | None) -> list[str]:
+    where = f"return {ret.commerce_id} v{ret.version}"
+    problems = []
+    to_ship = [i for i in ret.items if i["state"] != "RETURN_NOT_REQUIRED"]
+    for item in ret.items:
+        if not 0 <= item["quantityReceived"] <= item["quantityToReturn"]:
+            problems.append(f"{where}: item {item['returnItemId']} received "
+                            f"{item['quantityReceived']} of {item['quantityToReturn']}")
+    if ret.state == "FULL_RETURN" and any(i["quantityReceived"] < i["quantityToReturn"]
+                                          for i in to_ship):
+        problems.append(f"{where}: FULL_RETURN but not every item is received")
+    if ret.state == "PARTIAL_RETURN" and not any(i["quantityReceived"] > 0 for i in to_ship):
+        problems.append(f"{where}: PARTIAL_RETURN but nothing is received")
+    plan = ret.refund_plan
+    if plan:
+        paid_out = sum((Decimal(v) for v in plan["payments"].values()), Decimal(0))
+        if paid_out != Decimal(plan["total"]):
+            problems.append(f"{where}: refund payments {paid_out} != refund total {plan['total']}")
+        if plan.get("calculation"):
+            try:
+                RefundCalculation.from_primitive(plan["calculation"])
+            except RefundError as exc:
+                problems.append(f"{where}: refund shares do not add up: {exc}")
+        if order is not None:
+            paid = {p.payment_group_id: p.amount for p in order_money(order).payments}
+            for group_id, amount in plan["payments"].items():
+                if Decimal(amount) > paid.get(group_id, Decimal(0)):
+                    problems.append(f"{where}: refunds {amount} to {group_id}, which paid "
+                                    f"{paid.get(group_id, Decimal(0))}")
+    return problems
+
+
+def _order_problems(order: Order) -> list[str]:
+    where = f"order {order.commerce_id} v{order.version}"
+    problems = []
+    paid = {p.payment_group_id: p.amount for p in order_money(order).payments}
+    for group_id, credited in order.credited.items():
+        if Decimal(credited) > paid.get(group_id, Decimal(0)):
+            problems.append(f"{where}: credited {credited} to {group_id}, which paid "
+                            f"{paid.get(group_id, Decimal(0))}")
+    for group in order.snapshot["shippingGroups"]:
+        for link in group["items"]:
+            if order.shipped_quantity(group, link) > link["quantity"]:
+                problems.append(f"{where}: shipped more {link['commerceItemId']} than ordered")
+    return problems
+
+
+def compare(live: ReadModels, rebuilt: ReadModels) -> list[str]:
+    """Every row that differs between the live and the rebuilt read models, by table and key."""
+    problems = []
+    if live.position() != rebuilt.position():
+        problems.append(f"live read models are at notification {live.position()}, "
+                        f"the store at {rebuilt.position()}")
+    for table in ("rf_order_view", "rf_return_view", "rf_transitions"):
+        mine = {row[0]: row for row in live.rows(table)}
+        theirs = {row[0]: row for row in rebuilt.rows(table)}
+        key = "notification_id" if table == "rf_transitions" else "id"
+        for ident in sorted(set(mine) | set(theirs), key=str):
+            if ident not in mine:
+                problems.append(f"{table} {key}={ident}: missing from the live read model")
+            elif ident not in theirs:
+                problems.append(f"{table} {key}={ident}: in the live read model, not in the store")
+            elif mine[ident] != theirs[ident]:
+                problems.append(f"{table} {key}={ident}: live row differs from the rebuilt one")
+    return problems
+
+
+@dataclass
+class Verification:
+    rebuilt: Rebuilt
+    problems: list[str]
+
+
+def verify(store: Application[UUID], live: ReadModels, progress: Progress | None = None) -> Verification:
+    scratch = ReadModels(":memory:")
+    try:
+        rebuilt = rebuild(store, scratch, progress)
+        problems = invariant_problems(rebuilt.aggregates) + compare(live, scratch)
+    finally:
+        scratch.close()
+    return Verification(rebuilt, problems)
+
+
+class ReadModelFollower:
+    """Keeps the live read models current while `serve` runs."""
+
+    def __init__(self, store: Application[UUID], models: ReadModels, *, page_size: int = 500,
+                 idle_s: float = 0.5) -> None:
+        self.store = store
+        self.models = models
+        self.page_size = page_size
+        self.idle_s = idle_s
+        self.folder = StateFolder(store)
+        self.wake = asyncio.Event()
+
+    def step(self) -> int:
+        """Apply one page; answers how many events it applied (0: caught up)."""
+        position = self.models.position()
+        page = read_page(self.store, position, self.page_size)
+        if not page:
+            return 0
+        rows = []
+        touched: dict[UUID, Aggregate] = {}
+        for notification_id, event in page:
+            aggregate = self.folder.after(event)
+            touched[event.originator_id] = aggregate
+            rows.append(transition_row(notification_id, event, aggregate))
+        self.models.apply(rows, [view_row(a) for a in touched.values()], page[-1][0])
+        return len(page)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                applied = await asyncio.to_thread(self.step)
+            except Exception:
+                log.exception("read_model_follower_failed")
+                await sleep_or_stop(stop, 1.0)
+                continue
+            if not applied:
+                self.wake.clear()
+                await sleep_or_stop(self.wake, self.idle_s)
+
+
+def summary(rebuilt: Rebuilt) -> dict[str, Any]:
+    return {"events": rebuilt.events, "aggregates": len(rebuilt.aggregates),
+            "seconds": round(rebuilt.seconds, 3), "eventsPerSecond": round(rebuilt.rate)}
