@@ -23,6 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import resolve_topic
 
 from projections.cloudevents import StateFolder, encode, to_cloudevent
 from projections.positions import PositionStore
@@ -33,15 +35,60 @@ EVENTS_TOPIC = "returnflow.events"
 DLQ_TOPIC = "returnflow.commerce.dlq"
 
 
+_UUIDS: dict[str, UUID] = {}
+_CLASSES: dict[str, type[Any]] = {}
+
+
+def _uuid(hex_id: str) -> UUID:
+    found = _UUIDS.get(hex_id)
+    if found is None:
+        if len(_UUIDS) > 500_000:
+            _UUIDS.clear()
+        found = _UUIDS[hex_id] = UUID(hex_id)
+    return found
+
+
 def read_page(store: Application[UUID], after: int, limit: int) -> list[tuple[int, DomainEvent]]:
-    """Notifications after `after`, decoded; synchronous (run it off the event loop)."""
-    notifications = store.recorder.select_notifications(after + 1, limit)
+    """Notifications after `after`, decoded; synchronous (run it off the event loop).
+
+    On SQLite (no cipher, no compression) rows are read and decoded directly:
+    the same steps as the library's mapper, with ids and classes cached, about
+    twice as fast, which is what replaying a million events needs.
+    """
+    recorder, mapper = store.recorder, store.mapper
+    if not isinstance(recorder, SQLiteApplicationRecorder) or mapper.cipher or mapper.compressor:
+        return [(n.id, _event(store, n)) for n in recorder.select_notifications(after + 1, limit)]
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state FROM "
+            f"{recorder.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, limit),
+        )
+        rows = cursor.fetchall()
+    decode = mapper.transcoder.decode
     page = []
-    for notification in notifications:
-        event = store.mapper.to_domain_event(notification)
-        assert isinstance(event, DomainEvent)
-        page.append((notification.id, event))
+    for rowid, originator_id, version, topic, state in rows:
+        cls = _CLASSES.get(topic)
+        if cls is None:
+            cls = _CLASSES[topic] = resolve_topic(topic)
+        event_state = decode(state)
+        event_state["originator_id"] = _uuid(originator_id)
+        event_state["originator_version"] = version
+        class_version = getattr(cls, "class_version", 1)
+        from_version = event_state.pop("class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(event_state)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", event_state)
+        page.append((rowid, event))
     return page
+
+
+def _event(store: Application[UUID], notification: Any) -> DomainEvent:
+    event = store.mapper.to_domain_event(notification)
+    assert isinstance(event, DomainEvent)
+    return event
 
 
 def cloudevents_page(

@@ -8,6 +8,7 @@ what the other wrote.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -26,6 +27,10 @@ class OrjsonTranscoder(JSONTranscoder):
         if not expected:
             return document
         if isinstance(document, dict):
+            stamp = document.get("timestamp")
+            if expected == 1 and isinstance(stamp, dict) and stamp.get("_type_") == "datetime_iso":
+                document["timestamp"] = datetime.fromisoformat(stamp["_data_"])
+                return document
             found = 0
             for key, value in document.items():
                 if isinstance(value, dict) and len(value) == 2 and "_type_" in value:
