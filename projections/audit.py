@@ -116,8 +116,9 @@ def _table(line: Timeline) -> str:
     if not line.calls:
         out.append("  (none recorded)")
     for call in line.calls:
-        out.append(f"  {call['at']}  {call['method']} {call['path']}  -> {call['status']}"
-                   f" after {call['attempts']} attempt(s), v{call['version']}"
+        answer = (f"-> {call['status']} after {call['attempts']} attempt(s)" if call["attempts"]
+                  else "-> not sent (no RETURNFLOW_COMMERCE_URL; logged)")
+        out.append(f"  {call['at']}  {call['method']} {call['path']}  {answer}, v{call['version']}"
                    + (f"  DEAD-LETTERED: {call['reason']}" if call.get("reason") else ""))
     out += ["", "State:"]
     state = line.state

@@ -54,7 +54,8 @@ def _compact(value: Any) -> str | None:
 def transition_row(notification_id: int, event: DomainEvent, aggregate: Aggregate) -> tuple[Any, ...]:
     view = event_view(event)
     kind = "return" if isinstance(aggregate, ReturnRequest) else "order"
-    quantities = {k: view[k] for k in _QUANTITY_KEYS if k in view}
+    quantities = {k: view[k] for k in _QUANTITY_KEYS
+                  if view.get(k) and (k != "items" or isinstance(view[k], dict))}
     if view["type"] == "ReturnRequest.Received" or view["type"] == "ReturnRequest.CommerceUpdated":
         quantities = {"items": [{k: i.get(k) for k in ("returnItemId", "commerceItemId", "state",
                                                         "quantityToReturn", "quantityReceived")}

@@ -1,13 +1,18 @@
 """A faithful stand-in for Oracle Commerce's Admin API, for tests and benchmarks.
 
-- `POST /ccadmin/v1/login` (client_credentials, `Authorization: Bearer <app key>`) and
-  `POST /ccadmin/v1/refresh`; tokens expire (configurable), expired tokens get 401.
-- `PUT /ccadmin/v1/returnRequests/{id}` and `PUT /ccadmin/v1/orders/{id}` with
-  Commerce's list semantics: a list in the body replaces the stored list; members
-  are matched by id and merged, members left out are deleted, [] deletes all.
-- `GET` of both to inspect; every request is recorded in `calls`.
-- Faults: the next N calls answer 429 (with Retry-After), 5xx or a 4xx errorModel,
-  optionally only under a path prefix; fixed or per-call latency.
+- `POST /ccadmin/v1/login` (form `grant_type=client_credentials`, `Authorization: Bearer
+  <app key>`) and `POST /ccadmin/v1/refresh`; tokens expire after `token_ttl_s`, and an
+  expired or unknown token gets 401 on every API call.
+- `PUT /ccadmin/v1/returnRequests/{id}` and `PUT /ccadmin/v1/orders/{id}` with Commerce's
+  PUT semantics: properties left out are kept, scalars overwrite, and a list or map in the
+  body replaces the stored one. List members are matched to stored members (by `id`, else
+  `returnItemId`, `paymentGroupId`, or `commerceItemId` + `shippingGroupId`) and merged onto
+  them; unmatched members are created, stored members left out are deleted, [] deletes all.
+- `GET` of both, with a token like any API call; `order()`/`return_request()` for tests.
+- Every request lands in `calls`; faults (429 with Retry-After, 5xx, a 4xx errorModel,
+  latency, a dropped connection) for the next N calls, optionally under a path prefix, from
+  Python or over `/__sim/faults`.
+- errorCodes are the simulator's own, except 210105 (order not found), from the seeds.
 """
 
 from __future__ import annotations
@@ -15,75 +20,184 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
-import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
 
-LIST_KEYS = {"id", "returnItemId", "paymentGroupId", "commerceItemId"}
+API = "/ccadmin/v1/"
+LOGIN = "/ccadmin/v1/login"
+REFRESH = "/ccadmin/v1/refresh"
+SIM_PREFIX = "/__sim/"
+FAULTS_PATH = "/__sim/faults"
+CALLS_PATH = "/__sim/calls"
+
+ERROR_CODES = {400: "100001", 401: "100002", 404: "210105", 405: "100005", 429: "100029",
+               500: "100050", 502: "100052", 503: "100053", 504: "100054"}
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.Response(status=status, content_type="application/json",
-                        body=orjson.dumps({"errorCode": code, "message": message,
-                                           "status": str(status)}))
+def error_model(status: int, message: str, code: str | None = None) -> dict[str, str]:
+    """Commerce's errorModel: string errorCode and status, a human message."""
+    return {"errorCode": code or ERROR_CODES.get(status, f"1000{status}"), "message": message,
+            "status": str(status)}
 
 
-def _key(member: Any) -> Any:
-    if not isinstance(member, dict):
-        return None
-    for key in ("id", "returnItemId", "paymentGroupId"):
-        if member.get(key) is not None:
-            return (key if key != "returnItemId" else "id", member[key])
-    return None
+def error_response(status: int, message: str, code: str | None = None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, content_type="application/json", headers=headers,
+                        body=orjson.dumps(error_model(status, message, code)))
 
 
-def merge(stored: Any, update: Any) -> Any:
-    """Commerce PUT semantics: scalars overwrite, maps merge, lists replace (matched members merge)."""
-    if isinstance(update, dict) and isinstance(stored, dict):
-        merged = dict(stored)
-        for key, value in update.items():
-            merged[key] = merge(stored.get(key), value)
-        return merged
+def _json(document: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, content_type="application/json", body=orjson.dumps(document))
+
+
+# --- Commerce PUT semantics -----------------------------------------------------------------------
+
+
+def _identity(member: dict[str, Any]) -> list[tuple[str, Any]]:
+    """What a list member can be matched by, strongest first."""
+    keys: list[tuple[str, Any]] = []
+    for name in ("id", "returnItemId"):
+        if member.get(name) is not None:
+            keys.append(("id", member[name]))
+    if member.get("paymentGroupId") is not None:
+        keys.append(("paymentGroupId", member["paymentGroupId"]))
+    if member.get("commerceItemId") is not None:
+        keys.append(("commerceItem", (member["commerceItemId"], member.get("shippingGroupId"))))
+    return keys
+
+
+def _matches(stored: dict[str, Any], wanted: tuple[str, Any]) -> bool:
+    kind, value = wanted
+    if kind == "commerceItem":
+        item, group = value
+        return stored.get("commerceItemId") == item and group in (None, stored.get("shippingGroupId"))
+    return any(key == wanted for key in _identity(stored))
+
+
+def replace_list(stored: Any, update: list[Any]) -> list[Any]:
+    """The body's list becomes the list: matched members merge, the rest are new or gone."""
+    pool = [m for m in stored if isinstance(m, dict)] if isinstance(stored, list) else []
+    taken: set[int] = set()
+    result: list[Any] = []
+    for member in update:
+        match: dict[str, Any] | None = None
+        if isinstance(member, dict):
+            for wanted in _identity(member):
+                index = next((i for i, old in enumerate(pool)
+                              if i not in taken and _matches(old, wanted)), None)
+                if index is not None:
+                    taken.add(index)
+                    match = pool[index]
+                    break
+        result.append(merge_properties(match, member) if match is not None else copy.deepcopy(member))
+    return result
+
+
+def replace_map(stored: Any, update: dict[str, Any]) -> dict[str, Any]:
+    """A map in the body replaces the stored map; keys kept are merged like any value."""
+    old = stored if isinstance(stored, dict) else {}
+    return {key: _value(old.get(key), value) for key, value in update.items()}
+
+
+def merge_properties(stored: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A resource (or a matched list member): properties not in the body are kept."""
+    merged = copy.deepcopy(stored)
+    for key, value in update.items():
+        merged[key] = _value(stored.get(key), value)
+    return merged
+
+
+def _value(stored: Any, update: Any) -> Any:
     if isinstance(update, list):
-        old = {_key(m): m for m in stored or [] if _key(m) is not None} if isinstance(stored, list) else {}
-        return [merge(old.get(_key(m)), m) if _key(m) in old else copy.deepcopy(m) for m in update]
+        return replace_list(stored, update)
+    if isinstance(update, dict):
+        return replace_map(stored, update)
     return copy.deepcopy(update)
+
+
+# --- recording and faults -------------------------------------------------------------------------
 
 
 @dataclass
 class Fault:
-    status: int
-    remaining: int
+    """The next `remaining` matching calls: `status` (errorModel) and/or extra latency.
+
+    status 0 with no latency drops the connection without an answer.
+    """
+
+    status: int | None
+    remaining: int = 1
     prefix: str = ""
     retry_after: float | None = None
-    code: str = "SIM_FAULT"
+    code: str | None = None
+    message: str | None = None
+    latency_ms: float = 0.0
+
+    def applies(self, path: str) -> bool:
+        if self.remaining <= 0:
+            return False
+        if self.prefix:
+            return path.startswith(self.prefix)
+        return path.startswith(API) and path not in (LOGIN, REFRESH)
 
 
 @dataclass
 class Call:
+    """One request as the simulator saw it; `attempt` counts requests to the same method+path."""
+
     method: str
     path: str
     body: Any
     status: int
     at: float
+    attempt: int = 1
+    raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    fault: bool = False
+
+    @property
+    def time(self) -> float:
+        return self.at
+
+
+def _retry_after_header(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+def _decode(raw: bytes, content_type: str) -> Any:
+    if not raw:
+        return None
+    if content_type == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+SIMULATOR_KEY: web.AppKey[CommerceSimulator] = web.AppKey("commerce_simulator")
 
 
 @dataclass
 class CommerceSimulator:
+    """The simulated Commerce instance: state, tokens, recorded calls, faults; `start()` serves it."""
+
     app_key: str = "sim-app-key"
     token_ttl_s: float = 300.0
     latency_ms: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 0
     calls: list[Call] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     returns: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     logins: int = 0
-    host: str = "127.0.0.1"
-    port: int = 0
+    refreshes: int = 0
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, float] = {}
@@ -91,49 +205,87 @@ class CommerceSimulator:
 
     @property
     def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("the simulator is not started")
         return f"http://{self.host}:{self.port}"
 
-    # --- test controls -------------------------------------------------------------------------
+    # --- test controls -----------------------------------------------------------------------
 
     def seed_order(self, order: dict[str, Any]) -> None:
         self.orders[str(order["id"])] = copy.deepcopy(order)
 
-    def seed_return(self, ret: dict[str, Any]) -> None:
-        self.returns[str(ret.get("authorizationNumber") or ret["id"])] = copy.deepcopy(ret)
+    def seed_return(self, return_request: dict[str, Any]) -> None:
+        """Stored under the id Commerce's path uses: `id`, else authorizationNumber/requestId."""
+        ident = return_request.get("id") or return_request.get("authorizationNumber") \
+            or return_request["requestId"]
+        self.returns[str(ident)] = copy.deepcopy(return_request)
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self.orders[order_id])
+
+    def return_request(self, return_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self.returns[return_id])
 
     def fail_next(self, status: int, times: int = 1, *, prefix: str = "",
-                  retry_after: float | None = None, code: str = "SIM_FAULT") -> None:
-        self.faults.append(Fault(status, times, prefix, retry_after, code))
+                  retry_after: float | None = None, code: str | None = None,
+                  message: str | None = None, latency_ms: float = 0.0) -> Fault:
+        """The next `times` API calls (under `prefix`, if given) answer `status` instead."""
+        fault = Fault(status, times, prefix, retry_after, code, message, latency_ms)
+        self.faults.append(fault)
+        return fault
+
+    def delay_next(self, latency_ms: float, times: int = 1, *, prefix: str = "") -> Fault:
+        """The next `times` API calls are answered normally, `latency_ms` late."""
+        fault = Fault(None, times, prefix, latency_ms=latency_ms)
+        self.faults.append(fault)
+        return fault
+
+    def drop_next(self, times: int = 1, *, prefix: str = "") -> Fault:
+        """The next `times` API calls lose their connection without an answer."""
+        return self.fail_next(0, times, prefix=prefix)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
 
     def expire_tokens(self) -> None:
-        self._tokens = {token: 0.0 for token in self._tokens}
+        self._tokens = dict.fromkeys(self._tokens, 0.0)
 
-    def puts(self, prefix: str = "/ccadmin/v1/") -> list[Call]:
-        return [c for c in self.calls if c.method == "PUT" and c.path.startswith(prefix)
-                and 200 <= c.status < 300]
+    def calls_to(self, prefix: str = API, method: str | None = None) -> list[Call]:
+        return [c for c in self.calls
+                if c.path.startswith(prefix) and (method is None or c.method == method)]
 
-    # --- lifecycle -----------------------------------------------------------------------------
+    def puts(self, prefix: str = API) -> list[Call]:
+        """The PUTs under `prefix` that Commerce accepted."""
+        return [c for c in self.calls_to(prefix, "PUT") if 200 <= c.status < 300]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def create_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        app[SIMULATOR_KEY] = self
+        app.router.add_post(LOGIN, self._login)
+        app.router.add_post(REFRESH, self._refresh)
+        for resource in ("orders", "returnRequests"):
+            app.router.add_put(f"{API}{resource}/{{id}}", self._put)
+            app.router.add_get(f"{API}{resource}/{{id}}", self._get)
+        app.router.add_get(FAULTS_PATH, self._list_faults)
+        app.router.add_post(FAULTS_PATH, self._add_fault)
+        app.router.add_delete(FAULTS_PATH, self._clear_faults)
+        app.router.add_get(CALLS_PATH, self._list_calls)
+        return app
 
     async def start(self) -> CommerceSimulator:
-        app = web.Application()
-        app.router.add_post("/ccadmin/v1/login", self._login)
-        app.router.add_post("/ccadmin/v1/refresh", self._refresh)
-        app.router.add_put("/ccadmin/v1/orders/{id}", self._put)
-        app.router.add_put("/ccadmin/v1/returnRequests/{id}", self._put)
-        app.router.add_get("/ccadmin/v1/orders/{id}", self._get)
-        app.router.add_get("/ccadmin/v1/returnRequests/{id}", self._get)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(self.create_app(), access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        if not self.port:
-            with socket.socket() as s:
-                s.bind((self.host, 0))
-                self.port = s.getsockname()[1]
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def stop(self) -> None:
         if self._runner is not None:
-            await self._runner.cleanup()
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
 
     async def __aenter__(self) -> CommerceSimulator:
         return await self.start()
@@ -141,85 +293,136 @@ class CommerceSimulator:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
-    # --- handlers ------------------------------------------------------------------------------
+    # --- request pipeline --------------------------------------------------------------------
 
-    async def _before(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
-        body: Any = None
-        raw = await request.read()
-        if raw and request.content_type == "application/json":
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                return None, _error(400, "INVALID_JSON", "body is not JSON")
+    def _take_fault(self, path: str) -> tuple[int | None, Fault | None, float]:
+        """The first matching answer-fault, plus the latency of every matching fault before it."""
+        latency = 0.0
         for fault in self.faults:
-            if fault.remaining > 0 and request.path.startswith(fault.prefix or "/ccadmin/v1/"):
-                if request.path.endswith(("/login", "/refresh")) and not fault.prefix:
-                    continue
-                fault.remaining -= 1
-                response = _error(fault.status, fault.code, f"simulated {fault.status}")
-                if fault.retry_after is not None:
-                    response.headers["Retry-After"] = str(fault.retry_after)
-                return body, response
-        return body, None
+            if not fault.applies(path):
+                continue
+            fault.remaining -= 1
+            latency += fault.latency_ms
+            if fault.status is not None:
+                return fault.status, fault, latency
+        return None, None, latency
 
-    def _record(self, request: web.Request, body: Any, status: int) -> None:
-        self.calls.append(Call(request.method, request.path, body, status, time.time()))
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(SIM_PREFIX):
+            return await handler(request)  # type: ignore[no-any-return]
+        raw = await request.read()
+        attempt = 1 + sum(1 for c in self.calls if c.method == request.method and c.path == request.path)
+        status, fault, latency = self._take_fault(request.path)
+        delay = self.latency_ms + latency
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        response: web.StreamResponse
+        if status == 0:
+            self._record(request, raw, 0, attempt, fault=True)
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        if status is not None and fault is not None:
+            headers = ({"Retry-After": _retry_after_header(fault.retry_after)}
+                       if fault.retry_after is not None else None)
+            response = error_response(status, fault.message or f"simulated {status}", fault.code,
+                                      headers)
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = error_response(exc.status, exc.reason)
+        self._record(request, raw, response.status, attempt, fault=fault is not None)
+        return response
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _record(self, request: web.Request, raw: bytes, status: int, attempt: int, *,
+                fault: bool) -> None:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+        self.calls.append(Call(request.method, request.path, _decode(raw, request.content_type),
+                               status, time.time(), attempt, raw, headers, fault))
+
+    def _token(self, request: web.Request) -> str | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        expiry = self._tokens.get(token.strip())
-        return scheme.lower() == "bearer" and expiry is not None and expiry > time.monotonic()
+        token = token.strip()
+        if scheme.lower() != "bearer" or self._tokens.get(token, 0.0) <= time.monotonic():
+            return None
+        return token
 
     def _issue(self) -> web.Response:
         token = secrets.token_urlsafe(24)
         self._tokens[token] = time.monotonic() + self.token_ttl_s
-        return web.json_response({"access_token": token, "token_type": "bearer",
-                                  "expires_in": self.token_ttl_s})
+        ttl: float = int(self.token_ttl_s) if float(self.token_ttl_s).is_integer() else self.token_ttl_s
+        return _json({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+
+    # --- handlers ----------------------------------------------------------------------------
 
     async def _login(self, request: web.Request) -> web.Response:
-        _, fault = await self._before(request)
-        form = await request.post()
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        if fault is None and (scheme.lower() != "bearer" or key.strip() != self.app_key
-                              or form.get("grant_type") != "client_credentials"):
-            fault = _error(401, "UNAUTHORIZED", "invalid application key")
-        response = fault or self._issue()
-        if fault is None:
-            self.logins += 1
-        self._record(request, dict(form), response.status)
-        return response
+        if scheme.lower() != "bearer" or not secrets.compare_digest(key.strip(), self.app_key):
+            return error_response(401, "The application key is not valid.")
+        form = await request.post()
+        if form.get("grant_type") != "client_credentials":
+            return error_response(400, "grant_type must be client_credentials")
+        self.logins += 1
+        return self._issue()
 
     async def _refresh(self, request: web.Request) -> web.Response:
-        body, fault = await self._before(request)
-        if fault is None and not self._authorized(request):
-            fault = _error(401, "UNAUTHORIZED", "token expired")
-        response = fault or self._issue()
-        self._record(request, body, response.status)
-        return response
+        if self._token(request) is None:
+            return error_response(401, "The access token is missing, unknown or expired.")
+        self.refreshes += 1
+        return self._issue()
 
     def _store(self, request: web.Request) -> dict[str, dict[str, Any]]:
-        return self.orders if "/orders/" in request.path else self.returns
+        return self.orders if request.path.startswith(f"{API}orders/") else self.returns
 
     async def _put(self, request: web.Request) -> web.Response:
-        body, fault = await self._before(request)
-        response = fault
-        if response is None and not self._authorized(request):
-            response = _error(401, "UNAUTHORIZED", "missing or expired token")
-        if response is None and not isinstance(body, dict):
-            response = _error(400, "INVALID_INPUT", "body must be a JSON object")
-        store, ident = self._store(request), request.match_info["id"]
-        if response is None and ident not in store:
-            response = _error(404, "NOT_FOUND", f"no resource {ident}")
-        if response is None:
-            store[ident] = merge(store[ident], body)
-            response = web.json_response(store[ident])
-        self._record(request, body, response.status)
-        return response
-
-    async def _get(self, request: web.Request) -> web.Response:
+        if self._token(request) is None:
+            return error_response(401, "The access token is missing, unknown or expired.")
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            return error_response(400, "The request body must be a JSON object.")
         store, ident = self._store(request), request.match_info["id"]
         if ident not in store:
-            return _error(404, "NOT_FOUND", f"no resource {ident}")
-        return web.json_response(store[ident])
+            return error_response(404, f"No resource found with id {ident}.")
+        store[ident] = merge_properties(store[ident], body)
+        return _json(store[ident])
+
+    async def _get(self, request: web.Request) -> web.Response:
+        if self._token(request) is None:
+            return error_response(401, "The access token is missing, unknown or expired.")
+        store, ident = self._store(request), request.match_info["id"]
+        if ident not in store:
+            return error_response(404, f"No resource found with id {ident}.")
+        return _json(store[ident])
+
+    async def _list_faults(self, _: web.Request) -> web.Response:
+        return _json([asdict(f) for f in self.faults if f.remaining > 0])
+
+    async def _add_fault(self, request: web.Request) -> web.Response:
+        """`{"status"?, "times"?, "prefix"?, "retry_after"?, "code"?, "message"?, "latency_ms"?}`."""
+        try:
+            spec = orjson.loads(await request.read())
+            fault = Fault(spec.get("status"), int(spec.get("times", 1)), str(spec.get("prefix", "")),
+                          spec.get("retry_after"), spec.get("code"), spec.get("message"),
+                          float(spec.get("latency_ms", 0)))
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            return error_response(400, "fault must be a JSON object of known fields")
+        self.faults.append(fault)
+        return _json(asdict(fault), status=201)
+
+    async def _clear_faults(self, _: web.Request) -> web.Response:
+        self.clear_faults()
+        return web.Response(status=204)
+
+    async def _list_calls(self, _: web.Request) -> web.Response:
+        return _json([{"method": c.method, "path": c.path, "body": c.body, "status": c.status,
+                       "at": c.at, "attempt": c.attempt} for c in self.calls])
+
+
+def create_app(simulator: CommerceSimulator | None = None) -> web.Application:
+    """The simulator as a plain aiohttp application (the simulator is `app[SIMULATOR_KEY]`)."""
+    return (simulator or CommerceSimulator()).create_app()

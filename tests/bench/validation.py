@@ -1,0 +1,100 @@
+"""Return Request Validation latency: alone, and while Order Submit ingest load runs.
+
+Commerce waits synchronously for this answer. The same wrk client measures a
+bare aiohttp+orjson echo of the same bodies (the baseline), then the real
+service answering Initiate_Return for shipped orders, then the same while a
+second wrk drives Order Submit webhooks at full speed.
+
+Run: `python tests/bench/validation.py [--seconds 5]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import tempfile
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.bench.harness import (
+    API_TOKEN,
+    SECRET,
+    echo_server,
+    returnflow_server,
+    sign,
+    write_requests,
+    wrk,
+)
+from tests.bench.ingest import order_bodies
+
+ORDERS = 200
+
+
+def post(url: str, path: str, body: bytes, signed: bool = True) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"}
+    if signed:
+        headers["X-Oracle-CC-WebHook-Signature"] = sign(body)
+    request = urllib.request.Request(url + path, data=body, headers=headers, method="POST")
+    urllib.request.urlopen(request).read()
+
+
+def validation_bodies() -> list[tuple[str, bytes]]:
+    return [
+        ("/webhooks/return-request-validation", orjson.dumps({
+            "context": "Initiate_Return",
+            "returnRequests": [{"orderId": f"v{n}", "returnItemList": [
+                {"commerceItemId": "ci2000007", "shippingGroupId": "sg20005",
+                 "quantityToReturn": 0}]}]}))
+        for n in range(ORDERS)
+    ]
+
+
+def prepare(url: str) -> None:
+    """Shipped orders, each asked once, so the measured questions are the common repeat case."""
+    for path, body in order_bodies(ORDERS, "v"):
+        post(url, path, body)
+    for n in range(ORDERS):
+        post(url, f"/orders/v{n}/shipments", orjson.dumps({"shippingGroupId": "sg20005"}), False)
+    for path, body in validation_bodies():
+        post(url, path, body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    assert base64.b64decode(SECRET)
+    with tempfile.TemporaryDirectory() as tmp:
+        questions = Path(tmp) / "questions.tsv"
+        orders = Path(tmp) / "orders.tsv"
+        write_requests(questions, validation_bodies())
+        write_requests(orders, order_bodies(60_000, "load"))
+        with echo_server() as url:
+            wrk(url, questions, seconds=1, connections=args.connections)
+            echo = wrk(url, questions, seconds=args.seconds, connections=args.connections)
+        with returnflow_server(Path(tmp)) as url:
+            prepare(url)
+            wrk(url, questions, seconds=1, connections=args.connections)
+            alone = wrk(url, questions, seconds=args.seconds, connections=args.connections)
+            with ThreadPoolExecutor(2) as pool:
+                load = pool.submit(wrk, url, orders, seconds=args.seconds + 2, connections=32)
+                loaded = pool.submit(wrk, url, questions, seconds=args.seconds,
+                                     connections=args.connections).result()
+                ingest = load.result()
+    print(f"{'':34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, r in (("echo (same bodies)", echo), ("validation alone", alone),
+                    ("validation during ingest load", loaded), ("  the ingest load itself", ingest)):
+        print(f"{name:34}{r.requests_per_s:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non_2xx:>9}")
+    print(f"p99 validation alone / echo p99: {alone.p99_ms / echo.p99_ms:.2f} (target <= 2)")
+    print(f"p99 validation under load / echo p99: {loaded.p99_ms / echo.p99_ms:.2f}")
+
+
+if __name__ == "__main__":
+    main()

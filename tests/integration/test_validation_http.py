@@ -1,0 +1,124 @@
+"""The Return Request Validation function webhook over real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.commerce_sim.webhook_sender import sign
+from tests.conftest import RunningService
+from tests.integration.test_operator_api import act, fresh_order, get, webhook
+
+
+def question(context: str, quantity: int = 1, **request: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"orderId": "o20005", "returnItemList": [
+        {"commerceItemId": "ci2000007", "shippingGroupId": "sg20005", "quantityToReturn": quantity,
+         "productId": "prod20012", "nonreturnable": False}], **request}
+    return {"context": context, "returnRequests": [body]}
+
+
+async def ship(service: RunningService) -> None:
+    assert (await webhook(service, "order-submit", fresh_order()))[0] == 200
+    assert (await act(service, "/orders/o20005/shipments", {"shippingGroupId": "sg20005"}))[0] == 200
+
+
+async def history_length(service: RunningService) -> int:
+    return len((await get(service, "/orders/o20005/history"))["events"])
+
+
+async def test_answer_mirrors_the_request_with_verdicts(service: RunningService) -> None:
+    await ship(service)
+    status, answer = await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert status == 200 and answer["context"] == "Initiate_Return"
+    (request,) = answer["returnRequests"]
+    (item,) = request["returnItemList"]
+    assert item["productId"] == "prod20012", "request fields are mirrored"
+    assert (item["nonreturnable"], item["quantityAvailable"], item["nonReturnableReason"]) == (
+        False, 2, None)
+    assert (request["nonreturnable"], request["orderId"]) == (False, "o20005")
+    assert {"rma", "trackingNumber", "returnLabel", "additionalProperties"} <= set(request)
+
+
+async def test_same_question_twice_records_once(service: RunningService) -> None:
+    await ship(service)
+    before = await history_length(service)
+    for _ in range(3):
+        await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert await history_length(service) == before + 1
+
+
+async def test_calculate_refund_reports_and_keeps_the_amounts(service: RunningService) -> None:
+    await ship(service)
+    await webhook(service, "return-request-validation", question("Initiate_Return"))
+    status, answer = await webhook(service, "return-request-validation",
+                                   question("CalculateRefund_Return", 1))
+    extra = answer["returnRequests"][0]["additionalProperties"]
+    assert extra["refund"]["item_total"] == "130.95"
+    assert extra["refund"]["refund_total"] == "130.95"
+    assert answer["returnRequests"][0]["returnItemList"][0]["additionalProperties"][
+        "refundAmount"] == "130.95"
+    events = (await get(service, "/orders/o20005/history"))["events"]
+    assert events[-1]["refund_quote"]["refund_total"] == "130.95"
+    assert events[-1]["cause"].startswith("sha256:")
+
+
+async def test_submit_more_than_available_is_refused_and_records_nothing(
+    service: RunningService,
+) -> None:
+    await ship(service)
+    for context in ("Initiate_Return", "CalculateRefund_Return"):
+        await webhook(service, "return-request-validation", question(context, 1))
+    before = await history_length(service)
+    status, answer = await webhook(service, "return-request-validation", question("Submit_Return", 3))
+    request = answer["returnRequests"][0]
+    assert status == 200 and request["nonreturnable"] is True
+    assert "only 2 can be returned" in request["nonReturnableReason"]
+    assert await history_length(service) == before
+
+
+async def test_truncated_list_is_answered_from_the_stored_order(service: RunningService) -> None:
+    await ship(service)
+    body = {"context": "Initiate_Return", "returnRequests": [
+        {"orderId": "o20005", "returnItemListIsTruncated": True, "returnItemList": []}]}
+    status, answer = await webhook(service, "return-request-validation", body)
+    items = answer["returnRequests"][0]["returnItemList"]
+    assert [i["commerceItemId"] for i in items] == ["ci2000007"]
+    assert items[0]["quantityAvailable"] == 2
+
+
+async def test_unknown_order_answers_not_found(service: RunningService) -> None:
+    status, answer = await webhook(service, "return-request-validation",
+                                   {"context": "Initiate_Return", "returnRequests": [
+                                       {"orderId": "o-missing", "returnItemList": [
+                                           {"commerceItemId": "x", "quantityToReturn": 1}]}]})
+    request = answer["returnRequests"][0]
+    assert status == 200 and request["nonreturnable"] is True
+    assert request["additionalProperties"]["reasonCode"] == "NOT_FOUND"
+    assert request["returnItemList"][0]["additionalProperties"]["reasonCode"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [({"context": "Refund_Everything", "returnRequests": [{"orderId": "o1"}]}, "$.context"),
+     ({"returnRequests": [{"orderId": "o1"}]}, "$.context"),
+     ({"context": "Initiate_Return", "returnRequests": []}, "$.returnRequests"),
+     ({"context": "Initiate_Return", "returnRequests": [{"returnItemList": []}]},
+      "$.returnRequests[0].orderId"),
+     ({"context": "Initiate_Return", "returnRequests": [
+         {"orderId": "o1", "returnItemList": [{"commerceItemId": "c", "quantityToReturn": -1}]}]},
+      "$.returnRequests[0].returnItemList[0].quantityToReturn")],
+)
+async def test_bad_questions_are_400_errormodel(service: RunningService, body: Any, path: str) -> None:
+    status, error = await webhook(service, "return-request-validation", body)
+    assert status == 400 and error["o:errorPath"] == path
+    assert service.events_stored() == 0
+
+
+async def test_unsigned_question_is_401(service: RunningService) -> None:
+    body = orjson.dumps(question("Initiate_Return"))
+    forged = sign(body, "Zm9yZ2Vk", "sha512")
+    async with service.http.post(service.url + "/webhooks/return-request-validation", data=body,
+                                 headers={"X-Oracle-CC-WebHook-Signature": forged}) as r:
+        assert r.status == 401
