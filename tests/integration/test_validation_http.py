@@ -52,7 +52,7 @@ async def test_same_question_twice_records_once(service: RunningService) -> None
 async def test_calculate_refund_reports_and_keeps_the_amounts(service: RunningService) -> None:
     await ship(service)
     await webhook(service, "return-request-validation", question("Initiate_Return"))
-    status, answer = await webhook(service, "return-request-validation",
+    _status, answer = await webhook(service, "return-request-validation",
                                    question("CalculateRefund_Return", 1))
     extra = answer["returnRequests"][0]["additionalProperties"]
     assert extra["refund"]["item_total"] == "130.95"
@@ -82,7 +82,7 @@ async def test_truncated_list_is_answered_from_the_stored_order(service: Running
     await ship(service)
     body = {"context": "Initiate_Return", "returnRequests": [
         {"orderId": "o20005", "returnItemListIsTruncated": True, "returnItemList": []}]}
-    status, answer = await webhook(service, "return-request-validation", body)
+    _status, answer = await webhook(service, "return-request-validation", body)
     items = answer["returnRequests"][0]["returnItemList"]
     assert [i["commerceItemId"] for i in items] == ["ci2000007"]
     assert items[0]["quantityAvailable"] == 2
