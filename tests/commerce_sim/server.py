@@ -21,6 +21,7 @@ import asyncio
 import copy
 import secrets
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -201,6 +202,7 @@ class CommerceSimulator:
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, float] = {}
+        self._attempts: Counter[tuple[str, str]] = Counter()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -246,6 +248,10 @@ class CommerceSimulator:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        return list(self._tokens)
 
     def expire_tokens(self) -> None:
         self._tokens = dict.fromkeys(self._tokens, 0.0)
@@ -310,9 +316,10 @@ class CommerceSimulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith(SIM_PREFIX):
-            return await handler(request)  # type: ignore[no-any-return]
+            return await handler(request)
         raw = await request.read()
-        attempt = 1 + sum(1 for c in self.calls if c.method == request.method and c.path == request.path)
+        self._attempts[request.method, request.path] += 1
+        attempt = self._attempts[request.method, request.path]
         status, fault, latency = self._take_fault(request.path)
         delay = self.latency_ms + latency
         if delay:
