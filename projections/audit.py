@@ -44,8 +44,9 @@ class Timeline:
 
 
 def parse_time(text: str) -> datetime:
+    """ISO-8601; a time without a zone is UTC; always answered in UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def timeline(store: Application[UUID], commerce_id: str, *, as_of: datetime | None = None,

@@ -98,13 +98,19 @@ class ReadModels:
         return int(row[0]) if row else 0
 
     def apply(self, transitions: list[tuple[Any, ...]], views: Iterable[tuple[str, str, int, bytes]],
-              position: int, *, replace_all: bool = False) -> None:
-        """Write a page: its transitions, the latest view of each touched resource, the position."""
+              position: int, *, replace_transitions: bool = False, replace_views: bool = False) -> None:
+        """Write a page: its transitions, the latest view of each touched resource, the position.
+
+        A rebuild replaces the transitions with its first page and the views with
+        its last, so readers never see the views empty.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                if replace_all:
-                    for table in ("rf_order_view", "rf_return_view", "rf_transitions"):
+                if replace_transitions:
+                    self._db.execute("DELETE FROM rf_transitions")
+                if replace_views:
+                    for table in ("rf_order_view", "rf_return_view"):
                         self._db.execute(f"DELETE FROM {table}")
                 self._db.executemany(
                     f"INSERT OR REPLACE INTO rf_transitions VALUES ({','.join('?' * 13)})", transitions

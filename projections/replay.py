@@ -86,12 +86,13 @@ def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | N
             folded[event.originator_id] = aggregate
             rows.append(transition_row(notification_id, event, aggregate))
         position = page[-1][0]
-        target.apply(rows, [], position, replace_all=first)
+        target.apply(rows, [], position, replace_transitions=first)
         first = False
         result.events += len(page)
         if progress:
             progress(result.events, total)
-    target.apply([], [view_row(a) for a in folded.values()], position, replace_all=first)
+    target.apply([], [view_row(a) for a in folded.values()], position, replace_transitions=first,
+                 replace_views=True)
     if progress and result.events == 0:
         progress(0, 0)
     result.seconds = time.perf_counter() - started

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 import pytest
 
+from domain.identity import order_uuid, return_uuid
+from domain.orders import Order
+from domain.returns import ReturnRequest
+from projections.audit import NotFound, parse_time, timeline
+from projections.read_models import ReadModels
+from projections.replay import invariant_problems, rebuild
 from service.cli import main
+from service.store import open_store
 from tests.commerce_sim.server import CommerceSimulator
+from tests.conftest import RunningService
 from tests.e2e.scenario import commerce_done, seed_commerce, wait_for
 from tests.e2e.test_sync_kafka import serving
+from tests.integration.test_operator_api import act, get, return_update, shipped_order, webhook
 
 
 def live_position(db: Path) -> int:
@@ -118,3 +128,61 @@ def test_audit_of_an_order_and_of_nothing(store_db: Path, capsys: pytest.Capture
     assert code == 0 and "payment pg20005 (tokenizedCreditCard): paid 297.50, credited 268.40" in out
     code, _, err = run(capsys, "audit", "nope", "--store", url)
     assert code == 1 and "no return or order nope" in err
+
+
+async def test_history_as_of_is_the_audit_as_of(service: RunningService,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`GET …/history?as_of=T` and `returnflow audit --as-of T` cut the history at the same event."""
+    await shipped_order(service)
+    assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
+    await act(service, "/returns/R1/authorize", {"rma": "RMA-1"})
+    for _ in range(2):
+        await act(service, "/returns/R1/receive", {"items": [{"returnItemId": "R1-1", "quantity": 1}]})
+    events = (await get(service, "/returns/R1/history"))["events"]
+    assert [e["version"] for e in events] == [1, 2, 3, 4]
+    url = f"sqlite:///{service.db_path}"
+    for event in events:
+        cut = (await get(service, f"/returns/R1/history?as_of={quote(event['time'])}"))["events"]
+        line = timeline(service.services.store, "R1", as_of=parse_time(event["time"]))
+        assert cut == line.events == events[: event["version"]]
+        code, out, _ = run(capsys, "audit", "R1", "--as-of", event["time"], "--format", "json",
+                           "--store", url)
+        document = orjson.loads(out)
+        assert (code, document["version"], document["events"]) == (0, event["version"], cut)
+    naive = events[1]["time"].removesuffix("Z")
+    assert [e["version"] for e in (await get(service, f"/returns/R1/history?as_of={naive}"))
+            ["events"]] == [1, 2], "a time without a zone is UTC, as in the audit"
+    assert timeline(service.services.store, "R1", as_of=parse_time(naive)).version == 2
+    before = "2000-01-01T00:00:00Z"
+    assert (await get(service, f"/returns/R1/history?as_of={before}"))["events"] == []
+    with pytest.raises(NotFound):
+        timeline(service.services.store, "R1", as_of=parse_time(before))
+    async with service.http.get(f"{service.url}/returns/R1/history?as_of=yesterday",
+                                headers=service.auth) as response:
+        assert response.status == 400
+        assert (await response.json())["o:errorPath"] == "as_of"
+
+
+def test_invariants_name_each_broken_aggregate(store_db: Path) -> None:
+    store = open_store(f"sqlite:///{store_db}")
+    scratch = ReadModels(":memory:")
+    try:
+        folded = rebuild(store, scratch).aggregates
+    finally:
+        scratch.close()
+        store.close()
+    assert invariant_problems(folded) == []
+    ret = folded[return_uuid("R1")]
+    order = folded[order_uuid("o1")]
+    assert isinstance(ret, ReturnRequest) and isinstance(order, Order)
+    ret.items[0]["quantityReceived"] = ret.items[0]["quantityToReturn"] + 1
+    assert ret.refund_plan is not None
+    group = next(iter(ret.refund_plan["payments"]))
+    ret.refund_plan["payments"][group] = "9999.00"
+    order.credited[group] = "9999.00"
+    problems = sorted(invariant_problems(folded))
+    assert [p.split(":")[0] for p in problems] == ["order o1 v7"] + ["return R1 v6"] * 3, problems
+    assert "credited 9999.00" in problems[0] and "which paid" in problems[0]
+    assert any("received 3 of 2" in p for p in problems[1:])
+    assert any("!= refund total" in p for p in problems[1:])
+    assert any("refunds 9999.00" in p and "which paid" in p for p in problems[1:])
