@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -74,6 +75,42 @@ def open_store(url: str) -> EventStore:
     return EventStore(env=store_env(url))
 
 
+class AggregateCache:
+    """Committed aggregates for read-only paths (the validation webhook), newest version wins.
+
+    Only objects that will never be mutated again go in: what the writer has
+    just committed (its next batch loads fresh copies), or what a reader loaded.
+    Readers must treat what they get as read-only. Per process: with several
+    processes writing one store, a reader may see a version another process has
+    since superseded (the writer itself always reads the store).
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        with self._lock:
+            found = self._items.get(aggregate_id)
+            if found is not None:
+                self._items.move_to_end(aggregate_id)
+            return found
+
+    def put(self, aggregate: Aggregate) -> None:
+        with self._lock:
+            known = self._items.get(aggregate.id)
+            if known is None or known.version <= aggregate.version:
+                self._items[aggregate.id] = aggregate
+                self._items.move_to_end(aggregate.id)
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+
+class CacheMiss(LookupError):
+    """A cache-only unit of work needed an aggregate the cache does not hold."""
+
+
 class UnitOfWork:
     """The aggregates one batch touches: commands in a batch see each other's changes.
 
@@ -83,20 +120,30 @@ class UnitOfWork:
     without optimism. Duplicates are rare, so most creations skip a read.
     """
 
-    def __init__(self, store: EventStore, *, optimistic: bool = False) -> None:
+    def __init__(self, store: EventStore, *, optimistic: bool = False,
+                 read_cache: AggregateCache | None = None, cache_only: bool = False) -> None:
         self.store = store
         self.optimistic = optimistic
+        self.read_cache = read_cache
+        self.cache_only = cache_only
         self._aggregates: dict[UUID, Aggregate] = {}
 
     def get(self, aggregate_id: UUID, kind: type[A], *, expect_new: bool = False) -> A | None:
         found = self._aggregates.get(aggregate_id)
         if found is None and expect_new and self.optimistic:
             return None
+        if found is None and self.read_cache is not None:
+            found = self.read_cache.get(aggregate_id)
         if found is None:
+            if self.cache_only:
+                raise CacheMiss(aggregate_id)
             try:
                 found = self.store.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 return None
+            if self.read_cache is not None:
+                self.read_cache.put(found)
+        if found is not None:
             self._aggregates[aggregate_id] = found
         if not isinstance(found, kind):
             raise DomainError(f"{aggregate_id} is not a {kind.__name__}", code="WRONG_KIND")
@@ -137,6 +184,8 @@ class Writer:
         self.max_batch = max_batch
         self.conflict_retries = conflict_retries
         self.stats = WriterStats()
+        self.committed = AggregateCache()
+        """What this writer committed last, for readers that only read."""
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="returnflow-writer", daemon=True)
         self._started = False
@@ -209,8 +258,9 @@ class Writer:
                 results.append((job, None, exc))
             except Exception:
                 return False
+        pending = uow.pending()
         try:
-            self.store.save(*uow.pending())
+            self.store.save(*pending)
         except IntegrityError:
             self.stats.conflicts += 1
             return False
@@ -219,6 +269,7 @@ class Writer:
             for job, _, _ in results:
                 job.future.set_exception(exc)
             return True
+        self._remember(pending)
         for job, result, error in results:
             if error is not None:
                 job.future.set_exception(error)
@@ -226,13 +277,18 @@ class Writer:
                 job.future.set_result(result)
         return True
 
+    def _remember(self, committed: list[Aggregate]) -> None:
+        for aggregate in committed:
+            self.committed.put(aggregate)
+
     def _commit_alone(self, job: _Job) -> None:
         """Retries a version conflict (another process wrote first) against fresh aggregates."""
         for attempt in range(self.conflict_retries + 1):
             uow = UnitOfWork(self.store)
             try:
                 result = job.command(uow)
-                self.store.save(*uow.pending())
+                pending = uow.pending()
+                self.store.save(*pending)
             except IntegrityError as exc:
                 self.stats.conflicts += 1
                 if attempt == self.conflict_retries:
@@ -245,5 +301,6 @@ class Writer:
                     log.exception("command_failed")
                 job.future.set_exception(exc)
                 return
+            self._remember(pending)
             job.future.set_result(result)
             return

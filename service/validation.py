@@ -1,6 +1,7 @@
 """The Return Request Validation function webhook: Commerce waits for this answer.
 
-A question is judged on a reader thread first; only when the answer would be
+A question is judged first from committed aggregates held in memory (on the
+event loop: no I/O), else on a reader thread; only when the answer would be
 recorded (a lifecycle step, or a different answer) does it go through the
 writer, which judges again inside its unit of work and records one event per
 order. A repeated question is answered without touching the writer at all.
@@ -30,7 +31,7 @@ from domain.validation import AskedItem, RequestVerdict, judge
 from service.context import SERVICES
 from service.errors import BadRequest
 from service.payloads import Json, JsonReader, body_hash, parse_json
-from service.store import UnitOfWork
+from service.store import CacheMiss, UnitOfWork
 from service.webhooks import signed_body
 
 log = structlog.get_logger(__name__)
@@ -238,9 +239,16 @@ async def return_request_validation(request: web.Request) -> web.Response:
     policy = services.policy
     now = datetime.now(UTC)
     cause = body_hash(body)
-    answers, needs_recording = await asyncio.to_thread(
-        decide, UnitOfWork(services.store), call, policy, now, cause, False
-    )
+    cache = services.writer.committed
+    try:
+        answers, needs_recording = decide(
+            UnitOfWork(services.store, read_cache=cache, cache_only=True), call, policy, now, cause,
+            False,
+        )
+    except CacheMiss:
+        answers, needs_recording = await asyncio.to_thread(
+            decide, UnitOfWork(services.store, read_cache=cache), call, policy, now, cause, False
+        )
     if needs_recording:
         answers, _ = await services.write(
             partial(_decide_and_record, call=call, policy=policy, now=now, cause=cause)
