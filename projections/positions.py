@@ -13,12 +13,27 @@ from pathlib import Path
 
 
 def side_database(store_url: str) -> str:
-    """The SQLite file projections keep their tables in: the store's own file, or memory."""
+    """The SQLite file for read models, positions and the sync ledger: beside the store's file.
+
+    Not inside it: SQLite has one writer at a time per file, and the event
+    store's writer must never wait for a projection's transaction.
+    """
     if store_url.startswith("sqlite:///"):
-        return store_url.removeprefix("sqlite:///")
+        path = Path(store_url.removeprefix("sqlite:///"))
+        if str(path) == ":memory:":
+            return ":memory:"
+        return str(path.with_name(f"{path.stem}.projections{path.suffix or '.db'}"))
     if store_url.startswith(("postgresql://", "postgres://")):
         return str(Path("returnflow-projections.db").resolve())
     return ":memory:"
+
+
+def connect(database: str) -> sqlite3.Connection:
+    """Projections are rebuildable from the store, so they skip the per-commit fsync."""
+    db = sqlite3.connect(database, check_same_thread=False, isolation_level=None, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
 
 
 class PositionStore:
@@ -26,9 +41,7 @@ class PositionStore:
 
     def __init__(self, database: str) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(database)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS rf_positions (name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
         )

@@ -9,7 +9,6 @@ compared row for row.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from domain.orders import Order
 from domain.returns import ReturnRequest
 from domain.views import event_view, order_view, return_view
+from projections.positions import connect
 
 TRANSITION_COLUMNS = (
     "notification_id", "kind", "subject", "version", "time", "type", "trigger", "from_state",
@@ -86,9 +86,7 @@ class ReadModels:
     def __init__(self, database: str) -> None:
         self.database = database
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(database)
         for statement in SCHEMA:
             self._db.execute(statement)
 

@@ -197,7 +197,9 @@ class ReadModelFollower:
     """Keeps the live read models current while `serve` runs."""
 
     def __init__(self, store: Application[UUID], models: ReadModels, *, page_size: int = 500,
-                 idle_s: float = 0.5) -> None:
+                 idle_s: float = 0.5, batch_window_s: float = 0.05) -> None:
+        """`batch_window_s`: after a short page, wait this long so busy times make big pages."""
+        self.batch_window_s = batch_window_s
         self.store = store
         self.models = models
         self.page_size = page_size
@@ -231,6 +233,8 @@ class ReadModelFollower:
             if not applied:
                 self.wake.clear()
                 await sleep_or_stop(self.wake, self.idle_s)
+            elif applied < self.page_size:
+                await sleep_or_stop(stop, self.batch_window_s)
 
 
 def summary(rebuilt: Rebuilt) -> dict[str, Any]:

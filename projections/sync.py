@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from eventsourcing.application import Application
 
 from projections.cloudevents import StateFolder, decode
 from projections.commerce_bodies import CommerceCall, Flavour, commerce_call
-from projections.positions import PositionStore
+from projections.positions import PositionStore, connect
 from projections.relay import DLQ_TOPIC, EVENTS_TOPIC, cloudevents_page, ensure_topics, sleep_or_stop
 
 log = structlog.get_logger(__name__)
@@ -93,9 +92,7 @@ class SyncLedger:
 
     def __init__(self, database: str) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect(database)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS rf_sync_ledger (subject TEXT NOT NULL, operation TEXT NOT "
             "NULL, version INTEGER NOT NULL, body_hash TEXT NOT NULL, updated_at TEXT NOT NULL, "
@@ -319,7 +316,9 @@ class EmbeddedSync:
 
     def __init__(self, store: Application[UUID], positions: PositionStore,
                  projector: CommerceProjector, *, page_size: int = 200, idle_s: float = 0.05,
-                 name: str = "embedded-sync") -> None:
+                 batch_window_s: float = 0.05, name: str = "embedded-sync") -> None:
+        """`batch_window_s`: after a short page, wait this long so busy times make big pages."""
+        self.batch_window_s = batch_window_s
         self.store = store
         self.positions = positions
         self.projector = projector
@@ -349,3 +348,5 @@ class EmbeddedSync:
             backoff = 0.2
             await asyncio.to_thread(self.positions.set, self.name,
                                     page[-1]["data"]["notificationId"])
+            if len(page) < self.page_size:
+                await sleep_or_stop(stop, self.batch_window_s)

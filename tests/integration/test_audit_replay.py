@@ -13,6 +13,7 @@ from domain.identity import order_uuid, return_uuid
 from domain.orders import Order
 from domain.returns import ReturnRequest
 from projections.audit import NotFound, parse_time, timeline
+from projections.positions import side_database
 from projections.read_models import ReadModels
 from projections.replay import invariant_problems, rebuild
 from service.cli import main
@@ -24,8 +25,12 @@ from tests.e2e.test_sync_kafka import serving
 from tests.integration.test_operator_api import act, get, return_update, shipped_order, webhook
 
 
+def projections_db(db: Path) -> str:
+    return side_database(f"sqlite:///{db}")
+
+
 def live_position(db: Path) -> int:
-    with sqlite3.connect(db) as connection:
+    with sqlite3.connect(projections_db(db)) as connection:
         row = connection.execute("SELECT position FROM rf_read_model_position").fetchone()
         return int(row[0]) if row else 0
 
@@ -64,7 +69,7 @@ def test_clean_store_verifies(store_db: Path, capsys: pytest.CaptureFixture[str]
 
 def test_a_corrupted_row_is_reported_exactly(store_db: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    with sqlite3.connect(store_db) as connection:
+    with sqlite3.connect(projections_db(store_db)) as connection:
         connection.execute("UPDATE rf_return_view SET document = ? WHERE id = 'R1'",
                            (orjson.dumps({"state": "PENDING_CUSTOMER_ACTION"}),))
     code, out, _ = run(capsys, "replay", "--verify", "--store", f"sqlite:///{store_db}")
