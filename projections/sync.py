@@ -116,24 +116,36 @@ class SyncLedger:
             ).fetchone()
         return (int(row[0]), str(row[1])) if row else None
 
-    def applied(self, subject: str, operation: str, version: int, digest: str,
-                call: CommerceCall | None, event_id: str, outcome: Outcome | None) -> None:
+    def last_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+        found = {}
+        for key in keys:
+            last = self.last(*key)
+            if last is not None:
+                found[key] = last
+        return found
+
+    def applied(self, entries: Sequence[Applied]) -> None:
+        """One transaction for a whole batch: the ledger rows and the calls' outcomes."""
+        if not entries:
+            return
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT INTO rf_sync_ledger VALUES (?, ?, ?, ?, ?) ON CONFLICT(subject, operation) "
-                "DO UPDATE SET version = excluded.version, body_hash = excluded.body_hash, "
-                "updated_at = excluded.updated_at",
-                (subject, operation, version, digest, now),
-            )
-            if call is not None and outcome is not None:
+            for e in entries:
                 self._db.execute(
-                    "INSERT INTO rf_commerce_calls (subject, event_id, version, method, path, status,"
-                    " attempts, elapsed_ms, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (subject, event_id, version, call.method, call.path, outcome.status,
-                     outcome.attempts, outcome.elapsed_ms, now, outcome.dead_letter_reason),
+                    "INSERT INTO rf_sync_ledger VALUES (?, ?, ?, ?, ?) ON CONFLICT(subject, operation)"
+                    " DO UPDATE SET version = excluded.version, body_hash = excluded.body_hash, "
+                    "updated_at = excluded.updated_at",
+                    (e.call.subject, e.call.operation, e.version, e.digest, now),
                 )
+                if e.outcome is not None:
+                    self._db.execute(
+                        "INSERT INTO rf_commerce_calls (subject, event_id, version, method, path, "
+                        "status, attempts, elapsed_ms, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (e.call.subject, e.event_id, e.version, e.call.method, e.call.path,
+                         e.outcome.status, e.outcome.attempts, e.outcome.elapsed_ms, now,
+                         e.outcome.dead_letter_reason),
+                    )
             self._db.execute("COMMIT")
 
     def calls_for(self, subject: str) -> list[dict[str, Any]]:
@@ -151,6 +163,17 @@ class SyncLedger:
 
 
 DeadLetter = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A resource brought up to `version`: with the call's outcome, or skipped (`outcome` None)."""
+
+    call: CommerceCall
+    version: int
+    digest: str
+    event_id: str
+    outcome: Outcome | None
 
 
 class CommerceProjector:
@@ -179,10 +202,13 @@ class CommerceProjector:
             previous = latest.get(key)
             if previous is None or _version(message) > _version(previous[0]):
                 latest[key] = (message, call)
+        known = await asyncio.to_thread(self.ledger.last_many, list(latest))
         results = await asyncio.gather(
-            *(self._apply(message, call) for message, call in latest.values()),
+            *(self._apply(message, call, known.get(key)) for key, (message, call) in latest.items()),
             return_exceptions=True,
         )
+        await asyncio.to_thread(self.ledger.applied,
+                                [r for r in results if isinstance(r, Applied)])
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             if not isinstance(failure, CommerceUnreachable):
@@ -190,15 +216,12 @@ class CommerceProjector:
         if failures:
             raise CommerceUnreachable(f"{len(failures)} resource(s) not updated")
 
-    async def _apply(self, message: dict[str, Any], call: CommerceCall) -> None:
+    async def _apply(self, message: dict[str, Any], call: CommerceCall,
+                     last: tuple[int, str] | None) -> Applied | None:
         version = _version(message)
         digest = body_hash(call.body)
-        last = await asyncio.to_thread(self.ledger.last, call.subject, call.operation)
         if last is not None and (version <= last[0] or digest == last[1]):
-            if version > last[0]:
-                await asyncio.to_thread(self.ledger.applied, call.subject, call.operation, version,
-                                        digest, None, message["id"], None)
-            return
+            return Applied(call, version, digest, message["id"], None) if version > last[0] else None
         async with self._slots:
             try:
                 if call.operation == "updateReturnRequest":
@@ -223,8 +246,7 @@ class CommerceProjector:
         log.info("commerce_call", subject=call.subject, operation=call.operation, version=version,
                  status=outcome.status, attempts=outcome.attempts, ok=outcome.ok,
                  reason=outcome.dead_letter_reason)
-        await asyncio.to_thread(self.ledger.applied, call.subject, call.operation, version, digest,
-                                call, message["id"], outcome)
+        return Applied(call, version, digest, message["id"], outcome)
 
 
 def _version(message: dict[str, Any]) -> int:
