@@ -123,7 +123,7 @@ def main() -> None:
         total = generate(store, args.events - total) if total == 0 else total
         print(f"generated {total:,} events in {time.perf_counter() - started:.1f} s")
     baseline = read_only(store)
-    models = ReadModels(str(path))
+    models = ReadModels(side_database(f"sqlite:///{path}"))
     result = rebuild(store, models, ProgressBar("replay"))
     models.close()
     store.close()
