@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from domain.orders import Order
 from domain.returns import ReturnRequest
+from projections.positions import side_database
 from projections.read_models import ReadModels
 from projections.relay import read_page
 from projections.replay import ProgressBar, rebuild
