@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,14 @@ from tests.commerce_sim.seeds import (
 )
 
 
-def test_seeds_dir_is_shared_seeds_next_to_the_repo() -> None:
-    assert seeds_dir() == Path(__file__).resolve().parents[3] / "shared" / "seeds"
+def test_seeds_dir_is_shared_seeds_next_to_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    configured = os.environ.get("RETURNFLOW_SEEDS_DIR")
     assert (seeds_dir() / "order-submit-webhook.txt").is_file()
+    monkeypatch.delenv("RETURNFLOW_SEEDS_DIR", raising=False)
+    assert seeds_dir() == Path(__file__).resolve().parents[3] / "shared" / "seeds"
+    if configured:
+        monkeypatch.setenv("RETURNFLOW_SEEDS_DIR", configured)
+        assert seeds_dir() == Path(configured)
 
 
 def test_order_submit_sample() -> None:
