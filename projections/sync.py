@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from eventsourcing.application import Application
 
+from domain.pci import scrub
 from projections.cloudevents import StateFolder, decode
 from projections.commerce_bodies import CommerceCall, Flavour, commerce_call
 from projections.positions import PositionStore, connect
@@ -239,7 +240,7 @@ class CommerceProjector:
             await self.dead_letter({
                 "event": message["id"], "subject": call.subject, "operation": call.operation,
                 "request": {"method": call.method, "path": call.path, "body": _jsonable(call.body)},
-                "status": outcome.status, "response": getattr(outcome, "response", None),
+                "status": outcome.status, "response": scrub(getattr(outcome, "response", None)),
                 "reason": outcome.dead_letter_reason,
                 "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             })

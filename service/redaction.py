@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from domain.pci import SENSITIVE_KEYS, scrub
+
 PAYMENT_GROUP_FIELDS = frozenset(
     {"id", "paymentId", "paymentMethod", "amount", "amountAuthorized", "amountCredited",
      "currencyCode", "state", "type", "paymentGroupClassType"}
@@ -19,27 +21,8 @@ REFUND_METHOD_FIELDS = frozenset(
     {"amount", "refundType", "maximumRefundAmount", "paymentGroupId", "type", "PaymentId"}
 )
 
-SENSITIVE_KEYS = frozenset(
-    {"token", "creditcardnumber", "cardnumber", "expirationmonth", "expirationyear", "cvv",
-     "cvv2", "cardverificationnumber", "authorizationstatus", "giftcardnumber", "pin",
-     "accountnumber", "iban", "routingnumber", "password", "authorization", "secret"}
-)
-
-
 def allow(source: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k in fields}
-
-
-def scrub(value: Any) -> Any:
-    """Mask sensitive keys anywhere in a structure about to be logged."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if str(k).lower() in SENSITIVE_KEYS else scrub(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [scrub(v) for v in value]
-    return value
 
 
 def scrub_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
