@@ -172,7 +172,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         store=store,
         writer=writer,
         queries=Queries(store),
-        verifier=SignatureVerifier(settings.webhook_secrets),
+        verifier=SignatureVerifier(settings.webhook_secrets, settings.webhook_basic_auth),
         policy=policy,
     )
     app = web.Application(

@@ -25,6 +25,8 @@ class Settings:
     commerce_url: str | None = None
     commerce_app_key: str | None = field(default=None, repr=False)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    webhook_basic_auth: tuple[str, ...] = field(default=(), repr=False)
+    """`user:password` pairs: Commerce's alternative to signing (RETURNFLOW_WEBHOOK_BASIC_AUTH)."""
     api_token: str | None = field(default=None, repr=False)
     policy_path: str | None = None
     host: str = "127.0.0.1"
@@ -54,6 +56,9 @@ class Settings:
             commerce_url=get("COMMERCE_URL"),
             commerce_app_key=get("COMMERCE_APP_KEY"),
             webhook_secrets=secrets,
+            webhook_basic_auth=tuple(
+                c.strip() for c in (get("WEBHOOK_BASIC_AUTH") or "").split(",") if c.strip()
+            ),
             api_token=get("API_TOKEN"),
             policy_path=get("POLICY"),
             host=get("HOST") or "127.0.0.1",
@@ -68,13 +73,14 @@ class Settings:
     @property
     def development_mode(self) -> bool:
         """Unsigned webhooks or an open API: only ever acceptable on loopback."""
-        return not self.webhook_secrets or not self.api_token
+        return not (self.webhook_secrets or self.webhook_basic_auth) or not self.api_token
 
     def check(self) -> None:
         if self.development_mode and not is_loopback(self.host):
             raise ConfigError(
-                f"refusing to serve on {self.host} without RETURNFLOW_WEBHOOK_SECRETS and "
-                "RETURNFLOW_API_TOKEN: set both, or bind to 127.0.0.1 for development"
+                f"refusing to serve on {self.host} without RETURNFLOW_WEBHOOK_SECRETS (or "
+                "RETURNFLOW_WEBHOOK_BASIC_AUTH) and RETURNFLOW_API_TOKEN: set both, or bind to "
+                "127.0.0.1 for development"
             )
         if self.max_body_bytes < 1024:
             raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")

@@ -64,3 +64,22 @@ def test_the_secret_is_base64_decoded_before_use() -> None:
 def test_secret_that_is_not_base64_refuses_to_start() -> None:
     with pytest.raises(SecretError):
         SignatureVerifier(["not*base64"])
+
+
+def test_basic_auth_is_the_alternative_to_signing() -> None:
+    verifier = SignatureVerifier([], ["commerce:s3cret", "commerce:next"])
+    good = "Basic " + base64.b64encode(b"commerce:s3cret").decode()
+    rotated = "Basic " + base64.b64encode(b"commerce:next").decode()
+    wrong = "Basic " + base64.b64encode(b"commerce:guess").decode()
+    assert verifier.enabled
+    assert verifier.verify(BODY, {"Authorization": good})
+    assert verifier.verify(BODY, {"Authorization": rotated})
+    assert not verifier.verify(BODY, {"Authorization": wrong})
+    assert not verifier.verify(BODY, {})
+    assert not verifier.verify(BODY, {SIGNATURE_HEADER: signature(CURRENT, BODY, "sha512")})
+
+
+def test_signature_and_basic_auth_can_both_be_configured() -> None:
+    verifier = SignatureVerifier([CURRENT], ["commerce:s3cret"])
+    assert verifier.verify(BODY, {SIGNATURE_HEADER: signature(CURRENT, BODY, "sha512")})
+    assert verifier.verify(BODY, {"Authorization": "Basic " + base64.b64encode(b"commerce:s3cret").decode()})
