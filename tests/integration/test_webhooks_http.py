@@ -316,3 +316,30 @@ async def test_card_data_is_never_stored_nor_logged(service: RunningService) -> 
     logged = captured.getvalue()
     assert "webhook_received" in logged and "request_failed" in logged
     assert SEED_TOKEN not in logged
+
+
+async def test_basic_auth_webhooks_over_http(tmp_path: Path) -> None:
+    """Commerce set up for HTTP Basic auth instead of signing: right credentials in, others 401."""
+    import base64
+
+    from aiohttp import ClientSession
+
+    from service.config import Settings
+    from tests.conftest import API_TOKEN, free_port, start_service
+
+    settings = Settings(store=f"sqlite:///{tmp_path / 'rf.db'}", webhook_basic_auth=("cc:pw",),
+                        api_token=API_TOKEN, port=free_port())
+    runner, services = await start_service(settings)
+    body = orjson.dumps(seed_order_submit())
+    try:
+        async with ClientSession() as http:
+            for credentials, expected in ((b"cc:pw", 200), (b"cc:nope", 401)):
+                header = "Basic " + base64.b64encode(credentials).decode()
+                async with http.post(f"http://127.0.0.1:{settings.port}{ORDER}", data=body,
+                                     headers={"Authorization": header}) as response:
+                    assert response.status == expected
+            async with http.post(f"http://127.0.0.1:{settings.port}{ORDER}", data=body) as response:
+                assert response.status == 401
+        assert services.store.recorder.max_notification_id() == 1
+    finally:
+        await runner.cleanup()
