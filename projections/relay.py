@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from eventsourcing.application import Application
@@ -91,10 +92,25 @@ def _event(store: Application[UUID], notification: Any) -> DomainEvent:
     return event
 
 
-def cloudevents_page(
-    store: Application[UUID], folder: StateFolder, after: int, limit: int
-) -> list[dict[str, Any]]:
-    return [to_cloudevent(nid, event, folder.after(event)) for nid, event in read_page(store, after, limit)]
+@dataclass(frozen=True)
+class Page:
+    """CloudEvents read after a position; `position` is the last notification read, kept or not."""
+
+    messages: list[dict[str, Any]]
+    position: int
+    read: int
+
+
+def cloudevents_page(store: Application[UUID], folder: StateFolder, after: int, limit: int,
+                     only: frozenset[str] | None = None) -> Page:
+    """Every event is folded; only types in `only` (default: all) pay for a CloudEvent with state."""
+    events = read_page(store, after, limit)
+    messages = []
+    for notification_id, event in events:
+        aggregate = folder.after(event)
+        if only is None or type(event).__qualname__ in only:
+            messages.append(to_cloudevent(notification_id, event, aggregate))
+    return Page(messages, events[-1][0] if events else after, len(events))
 
 
 async def ensure_topics(bootstrap: str, topics: tuple[str, ...] = (EVENTS_TOPIC, DLQ_TOPIC),
@@ -150,26 +166,24 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; reconnects with backoff while the broker is away."""
-        backoff = 0.2
-        while not stop.is_set():
+
+        async def session(connected: Callable[[], None]) -> None:
             producer = self._producer()
             try:
                 await ensure_topics(self.bootstrap, (self.topic,))
                 await producer.start()
-                backoff = 0.2
+                connected()
                 await self._publish(producer, stop)
-            except (TimeoutError, KafkaError, OSError) as exc:
-                log.warning("relay_kafka_unavailable", error=type(exc).__name__, retry_in_s=backoff)
-                await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
             finally:
-                await _stop_quietly(producer)
+                await stop_quietly(producer)
+
+        await with_reconnects(stop, "relay", session)
 
     async def _publish(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
         while not stop.is_set():
             position = await asyncio.to_thread(self.positions.get, self.name)
-            page = await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
-                                           self.page_size)
+            page = (await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
+                                            self.page_size)).messages
             if not page:
                 self.wake.clear()
                 await sleep_or_stop(self.wake, self.idle_s)
@@ -194,6 +208,30 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
-    with contextlib.suppress(TimeoutError, KafkaError, OSError):
-        await producer.stop()
+async def stop_quietly(*clients: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    for client in clients:
+        with contextlib.suppress(TimeoutError, KafkaError, OSError):
+            await client.stop()
+
+
+async def with_reconnects(
+    stop: asyncio.Event, name: str,
+    session: Callable[[Callable[[], None]], Awaitable[None]],
+) -> None:
+    """Run `session` until `stop`; while Kafka is away, back off (0.2 s doubling to 5 s).
+
+    The session calls `connected()` once its clients are up, which resets the backoff.
+    """
+    backoff = 0.2
+
+    def connected() -> None:
+        nonlocal backoff
+        backoff = 0.2
+
+    while not stop.is_set():
+        try:
+            await session(connected)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            log.warning(f"{name}_kafka_unavailable", error=type(exc).__name__, retry_in_s=backoff)
+            await sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -24,17 +24,25 @@ from uuid import UUID
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from eventsourcing.application import Application
 
 from domain.pci import scrub
 from projections.cloudevents import StateFolder, decode
-from projections.commerce_bodies import CommerceCall, Flavour, commerce_call
+from projections.commerce_bodies import ORDER_EVENTS, RETURN_EVENTS, CommerceCall, Flavour, commerce_call
 from projections.positions import PositionStore, connect
-from projections.relay import DLQ_TOPIC, EVENTS_TOPIC, cloudevents_page, ensure_topics, sleep_or_stop
+from projections.relay import (
+    DLQ_TOPIC,
+    EVENTS_TOPIC,
+    cloudevents_page,
+    ensure_topics,
+    sleep_or_stop,
+    stop_quietly,
+    with_reconnects,
+)
 
 log = structlog.get_logger(__name__)
 GROUP_ID = "returnflow-commerce-sync"
+SYNCED_EVENTS = RETURN_EVENTS | ORDER_EVENTS
 TYPE_PREFIX = "com.returnflow."
 
 
@@ -274,8 +282,7 @@ class KafkaSync:
         self.consumed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
+        async def session(connected: Callable[[], None]) -> None:
             consumer = AIOKafkaConsumer(
                 self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -288,16 +295,12 @@ class KafkaSync:
                 await consumer.start()
                 await producer.start()
                 self.projector.dead_letter = partial_dead_letter(producer, self.dlq_topic)
-                backoff = 0.2
+                connected()
                 await self._consume(consumer, stop)
-            except (TimeoutError, KafkaError, OSError) as exc:
-                log.warning("sync_kafka_unavailable", error=type(exc).__name__, retry_in_s=backoff)
-                await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
             finally:
-                for client in (consumer, producer):
-                    with contextlib.suppress(TimeoutError, KafkaError, OSError):
-                        await client.stop()
+                await stop_quietly(consumer, producer)
+
+        await with_reconnects(stop, "sync", session)
 
     async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         backoff = 0.1
@@ -356,20 +359,19 @@ class EmbeddedSync:
         while not stop.is_set():
             position = await asyncio.to_thread(self.positions.get, self.name)
             page = await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
-                                           self.page_size)
-            if not page:
+                                           self.page_size, SYNCED_EVENTS)
+            if not page.read:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self.idle_s)
                 continue
             try:
-                await self.projector.project(page)
+                await self.projector.project(page.messages)
             except CommerceUnreachable:
                 await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = 0.2
-            await asyncio.to_thread(self.positions.set, self.name,
-                                    page[-1]["data"]["notificationId"])
-            if len(page) < self.page_size:
+            await asyncio.to_thread(self.positions.set, self.name, page.position)
+            if page.read < self.page_size:
                 await sleep_or_stop(stop, self.batch_window_s)
