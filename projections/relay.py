@@ -180,8 +180,9 @@ class Relay:
         await with_reconnects(stop, "relay", session)
 
     async def _publish(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        """The position is read once a session: this relay is the only one that moves it."""
+        position = await asyncio.to_thread(self.positions.get, self.name)
         while not stop.is_set():
-            position = await asyncio.to_thread(self.positions.get, self.name)
             page = (await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
                                             self.page_size)).messages
             if not page:
@@ -196,6 +197,7 @@ class Relay:
             await asyncio.gather(*futures)
             last = page[-1]["data"]["notificationId"]
             await asyncio.to_thread(self.positions.set, self.name, last)
+            position = last
             self.published += len(page)
             if self.progress:
                 self.progress(self.published)

@@ -23,12 +23,14 @@ from uuid import UUID
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from eventsourcing.application import Application
 
 from domain.pci import scrub
 from projections.cloudevents import StateFolder, decode
 from projections.commerce_bodies import ORDER_EVENTS, RETURN_EVENTS, CommerceCall, Flavour, commerce_call
+from projections.lanes import KeyedLanes
 from projections.positions import PositionStore, connect
 from projections.relay import (
     DLQ_TOPIC,
@@ -211,13 +213,12 @@ class CommerceProjector:
             previous = latest.get(key)
             if previous is None or _version(message) > _version(previous[0]):
                 latest[key] = (message, call)
-        known = await asyncio.to_thread(self.ledger.last_many, list(latest))
+        known = self.ledger.last_many(list(latest))
         results = await asyncio.gather(
             *(self._apply(message, call, known.get(key)) for key, (message, call) in latest.items()),
             return_exceptions=True,
         )
-        await asyncio.to_thread(self.ledger.applied,
-                                [r for r in results if isinstance(r, Applied)])
+        self.ledger.applied([r for r in results if isinstance(r, Applied)])
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             if not isinstance(failure, CommerceUnreachable):
@@ -268,66 +269,105 @@ def _lag_ms(message: dict[str, Any]) -> float:
 
 
 class KafkaSync:
-    """Consumer group `returnflow-commerce-sync`: commit only what was applied or dead-lettered."""
+    """Consumer group `returnflow-commerce-sync`: commit only what was applied or dead-lettered.
+
+    Messages go into per-resource lanes (`KeyedLanes`): one return's calls stay in
+    order while other returns' calls run alongside, and fetching pauses while
+    `max_in_flight` messages are unfinished (Commerce slow or down).
+    """
 
     def __init__(self, bootstrap: str, projector: CommerceProjector, *, topic: str = EVENTS_TOPIC,
                  dlq_topic: str = DLQ_TOPIC, group_id: str = GROUP_ID,
-                 max_records: int = 500) -> None:
+                 max_records: int = 500, max_in_flight: int = 5_000) -> None:
         self.bootstrap = bootstrap
         self.projector = projector
         self.topic = topic
         self.dlq_topic = dlq_topic
         self.group_id = group_id
         self.max_records = max_records
+        self.max_in_flight = max_in_flight
         self.consumed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         async def session(connected: Callable[[], None]) -> None:
             consumer = AIOKafkaConsumer(
-                self.topic, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+                bootstrap_servers=self.bootstrap, group_id=self.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
                 max_poll_interval_ms=300_000,
             )
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+            lanes: KeyedLanes[TopicPartition] = KeyedLanes(self.projector.project, stop,
+                                                           retryable=CommerceUnreachable)
             try:
                 await ensure_topics(self.bootstrap, (self.topic, self.dlq_topic))
+                consumer.subscribe([self.topic], listener=_HandOver(consumer, lanes))
                 await consumer.start()
                 await producer.start()
                 self.projector.dead_letter = partial_dead_letter(producer, self.dlq_topic)
                 connected()
-                await self._consume(consumer, stop)
+                await self._consume(consumer, lanes, stop)
             finally:
+                await lanes.drain(timeout=10)
+                with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                    await _commit(consumer, lanes)
+                await lanes.cancel()
                 await stop_quietly(consumer, producer)
 
         await with_reconnects(stop, "sync", session)
 
-    async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        backoff = 0.1
+    async def _consume(self, consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition],
+                       stop: asyncio.Event) -> None:
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
-            if not batch:
-                continue
-            messages = []
-            for records in batch.values():
+            if lanes.failure is not None:
+                raise lanes.failure
+            assigned = consumer.assignment()
+            if lanes.in_flight >= self.max_in_flight:
+                consumer.pause(*assigned)
+            else:
+                consumer.resume(*assigned)
+            batch = await consumer.getmany(timeout_ms=50 if lanes.in_flight else 200,
+                                           max_records=self.max_records)
+            for tp, records in batch.items():
                 for record in records:
-                    try:
-                        assert record.value is not None
-                        messages.append(decode(record.value))
-                    except (ValueError, AssertionError, orjson.JSONDecodeError):
-                        log.error("sync_bad_message", partition=record.partition,
-                                  offset=record.offset)
-            try:
-                await self.projector.project(messages)
-            except CommerceUnreachable:
-                for tp, records in batch.items():
-                    consumer.seek(tp, records[0].offset)
-                await sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.1
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-            self.consumed += len(messages)
+                    message = _message(record)
+                    key = record.key.decode() if record.key else str(tp.partition)
+                    lanes.add(tp, record.offset, key, message)
+                self.consumed += len(records)
+            await _commit(consumer, lanes)
+
+
+class _HandOver(ConsumerRebalanceListener):
+    """Before partitions move to another consumer, finish and commit what is in flight."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition]) -> None:
+        self.consumer = consumer
+        self.lanes = lanes
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.lanes.drain(timeout=30)
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            await _commit(self.consumer, self.lanes)
+        self.lanes.forget(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+async def _commit(consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition]) -> None:
+    commits = lanes.committable()
+    if commits:
+        await consumer.commit(commits)
+
+
+def _message(record: Any) -> dict[str, Any] | None:
+    try:
+        assert record.value is not None
+        message: dict[str, Any] = decode(record.value)
+        return message
+    except (ValueError, AssertionError, orjson.JSONDecodeError):
+        log.error("sync_bad_message", partition=record.partition, offset=record.offset)
+        return None
 
 
 def partial_dead_letter(producer: AIOKafkaProducer, topic: str = DLQ_TOPIC) -> DeadLetter:

@@ -118,7 +118,8 @@ def relay(settings: Settings) -> int:
     positions = PositionStore(side_database(settings.store))
     log.info("relay_starting", bootstrap=settings.kafka_bootstrap, store=settings.store)
     try:
-        relay = Relay(store, positions, settings.kafka_bootstrap, topic=topics.events)
+        # Its own process, so nothing wakes it on commit: an idle poll is one indexed query.
+        relay = Relay(store, positions, settings.kafka_bootstrap, topic=topics.events, idle_s=0.01)
         return _run_until_signalled(relay.run)
     finally:
         positions.close()

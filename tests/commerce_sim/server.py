@@ -12,6 +12,9 @@
 - Every request lands in `calls`; faults (429 with Retry-After, 5xx, a 4xx errorModel,
   latency, a dropped connection) for the next N calls, optionally under a path prefix, from
   Python or over `/__sim/faults`.
+- Its own process for benchmarks (`python -m tests.commerce_sim.server --port P
+  --latency-ms 20`), seeded over `POST /__sim/seed` and inspected over `GET /__sim/state`
+  and `GET /__sim/calls`.
 - errorCodes are the simulator's own, except 210105 (order not found), from the seeds.
 """
 
@@ -35,6 +38,8 @@ REFRESH = "/ccadmin/v1/refresh"
 SIM_PREFIX = "/__sim/"
 FAULTS_PATH = "/__sim/faults"
 CALLS_PATH = "/__sim/calls"
+SEED_PATH = "/__sim/seed"
+STATE_PATH = "/__sim/state"
 
 ERROR_CODES = {400: "100001", 401: "100002", 404: "210105", 405: "100005", 429: "100029",
                500: "100050", 502: "100052", 503: "100053", 504: "100054"}
@@ -278,6 +283,8 @@ class CommerceSimulator:
         app.router.add_post(FAULTS_PATH, self._add_fault)
         app.router.add_delete(FAULTS_PATH, self._clear_faults)
         app.router.add_get(CALLS_PATH, self._list_calls)
+        app.router.add_post(SEED_PATH, self._seed)
+        app.router.add_get(STATE_PATH, self._state)
         return app
 
     async def start(self) -> CommerceSimulator:
@@ -429,7 +436,43 @@ class CommerceSimulator:
         return _json([{"method": c.method, "path": c.path, "body": c.body, "status": c.status,
                        "at": c.at, "attempt": c.attempt} for c in self.calls])
 
+    async def _seed(self, request: web.Request) -> web.Response:
+        """`{"orders": [...], "returns": [...]}`: what Commerce already holds."""
+        try:
+            spec = orjson.loads(await request.read())
+            orders, returns = spec.get("orders", []), spec.get("returns", [])
+            for order in orders:
+                self.seed_order(order)
+            for return_request in returns:
+                self.seed_return(return_request)
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+            return error_response(400, "seed must be {orders: [...], returns: [...]} of objects")
+        return _json({"orders": len(orders), "returns": len(returns)}, status=201)
+
+    async def _state(self, _: web.Request) -> web.Response:
+        return _json({"orders": self.orders, "returns": self.returns})
+
 
 def create_app(simulator: CommerceSimulator | None = None) -> web.Application:
     """The simulator as a plain aiohttp application (the simulator is `app[SIMULATOR_KEY]`)."""
     return (simulator or CommerceSimulator()).create_app()
+
+
+def main() -> None:
+    """Serve the simulator in its own process, as Commerce would be (benchmarks)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Oracle Commerce Admin API simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--app-key", default="sim-app-key")
+    args = parser.parse_args()
+    simulator = CommerceSimulator(app_key=args.app_key, latency_ms=args.latency_ms,
+                                  host=args.host, port=args.port)
+    web.run_app(simulator.create_app(), host=args.host, port=args.port, access_log=None,
+                print=None)
+
+
+if __name__ == "__main__":
+    main()

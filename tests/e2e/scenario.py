@@ -39,15 +39,21 @@ def return_document(n: int) -> dict[str, Any]:
     }}
 
 
-def seed_commerce(sim: CommerceSimulator, n: int) -> None:
-    """Commerce already holds the order and the return it created."""
+def commerce_holds(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The order and the return Commerce already holds before Returnflow says anything."""
     order = order_document(n)["order"]
-    sim.seed_order({"id": order["id"], "state": "SUBMITTED",
-                    "shippingGroups": [{"id": "sg20005", "state": "INITIAL"}],
-                    "paymentGroups": [{"id": p["id"], "paymentMethod": p["paymentMethod"],
-                                       "amountCredited": 0} for p in order["paymentGroups"]]})
-    sim.seed_return({"id": f"R{n}", "state": "PENDING_CUSTOMER_ACTION",
-                     "returnItemList": [{"id": f"R{n}-1", "state": "INITIAL"}]})
+    return ({"id": order["id"], "state": "SUBMITTED",
+             "shippingGroups": [{"id": "sg20005", "state": "INITIAL"}],
+             "paymentGroups": [{"id": p["id"], "paymentMethod": p["paymentMethod"],
+                                "amountCredited": 0} for p in order["paymentGroups"]]},
+            {"id": f"R{n}", "state": "PENDING_CUSTOMER_ACTION",
+             "returnItemList": [{"id": f"R{n}-1", "state": "INITIAL"}]})
+
+
+def seed_commerce(sim: CommerceSimulator, n: int) -> None:
+    order, return_request = commerce_holds(n)
+    sim.seed_order(order)
+    sim.seed_return(return_request)
 
 
 class Driver:
@@ -95,8 +101,13 @@ class Driver:
 
 
 def commerce_done(sim: CommerceSimulator, n: int) -> bool:
-    ret = sim.returns.get(f"R{n}", {})
-    order = sim.orders.get(f"o{n}", {})
+    return settled_in(sim.orders, sim.returns, n)
+
+
+def settled_in(orders: dict[str, Any], returns: dict[str, Any], n: int) -> bool:
+    """Commerce holds return n complete and the card credited."""
+    ret = returns.get(f"R{n}", {})
+    order = orders.get(f"o{n}", {})
     credited = {p["id"]: p.get("amountCredited") for p in order.get("paymentGroups", [])}
     return ret.get("state") == "COMPLETE" and credited.get("pg20005") == 268.4
 

@@ -327,6 +327,25 @@ async def test_faults_over_http(sim: CommerceSimulator, http: ClientSession) -> 
         assert [c["status"] for c in await response.json() if c["method"] == "PUT"] == [502, 200]
 
 
+async def test_seed_and_state_over_http(sim: CommerceSimulator, http: ClientSession) -> None:
+    """How a benchmark drives a simulator running in its own process."""
+    async with http.post(f"{sim.url}/__sim/seed", json={
+        "orders": [{"id": "o9", "state": "SUBMITTED", "paymentGroups": [{"id": "pg9"}]}],
+        "returns": [{"id": "R9", "state": "PENDING_CUSTOMER_ACTION"}],
+    }) as response:
+        assert response.status == 201
+    async with http.post(f"{sim.url}/__sim/seed", json={"returns": [{"state": "x"}]}) as response:
+        assert response.status == 400
+    bearer = await token(http, sim)
+    assert (await call(http, sim, "PUT", "/ccadmin/v1/orders/o9", bearer,
+                       {"state": "PROCESSING", "paymentGroups": []}))[0] == 200
+    async with http.get(f"{sim.url}/__sim/state") as response:
+        state = await response.json()
+    assert state["orders"]["o9"] == {"id": "o9", "state": "PROCESSING", "paymentGroups": []}
+    assert state["returns"]["R9"]["state"] == "PENDING_CUSTOMER_ACTION"
+    assert set(state["orders"]) == {"o1", "o9"}
+
+
 async def test_dropped_connection(sim: CommerceSimulator, http: ClientSession) -> None:
     """No answer at all. aiohttp itself resends an idempotent request once when the connection
     drops, so two drops are what a client sees as one failure."""

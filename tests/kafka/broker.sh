@@ -212,11 +212,12 @@ start() {
     # Static quorum (controller.quorum.voters), so no --standalone: that flag is only for
     # controller.quorum.bootstrap.servers and StorageTool refuses it with voters set.
     local cluster_id
+    # `--cluster-id=ID`, not `-t ID`: one random id in 64 starts with '-' and reads as an option.
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
     # shellcheck disable=SC2086
     java $java_opts $(cds_opts "$dir") -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
         -cp "$(classpath)" kafka.tools.StorageTool format \
-        -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+        --cluster-id="$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; die "formatting $dir/data failed"; }
   fi
   settle_cds_archive "$dir" drop
