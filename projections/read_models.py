@@ -27,17 +27,26 @@ TRANSITION_COLUMNS = (
 )
 """Stable column names of `rf_transitions` and of `returnflow audit --all` exports."""
 
+TRANSITIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {name} (notification_id INTEGER PRIMARY KEY, kind TEXT, "
+    "subject TEXT, version INTEGER, time TEXT, type TEXT, trigger TEXT, from_state TEXT, "
+    "to_state TEXT, actor TEXT, cause TEXT, quantities TEXT, amounts TEXT)"
+)
+TRANSITIONS_INDEX = "CREATE INDEX IF NOT EXISTS rf_transitions_subject ON rf_transitions (subject, version)"
 _QUANTITY_KEYS = ("quantities", "item_steps", "items")
 _AMOUNT_KEYS = ("plan", "credited", "amounts", "totals", "refund_quote")
+_ITEM_KEYS = ("returnItemId", "commerceItemId", "state", "quantityToReturn", "quantityReceived")
+_ITEM_SNAPSHOTS = frozenset({"ReturnRequest.Received", "ReturnRequest.CommerceUpdated"})
+_RESERVED = frozenset({"version", "time", "type", "from", "to"})
+"""Event fields that would shadow a column in the event's view: such events take the slow path."""
+_QUALNAMES: dict[type, str] = {}
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS rf_order_view (id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
     "document BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rf_return_view (id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
     "document BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS rf_transitions (notification_id INTEGER PRIMARY KEY, kind TEXT, "
-    "subject TEXT, version INTEGER, time TEXT, type TEXT, trigger TEXT, from_state TEXT, "
-    "to_state TEXT, actor TEXT, cause TEXT, quantities TEXT, amounts TEXT)",
-    "CREATE INDEX IF NOT EXISTS rf_transitions_subject ON rf_transitions (subject, version)",
+    TRANSITIONS_TABLE.format(name="rf_transitions"),
+    TRANSITIONS_INDEX,
     "CREATE TABLE IF NOT EXISTS rf_read_model_position (id INTEGER PRIMARY KEY CHECK (id = 1), "
     "position INTEGER NOT NULL)",
 )
@@ -52,6 +61,38 @@ def _compact(value: Any) -> str | None:
 
 
 def transition_row(notification_id: int, event: DomainEvent, aggregate: Aggregate) -> tuple[Any, ...]:
+    """The row of `transition_row_from_view`, read straight off the event (replay's hot path)."""
+    fields = event.__dict__
+    if not _RESERVED.isdisjoint(fields):
+        return transition_row_from_view(notification_id, event, aggregate)
+    name = _QUALNAMES.get(type(event))
+    if name is None:
+        name = _QUALNAMES[type(event)] = type(event).__qualname__
+    if name in _ITEM_SNAPSHOTS:
+        quantities: dict[str, Any] = {"items": [{k: i.get(k) for k in _ITEM_KEYS}
+                                                for i in fields.get("items") or []]}
+        if fields.get("item_steps"):
+            quantities["item_steps"] = fields["item_steps"]
+    else:
+        quantities = {k: fields[k] for k in _QUANTITY_KEYS
+                      if fields.get(k) and (k != "items" or isinstance(fields[k], dict))}
+    amounts = {k: fields[k] for k in _AMOUNT_KEYS if fields.get(k)}
+    answer = fields.get("answer")
+    if answer is not None and answer.get("refundTotal"):
+        amounts["refundTotal"] = answer["refundTotal"]
+    is_return = isinstance(aggregate, ReturnRequest)
+    subject = aggregate.commerce_id if isinstance(aggregate, ReturnRequest | Order) else str(aggregate.id)
+    return (
+        notification_id, "return" if is_return else "order", subject, event.originator_version,
+        event.timestamp.isoformat().replace("+00:00", "Z"), name, fields.get("trigger"),
+        fields.get("source"), fields.get("target"), fields.get("actor"), fields.get("cause"),
+        _compact(quantities), _compact(amounts),
+    )
+
+
+def transition_row_from_view(notification_id: int, event: DomainEvent,
+                             aggregate: Aggregate) -> tuple[Any, ...]:
+    """The definition: one row per event, from the same view the history API serves."""
     view = event_view(event)
     kind = "return" if isinstance(aggregate, ReturnRequest) else "order"
     quantities = {k: view[k] for k in _QUANTITY_KEYS
@@ -121,14 +162,54 @@ class ReadModels:
                         "document = excluded.document WHERE excluded.version >= version",
                         rows,
                     )
-                self._db.execute(
-                    "INSERT INTO rf_read_model_position (id, position) VALUES (1, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET position = excluded.position", (position,),
-                )
+                self._set_position(position)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def begin_rebuild(self) -> None:
+        """Transitions of a rebuild go to a fresh unindexed table; readers keep the old one."""
+        with self._lock:
+            self._db.execute("DROP TABLE IF EXISTS rf_transitions_rebuild")
+            self._db.execute(TRANSITIONS_TABLE.format(name="rf_transitions_rebuild"))
+
+    def add_rebuilt_transitions(self, transitions: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                f"INSERT INTO rf_transitions_rebuild VALUES ({','.join('?' * 13)})", transitions)
+            self._db.execute("COMMIT")
+
+    def finish_rebuild(self, views: Iterable[tuple[str, str, int, bytes]], position: int) -> None:
+        """One transaction: the rebuilt transitions replace the old (indexed once, at the end),
+        the views are replaced, the position set. Readers see the old models or the new."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DROP TABLE rf_transitions")
+                self._db.execute("ALTER TABLE rf_transitions_rebuild RENAME TO rf_transitions")
+                self._db.execute(TRANSITIONS_INDEX)
+                self._replace_views(views)
+                self._set_position(position)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _replace_views(self, views: Iterable[tuple[str, str, int, bytes]]) -> None:
+        for table in ("rf_order_view", "rf_return_view"):
+            self._db.execute(f"DELETE FROM {table}")
+        rows = list(views)
+        for table in ("rf_order_view", "rf_return_view"):
+            self._db.executemany(f"INSERT INTO {table} (id, version, document) VALUES (?, ?, ?)",
+                                 [(i, v, d) for t, i, v, d in rows if t == table])
+
+    def _set_position(self, position: int) -> None:
+        self._db.execute(
+            "INSERT INTO rf_read_model_position (id, position) VALUES (1, ?) "
+            "ON CONFLICT(id) DO UPDATE SET position = excluded.position", (position,),
+        )
 
     def rows(self, table: str) -> Iterator[tuple[Any, ...]]:
         key = "notification_id" if table == "rf_transitions" else "id"

@@ -14,7 +14,8 @@ from domain.orders import Order
 from domain.returns import ReturnRequest
 from projections.audit import NotFound, parse_time, timeline
 from projections.positions import side_database
-from projections.read_models import ReadModels
+from projections.read_models import ReadModels, transition_row, transition_row_from_view
+from projections.relay import read_page
 from projections.replay import invariant_problems, rebuild
 from service.cli import main
 from service.store import open_store
@@ -191,3 +192,19 @@ def test_invariants_name_each_broken_aggregate(store_db: Path) -> None:
     assert any("received 3 of 2" in p for p in problems[1:])
     assert any("!= refund total" in p for p in problems[1:])
     assert any("refunds 9999.00" in p and "which paid" in p for p in problems[1:])
+
+
+def test_fast_transition_rows_equal_the_rows_defined_by_the_event_view(store_db: Path) -> None:
+    store = open_store(f"sqlite:///{store_db}")
+    try:
+        folded: dict[object, object] = {}
+        rows = 0
+        for notification_id, event in read_page(store, 0, 10_000):
+            aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
+            folded[event.originator_id] = aggregate
+            assert transition_row(notification_id, event, aggregate) == \
+                transition_row_from_view(notification_id, event, aggregate), type(event).__qualname__
+            rows += 1
+        assert rows == stored(store_db)
+    finally:
+        store.close()
