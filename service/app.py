@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from service import operator_api, validation, webhooks
+from service.answer_memo import AnswerMemo
 from service.background import Background
 from service.config import Settings, load_policy
 from service.context import SERVICES, Services
@@ -173,6 +174,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         writer=writer,
         queries=Queries(store),
         verifier=SignatureVerifier(settings.webhook_secrets, settings.webhook_basic_auth),
+        answers=AnswerMemo(writer.committed),
         policy=policy,
     )
     app = web.Application(
@@ -180,22 +182,24 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         middlewares=[request_context, operator_auth],
     )
     app[SERVICES] = services
-    webhooks.add_routes(app)
     validation.add_routes(app)
-    operator_api.add_routes(app)
-    app.router.add_get("/orders/{id}", get_order)
-    app.router.add_get("/orders/{id}/history", get_order_history)
-    app.router.add_get("/returns/{id}", get_return)
-    app.router.add_get("/returns/{id}/history", get_return_history)
+    if settings.role == "all":
+        webhooks.add_routes(app)
+        operator_api.add_routes(app)
+        app.router.add_get("/orders/{id}", get_order)
+        app.router.add_get("/orders/{id}/history", get_order_history)
+        app.router.add_get("/returns/{id}", get_return)
+        app.router.add_get("/returns/{id}/history", get_return_history)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
 
-    background = Background(settings, store, writer)
+    background = Background(settings, store, writer) if settings.role == "all" else None
 
     async def start(_: web.Application) -> None:
         writer.start()
-        await background.start()
+        if background is not None:
+            await background.start()
         if settings.development_mode:
             log.warning(
                 "DEVELOPMENT_MODE",
@@ -206,7 +210,8 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
             )
 
     async def stop(_: web.Application) -> None:
-        await background.close()
+        if background is not None:
+            await background.close()
         await asyncio.to_thread(writer.stop)
         if own_store:
             store.close()

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP (unset: embedded)")
     serve.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL")
     serve.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    serve.add_argument("--role", choices=["all", "validation"],
+                       help="RETURNFLOW_ROLE: all (default), or only the validation webhook")
     relay = commands.add_parser("relay", help="publish the event store to Kafka (returnflow.events)")
     _common(relay)
     relay.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
@@ -88,12 +90,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
         kafka_bootstrap=getattr(args, "kafka_bootstrap", None),
         commerce_url=getattr(args, "commerce_url", None),
         commerce_app_key=getattr(args, "commerce_app_key", None),
+        role=getattr(args, "role", None),
     )
 
 
 def serve(settings: Settings) -> int:
     app = create_app(settings)
-    log.info("serving", host=settings.host, port=settings.port, store=settings.store)
+    log.info("serving", host=settings.host, port=settings.port, store=settings.store,
+             role=settings.role)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
 

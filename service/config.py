@@ -12,6 +12,7 @@ from typing import Any
 from domain.policy import PolicyError, ReturnPolicy
 
 DEFAULT_STORE = "sqlite:///./returnflow.db"
+ROLES = ("all", "validation")
 
 
 class ConfigError(ValueError):
@@ -35,6 +36,9 @@ class Settings:
     log_format: str = "auto"
     relay_inline: bool = True
     """With Kafka: run the relay inside `serve` (False when `returnflow relay` runs apart)."""
+    role: str = "all"
+    """`validation`: serve only the Return Request Validation webhook, beside an `all` process
+    on the same store, so Commerce's synchronous question never queues behind ingest."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -66,6 +70,7 @@ class Settings:
             max_body_bytes=max_body,
             log_format=get("LOG_FORMAT") or "auto",
             relay_inline=(get("RELAY_INLINE") or "true").lower() not in ("0", "false", "no"),
+            role=(get("ROLE") or "all").lower(),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings
@@ -82,6 +87,8 @@ class Settings:
                 "RETURNFLOW_WEBHOOK_BASIC_AUTH) and RETURNFLOW_API_TOKEN: set both, or bind to "
                 "127.0.0.1 for development"
             )
+        if self.role not in ROLES:
+            raise ConfigError(f"RETURNFLOW_ROLE must be one of {', '.join(ROLES)}, not {self.role!r}")
         if self.max_body_bytes < 1024:
             raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from domain.policy import ReturnPolicy
+from service.answer_memo import AnswerMemo
 from service.config import Settings
 from service.queries import Queries
 from service.signatures import SignatureVerifier
@@ -25,6 +26,7 @@ class Services:
     writer: Writer
     queries: Queries
     verifier: SignatureVerifier
+    answers: AnswerMemo
     policy: ReturnPolicy = field(default_factory=ReturnPolicy)
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)
 

@@ -90,6 +90,8 @@ class AggregateCache:
 
     def __init__(self, capacity: int = 50_000) -> None:
         self.capacity = capacity
+        self.generation = 0
+        """Moves on whenever entries are dropped as stale; see `put_if_current`."""
         self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -109,12 +111,23 @@ class AggregateCache:
             if len(self._items) > self.capacity:
                 self._items.popitem(last=False)
 
-    def forget(self, aggregate_id: UUID) -> None:
+    def put_if_current(self, aggregate: Aggregate, generation: int) -> None:
+        """For what a reader loaded: kept only if nothing was found stale since it began loading
+        (else the load may predate a write whose eviction has already happened)."""
         with self._lock:
-            self._items.pop(aggregate_id, None)
+            if self.generation != generation:
+                return
+        self.put(aggregate)
+
+    def forget(self, aggregate_ids: set[UUID]) -> None:
+        with self._lock:
+            self.generation += 1
+            for aggregate_id in aggregate_ids:
+                self._items.pop(aggregate_id, None)
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._items.clear()
 
 
@@ -133,6 +146,7 @@ class PrivateCopies:
         self.committed = committed
         self._known: int | None = None
         """Every write up to this notification id is reflected in `committed`."""
+        self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._path: str | None = None
         self._table = ""
@@ -143,19 +157,22 @@ class PrivateCopies:
                 self._path, self._table = name, recorder.events_table_name
 
     def refresh(self) -> None:
-        """Before a batch: forget what another process has written since the last look."""
-        newest = self._newest()
-        if self._known is None:
-            self.committed.clear()
-        elif newest > self._known:
-            for aggregate_id in self._written_after(self._known):
-                self.committed.forget(aggregate_id)
-        self._known = newest
+        """Forget what another process has written since the last look (before each batch, and
+        before a reader trusts the cache). Any thread."""
+        with self._lock:
+            newest = self._newest()
+            if self._known is None:
+                self.committed.clear()
+            elif newest > self._known:
+                self.committed.forget(self._written_after(self._known))
+            self._known = newest
 
     def saved(self, notification_ids: list[int]) -> None:
         """After a commit: if nobody wrote in between, what we know extends over our own events."""
-        if notification_ids and self._known is not None and min(notification_ids) == self._known + 1:
-            self._known = max(notification_ids)
+        with self._lock:
+            if notification_ids and self._known is not None \
+                    and min(notification_ids) == self._known + 1:
+                self._known = max(notification_ids)
 
     def take(self, aggregate_id: UUID) -> Aggregate | None:
         cached = self.committed.get(aggregate_id)
@@ -190,9 +207,10 @@ class PrivateCopies:
         return self._db
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 class CacheMiss(LookupError):
@@ -217,6 +235,8 @@ class UnitOfWork:
         self.cache_only = cache_only
         self.copies = copies
         self._aggregates: dict[UUID, Aggregate] = {}
+        self.missed: set[UUID] = set()
+        """Ids looked up and not found: an answer built on an absence."""
 
     def get(self, aggregate_id: UUID, kind: type[A], *, expect_new: bool = False) -> A | None:
         found = self._aggregates.get(aggregate_id)
@@ -229,12 +249,14 @@ class UnitOfWork:
         if found is None:
             if self.cache_only:
                 raise CacheMiss(aggregate_id)
+            generation = self.read_cache.generation if self.read_cache is not None else 0
             try:
                 found = self.store.repository.get(aggregate_id)
             except AggregateNotFoundError:
+                self.missed.add(aggregate_id)
                 return None
             if self.read_cache is not None:
-                self.read_cache.put(found)
+                self.read_cache.put_if_current(found, generation)
         if found is not None:
             self._aggregates[aggregate_id] = found
         if not isinstance(found, kind):

@@ -1,10 +1,12 @@
 """The Return Request Validation function webhook: Commerce waits for this answer.
 
 A question is judged first from committed aggregates held in memory (on the
-event loop: no I/O), else on a reader thread; only when the answer would be
+event loop; one indexed query first drops what another process sharing the
+store has changed since), else on a reader thread; only when the answer would be
 recorded (a lifecycle step, or a different answer) does it go through the
 writer, which judges again inside its unit of work and records one event per
-order. A repeated question is answered without touching the writer at all.
+order. A repeated question is answered without touching the writer at all, and
+while nothing it was judged from has changed, from memory (`AnswerMemo`).
 """
 
 from __future__ import annotations
@@ -235,30 +237,38 @@ def _contexts(triggers: Sequence[str]) -> list[str]:
 async def return_request_validation(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await signed_body(request, services)
+    cause = body_hash(body)
+    services.writer.copies.refresh()
+    remembered = services.answers.get(cause)
+    if remembered is not None:
+        services.counters[("validation_repeat", request.path)] += 1
+        log.debug("validation_answered_again", cause=cause)
+        return web.Response(body=remembered, content_type="application/json")
     call = parse_validation(parse_json(body))
     policy = services.policy
     now = datetime.now(UTC)
-    cause = body_hash(body)
     cache = services.writer.committed
+    uow = UnitOfWork(services.store, read_cache=cache, cache_only=True)
     try:
-        answers, needs_recording = decide(
-            UnitOfWork(services.store, read_cache=cache, cache_only=True), call, policy, now, cause,
-            False,
-        )
+        answers, needs_recording = decide(uow, call, policy, now, cause, False)
     except CacheMiss:
+        uow = UnitOfWork(services.store, read_cache=cache)
         answers, needs_recording = await asyncio.to_thread(
-            decide, UnitOfWork(services.store, read_cache=cache), call, policy, now, cause, False
+            decide, uow, call, policy, now, cause, False
         )
     if needs_recording:
         answers, _ = await services.write(
             partial(_decide_and_record, call=call, policy=policy, now=now, cause=cause)
         )
     services.counters[("validation_" + call.context, request.path)] += 1
-    log.info("validation_answered", context=call.context, cause=cause, recorded=needs_recording,
-             orders=[q.order_id for q in call.questions],
-             nonreturnable=[a["nonreturnable"] for a in answers])
-    return web.Response(body=orjson.dumps({"context": call.context, "returnRequests": answers}),
-                        content_type="application/json")
+    (log.info if needs_recording else log.debug)(
+        "validation_answered", context=call.context, cause=cause, recorded=needs_recording,
+        orders=[q.order_id for q in call.questions],
+        nonreturnable=[a["nonreturnable"] for a in answers])
+    answer = orjson.dumps({"context": call.context, "returnRequests": answers})
+    if not needs_recording and not uow.missed:
+        services.answers.put(cause, answer, tuple((a.id, a.version) for a in uow.touched()))
+    return web.Response(body=answer, content_type="application/json")
 
 
 def _decide_and_record(uow: UnitOfWork, *, call: ValidationCall, policy: ReturnPolicy,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
 
+from service.config import Settings
 from tests.commerce_sim.webhook_sender import sign
-from tests.conftest import RunningService
-from tests.integration.test_operator_api import act, fresh_order, get, webhook
+from tests.conftest import API_TOKEN, SECRET, RunningService, free_port, start_service
+from tests.integration.test_operator_api import act, fresh_order, get, return_update, webhook
 
 
 def question(context: str, quantity: int = 1, **request: Any) -> dict[str, Any]:
@@ -122,3 +124,78 @@ async def test_unsigned_question_is_401(service: RunningService) -> None:
     async with service.http.post(service.url + "/webhooks/return-request-validation", data=body,
                                  headers={"X-Oracle-CC-WebHook-Signature": forged}) as r:
         assert r.status == 401
+
+
+@pytest.fixture
+async def validator(service: RunningService) -> AsyncIterator[RunningService]:
+    """A second process's worth (its own store, writer and caches) on the same SQLite file."""
+    settings = Settings(store=f"sqlite:///{service.db_path}", webhook_secrets=(SECRET,),
+                        api_token=API_TOKEN, port=free_port(), role="validation")
+    runner, services = await start_service(settings)
+    yield RunningService(f"http://127.0.0.1:{settings.port}", service.db_path, services,
+                         service.http)
+    await runner.cleanup()
+
+
+async def test_a_validation_process_beside_the_main_one_answers_from_its_latest_writes(
+    service: RunningService, validator: RunningService,
+) -> None:
+    assert (await webhook(service, "order-submit", fresh_order()))[0] == 200
+    status, answer = await webhook(validator, "return-request-validation", question("Initiate_Return"))
+    (item,) = answer["returnRequests"][0]["returnItemList"]
+    assert status == 200 and (item["nonreturnable"], item["quantityAvailable"]) == (True, 0)
+    assert (await act(service, "/orders/o20005/shipments", {"shippingGroupId": "sg20005"}))[0] == 200
+    status, answer = await webhook(validator, "return-request-validation", question("Initiate_Return"))
+    (item,) = answer["returnRequests"][0]["returnItemList"]
+    assert status == 200 and (item["nonreturnable"], item["quantityAvailable"]) == (False, 2), \
+        "the shipment the other process stored is seen, not the cached unshipped order"
+    history = (await get(service, "/orders/o20005/history"))["events"]
+    assert history[-1]["type"] == "Order.ContextValidated", "what the validator records, main sees"
+    conflicts = service.services.writer.stats.conflicts
+    assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
+    history = (await get(service, "/orders/o20005/history"))["events"]
+    assert [e["type"] for e in history[-2:]] == ["Order.ContextValidated", "Order.ReturnLinked"]
+    assert service.services.writer.stats.conflicts == conflicts, \
+        "main saw the validator's write before deciding, instead of colliding with it"
+
+
+async def test_the_validation_role_serves_only_the_function_webhook(validator: RunningService) -> None:
+    async with validator.http.post(f"{validator.url}/webhooks/order-submit", data=b"{}") as r:
+        assert r.status == 404
+    async with validator.http.get(f"{validator.url}/orders/o1", headers=validator.auth) as r:
+        assert r.status == 404
+    async with validator.http.get(f"{validator.url}/healthz") as r:
+        assert r.status == 200
+    assert validator.services.settings.role == "validation"
+
+
+async def test_a_repeated_question_is_answered_from_memory_until_the_order_changes(
+    service: RunningService,
+) -> None:
+    memo = service.services.answers
+    await ship(service)
+    first = await webhook(service, "return-request-validation", question("Initiate_Return"))
+    judged = await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert memo.hits == 0, "the first answer was recorded, the second judged (and remembered)"
+    remembered = await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert first == judged == remembered and memo.hits == 1
+    assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
+    status, answer = await webhook(service, "return-request-validation", question("Initiate_Return"))
+    (item,) = answer["returnRequests"][0]["returnItemList"]
+    assert status == 200 and item["quantityAvailable"] == 0, "judged again on the linked return"
+    assert memo.hits == 1
+
+
+async def test_remembered_answers_expire_and_absences_are_not_remembered(
+    service: RunningService,
+) -> None:
+    memo = service.services.answers
+    status, answer = await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert status == 200 and answer["returnRequests"][0]["nonreturnable"] is True
+    await ship(service)
+    status, answer = await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert answer["returnRequests"][0]["nonreturnable"] is False, "an unknown order is not remembered"
+    memo.ttl_s = 0.0
+    await webhook(service, "return-request-validation", question("Initiate_Return"))
+    await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert memo.hits == 0
