@@ -57,7 +57,7 @@ def store_env(url: str) -> dict[str, str]:
             raise ValueError("sqlite store needs a path: sqlite:///returnflow.db")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+        return {"PERSISTENCE_MODULE": "service.sqlite_recorder:Factory", "SQLITE_DBNAME": path,
                 "SQLITE_LOCK_TIMEOUT": "30"}
     if url.startswith(("postgresql://", "postgres://")):
         from urllib.parse import unquote, urlsplit
