@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
-        logs.configure(settings.log_format)
+        logs.configure(settings.log_format, final=argv is None)
         if args.command == "serve":
             return serve(settings)
         if args.command == "relay":

@@ -26,7 +26,10 @@ def _dumps(value: object, **_: object) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None) -> None:
+def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None,
+              *, final: bool = False) -> None:
+    """`final`: nothing will configure logging again in this process (the CLI), so loggers
+    may be bound once and cached instead of on every call."""
     renderer: structlog.types.Processor
     use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     if use_console:
@@ -46,5 +49,5 @@ def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextI
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=final,
     )

@@ -63,6 +63,6 @@ class SignatureVerifier:
     def _matches(self, body: bytes, signature: bytes, algorithm: str) -> bool:
         matched = False
         for key in self._keys:
-            expected = hmac.new(key, body, algorithm).digest()
+            expected = hmac.digest(key, body, algorithm)
             matched |= hmac.compare_digest(expected, signature)
         return matched
