@@ -287,6 +287,8 @@ class KafkaSync:
         self.max_records = max_records
         self.max_in_flight = max_in_flight
         self.consumed = 0
+        self.assignment: frozenset[TopicPartition] = frozenset()
+        """The partitions this consumer holds now (set by the group's rebalances)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         async def session(connected: Callable[[], None]) -> None:
@@ -301,7 +303,7 @@ class KafkaSync:
                                                            retryable=CommerceUnreachable)
             try:
                 await ensure_topics(self.bootstrap, (self.topic, self.dlq_topic))
-                consumer.subscribe([self.topic], listener=_HandOver(consumer, lanes))
+                consumer.subscribe([self.topic], listener=_HandOver(self, consumer, lanes))
                 await consumer.start()
                 await producer.start()
                 self.projector.dead_letter = partial_dead_letter(producer, self.dlq_topic)
@@ -340,7 +342,9 @@ class KafkaSync:
 class _HandOver(ConsumerRebalanceListener):
     """Before partitions move to another consumer, finish and commit what is in flight."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition]) -> None:
+    def __init__(self, sync: KafkaSync, consumer: AIOKafkaConsumer,
+                 lanes: KeyedLanes[TopicPartition]) -> None:
+        self.sync = sync
         self.consumer = consumer
         self.lanes = lanes
 
@@ -349,9 +353,10 @@ class _HandOver(ConsumerRebalanceListener):
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
             await _commit(self.consumer, self.lanes)
         self.lanes.forget(list(revoked))
+        self.sync.assignment = self.sync.assignment - revoked
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        self.sync.assignment = frozenset(assigned)
 
 
 async def _commit(consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition]) -> None:

@@ -77,8 +77,8 @@ async def serving(db: Path, bootstrap: str | None, commerce_url: str | None = No
 
 
 @asynccontextmanager
-async def syncing(bootstrap: str, names: Names, sim: CommerceSimulator, ledger_db: Path
-                  ) -> AsyncIterator[CommerceProjector]:
+async def syncing(bootstrap: str, names: Names, sim: CommerceSimulator, ledger_db: Path,
+                  consumers: list[KafkaSync] | None = None) -> AsyncIterator[CommerceProjector]:
     ledger = SyncLedger(str(ledger_db))
     client = CommerceClient(sim.url, sim.app_key, backoff_base_s=0.05, backoff_cap_s=0.2,
                             max_attempts=3)
@@ -86,6 +86,8 @@ async def syncing(bootstrap: str, names: Names, sim: CommerceSimulator, ledger_d
     stop = asyncio.Event()
     consumer = KafkaSync(bootstrap, projector, topic=names.events, dlq_topic=names.dlq,
                          group_id=names.group)
+    if consumers is not None:
+        consumers.append(consumer)
     task = asyncio.create_task(consumer.run(stop))
     try:
         yield projector
@@ -231,3 +233,35 @@ async def test_kill_9_of_relay_and_consumer_mid_stream(
         for n in returns:
             assert_commerce_holds_the_return(sim, n)
             assert set(credits_sent(sim, n)) <= {0, 268.4}, "never credited twice"
+
+
+async def test_partitions_moving_between_consumers_lose_nothing_and_credit_once(
+    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+) -> None:
+    """A second consumer joins mid-stream, leaves, a third joins: lanes hand over at each move."""
+    returns = range(1, 13)
+    async with CommerceSimulator(latency_ms=10) as sim:
+        for n in returns:
+            seed_commerce(sim, n)
+        async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver, \
+                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "a.db") as first:
+            for n in (1, 2, 3):
+                await driver.full(n)
+            await wait_for(lambda: all(commerce_done(sim, n) for n in (1, 2, 3)), 60,
+                           "the first consumer alone")
+            joined: list[KafkaSync] = []
+            async with syncing(kafka_broker.bootstrap, names, sim, tmp_path / "b.db",
+                               joined) as second:
+                await wait_for(lambda: bool(joined[0].assignment), 60, "the group to rebalance")
+                for n in range(4, 11):
+                    await driver.full(n)
+                await wait_for(lambda: second.calls > 0, 60, "the joiner's calls")
+            async with syncing(kafka_broker.bootstrap, names, sim, tmp_path / "c.db"):
+                for n in (11, 12):
+                    await driver.full(n)
+                await wait_for(lambda: all(commerce_done(sim, n) for n in returns), 120,
+                               "every return settled in Commerce")
+        assert first.calls > 0, "the first consumer did its share"
+        for n in returns:
+            assert_commerce_holds_the_return(sim, n)
+            assert set(credits_sent(sim, n)) <= {0, 268.4}, "absolute credits, never added"
