@@ -8,6 +8,7 @@ a default.
 
 from __future__ import annotations
 
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -17,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from domain.refunds import RefundShipping, ReturnFee, refund_shipping_choice
+from domain.states import ValidationContext
 
 Kind = Literal["return", "exchange"]
 
@@ -87,6 +89,39 @@ def _names(key: str, value: object) -> frozenset[str]:
     return frozenset(value)
 
 
+_LABEL_FIELDS = frozenset({"rma", "order_id"})
+
+
+def _contexts(key: str, value: object) -> frozenset[str]:
+    names = _names(key, value) if value else frozenset()
+    known = {c.value for c in ValidationContext}
+    unknown = sorted(names - known)
+    if unknown:
+        raise PolicyError(f"{key}: unknown context {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return names
+
+
+def _text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _label_template(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    template = _text("return_label_url", value)
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise PolicyError(f"return_label_url is not a valid template: {exc}") from None
+    unknown = sorted(used - _LABEL_FIELDS)
+    if unknown:
+        raise PolicyError(f"return_label_url: unknown placeholder {{{unknown[0]}}}; "
+                          "use {rma} and {order_id}")
+    return template
+
+
 def _refund_shipping(value: object) -> RefundShipping:
     try:
         return refund_shipping_choice(value)
@@ -108,6 +143,12 @@ class ReturnPolicy:
     - return_fee (None): fixed amount or percent of the item refund.
     - manual_refund_payment_methods ({"invoice", "cash"}): see
       DEFAULT_MANUAL_REFUND_METHODS.
+    - issue_rma_on (empty): validation contexts whose returnable answer carries
+      a return authorization number we issue, `rma_prefix` ("RMA-") followed by
+      the return's id, else the order id and the number of its next return;
+      Commerce's own `rma` on the request always wins.
+    - return_label_url (None): label URL issued with the RMA, a template with
+      `{rma}` and `{order_id}`. Tracking numbers come from the carrier, not us.
     """
 
     return_window_days: int = 30
@@ -118,6 +159,9 @@ class ReturnPolicy:
     refund_shipping: RefundShipping = "when_group_fully_returned"
     return_fee: ReturnFee | None = None
     manual_refund_payment_methods: frozenset[str] = DEFAULT_MANUAL_REFUND_METHODS
+    issue_rma_on: frozenset[str] = frozenset()
+    rma_prefix: str = "RMA-"
+    return_label_url: str | None = None
 
     def __post_init__(self) -> None:
         _days("return_window_days", self.return_window_days)
@@ -132,6 +176,11 @@ class ReturnPolicy:
         _refund_shipping(self.refund_shipping)
         if self.return_fee is not None and not isinstance(self.return_fee, ReturnFee):
             raise PolicyError("return_fee must be a ReturnFee or None")
+        if not isinstance(self.issue_rma_on, frozenset):
+            raise PolicyError("issue_rma_on must be a frozenset of context names")
+        _contexts("issue_rma_on", self.issue_rma_on)
+        _text("rma_prefix", self.rma_prefix)
+        _label_template(self.return_label_url)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ReturnPolicy:
@@ -159,6 +208,12 @@ class ReturnPolicy:
                 values[key] = _refund_shipping(value)
             elif key == "return_fee":
                 values[key] = parse_return_fee(value)
+            elif key == "issue_rma_on":
+                values[key] = _contexts(key, value)
+            elif key == "rma_prefix":
+                values[key] = _text(key, value)
+            elif key == "return_label_url":
+                values[key] = _label_template(value)
         return cls(**values)
 
     @classmethod
@@ -179,10 +234,32 @@ class ReturnPolicy:
             "require_shipped": self.require_shipped,
             "refund_shipping": self.refund_shipping,
             "manual_refund_payment_methods": sorted(self.manual_refund_payment_methods),
+            "issue_rma_on": sorted(self.issue_rma_on),
+            "rma_prefix": self.rma_prefix,
         }
         if self.return_fee is not None:
             mapping["return_fee"] = str(self.return_fee)
+        if self.return_label_url is not None:
+            mapping["return_label_url"] = self.return_label_url
         return mapping
+
+    def return_authorization(self, context: str, order_id: str, return_id: str | None,
+                             next_return: int) -> tuple[str, str | None] | None:
+        """The RMA (and label URL) to answer a returnable `context` with; None: we issue none.
+
+        Derived, not drawn: the same question gets the same number, so Commerce's
+        retries and repeated questions never see two authorizations for one return.
+        """
+        if context not in self.issue_rma_on:
+            return None
+        rma = f"{self.rma_prefix}{return_id}" if return_id else \
+            f"{self.rma_prefix}{order_id}-{next_return}"
+        return rma, self.label_for(rma, order_id)
+
+    def label_for(self, rma: str, order_id: str) -> str | None:
+        if self.return_label_url is None:
+            return None
+        return self.return_label_url.format(rma=rma, order_id=order_id)
 
     def window_days(self, kind: Kind) -> int:
         if kind == "return":

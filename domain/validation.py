@@ -8,7 +8,7 @@ records it on the order's lifecycle.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,9 @@ class RequestVerdict:
     refusal_code: NonReturnableReason | None = None
     refund: RefundCalculation | None = None
     lifecycle_facts: dict[str, Any] = field(default_factory=dict)
+    rma: str | None = None
+    """The return authorization the answer carries, when the policy issues one for this context."""
+    return_label: str | None = None
 
     @property
     def nonreturnable(self) -> bool:
@@ -72,8 +75,12 @@ def judge(
     policy: ReturnPolicy,
     now: datetime,
     return_id: str | None = None,
+    rma: str | None = None,
 ) -> RequestVerdict:
-    """`asked` None means Commerce truncated the list: answer for every item of the order."""
+    """`asked` None means Commerce truncated the list: answer for every item of the order.
+
+    `rma`: the authorization number Commerce already holds for this request, if any.
+    """
     if order is None:
         items = [ItemAnswer(a.commerce_item_id, a.shipping_group_id, a.quantity,
                             not_found(a.commerce_item_id)) for a in asked or []]
@@ -113,7 +120,22 @@ def judge(
     lifecycle_facts: dict[str, Any] = {}
     if context == "Process_Exchange":
         lifecycle_facts["goods_received"] = goods_received(returns, return_id)
-    return RequestVerdict(order_id, answers, refusal, code, refund, lifecycle_facts)
+    result = RequestVerdict(order_id, results, refusal, code, refund, lifecycle_facts)
+    if result.nonreturnable:
+        return result
+    issued = policy.return_authorization(context, order_id, return_id, len(order.return_ids) + 1)
+    if issued is None:
+        return result
+    held = rma or _stored_rma(returns, return_id) or issued[0]
+    return replace(result, rma=held, return_label=policy.label_for(held, order_id))
+
+
+def _stored_rma(returns: Sequence[ReturnRequest], return_id: str | None) -> str | None:
+    """An RMA already issued for this return (by an operator's authorize) is the one to repeat."""
+    for ret in returns:
+        if return_id is not None and ret.commerce_id == return_id and ret.details.get("rma"):
+            return str(ret.details["rma"])
+    return None
 
 
 def _over_asked(

@@ -46,6 +46,7 @@ class Question:
     order_id: str
     return_id: str | None
     asked: tuple[AskedItem, ...] | None
+    rma: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,16 @@ def parse_validation(document: Json) -> ValidationCall:
                 for item in request.objects("returnItemList", required=True)
             )
         return_id = request.opt_ident("authorizationNumber", "requestId", "id")
-        questions.append(Question(request.data, order_id, return_id, asked))
+        questions.append(Question(request.data, order_id, return_id, asked,
+                                  _held_rma(request.data.get("rma"))))
     return ValidationCall(context, tuple(questions))
+
+
+def _held_rma(value: object) -> str | None:
+    """Commerce's echo of an authorization number; lenient, since it is ours or an agent's."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
 
 
 def _quantity(item: JsonReader, context: str) -> int:
@@ -152,9 +161,10 @@ def answer_request(question: Question, verdict: RequestVerdict, refusal: Json | 
         "returnItemList": items,
         "nonreturnable": nonreturnable,
         "nonReturnableReason": ((refusal or {}).get("message") or text) if nonreturnable else None,
-        "rma": question.raw.get("rma"),
+        "rma": (verdict.rma if refusal is None else None) or question.raw.get("rma"),
         "trackingNumber": question.raw.get("trackingNumber"),
-        "returnLabel": question.raw.get("returnLabel"),
+        "returnLabel": question.raw.get("returnLabel")
+        or (verdict.return_label if refusal is None else None),
         "additionalProperties": extra,
     }
     return answer
@@ -183,7 +193,7 @@ def decide(
         order = uow.get(order_uuid(question.order_id), Order)
         returns = _returns_of(uow, order)
         verdict = judge(call.context, question.order_id, order, returns, question.asked, policy,
-                        now, question.return_id)
+                        now, question.return_id, question.rma)
         answer = answer_request(question, verdict, None)
         if order is None or verdict.refusal is not None:
             answers.append(answer)
@@ -226,6 +236,8 @@ def _summary(context: str, answer: Json) -> Json:
             for item in answer["returnItemList"]
         ],
         "refundTotal": (answer["additionalProperties"].get("refund") or {}).get("refund_total"),
+        "rma": answer["rma"],
+        "returnLabel": answer["returnLabel"],
     }
 
 

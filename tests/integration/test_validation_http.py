@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -199,3 +200,39 @@ async def test_remembered_answers_expire_and_absences_are_not_remembered(
     await webhook(service, "return-request-validation", question("Initiate_Return"))
     await webhook(service, "return-request-validation", question("Initiate_Return"))
     assert memo.hits == 0
+
+
+@pytest.fixture
+async def issuing(tmp_path: Path, service: RunningService) -> AsyncIterator[RunningService]:
+    """The same store answered under a policy (TOML file) that issues RMAs and label URLs."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('issue_rma_on = ["Submit_Return"]\nrma_prefix = "WH-"\n'
+                      'return_label_url = "https://labels.test/{rma}.pdf"\n')
+    settings = Settings(store=f"sqlite:///{service.db_path}", webhook_secrets=(SECRET,),
+                        api_token=API_TOKEN, port=free_port(), policy_path=str(policy))
+    runner, services = await start_service(settings)
+    yield RunningService(f"http://127.0.0.1:{settings.port}", service.db_path, services,
+                         service.http)
+    await runner.cleanup()
+
+
+async def test_submit_return_is_answered_with_the_policys_rma_and_label_and_records_them(
+    issuing: RunningService,
+) -> None:
+    await ship(issuing)
+    for context in ("Initiate_Return", "CalculateRefund_Return"):
+        _status, answer = await webhook(issuing, "return-request-validation", question(context, 1))
+        assert answer["returnRequests"][0]["rma"] is None
+    for _ in range(2):
+        status, answer = await webhook(issuing, "return-request-validation",
+                                       question("Submit_Return", 1))
+        request = answer["returnRequests"][0]
+        assert status == 200 and request["nonreturnable"] is False
+        assert (request["rma"], request["returnLabel"]) == (
+            "WH-o20005-1", "https://labels.test/WH-o20005-1.pdf")
+    events = (await get(issuing, "/orders/o20005/history"))["events"]
+    submitted = [e for e in events if e.get("answer", {}).get("context") == "Submit_Return"]
+    assert len(submitted) == 1, "asked twice, recorded once"
+    assert submitted[0]["answer"]["rma"] == "WH-o20005-1"
+    refused = await webhook(issuing, "return-request-validation", question("Submit_Return", 5))
+    assert refused[1]["returnRequests"][0]["rma"] is None, "no authorization for a refusal"

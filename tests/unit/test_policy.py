@@ -102,6 +102,11 @@ def test_return_fee_amount_or_percent(text: str, fee: ReturnFee | None) -> None:
         ('return_fee = "150%"', "at most 100%"),
         ('manual_refund_payment_methods = ["invoice", ""]', "non-empty strings"),
         ("return_window_days = ", "not valid TOML"),
+        ('issue_rma_on = ["Submit_Refund"]', "unknown context 'Submit_Refund'"),
+        ('issue_rma_on = "Submit_Return"', "issue_rma_on must be a list of strings"),
+        ("rma_prefix = 7", "rma_prefix must be a string"),
+        ('return_label_url = "https://l.test/{tracking}"', "unknown placeholder {tracking}"),
+        ('return_label_url = "https://l.test/{rma"', "not a valid template"),
     ],
 )
 def test_bad_toml_names_the_problem(text: str, message: str) -> None:
@@ -115,6 +120,19 @@ def test_direct_construction_is_checked_too() -> None:
         ReturnPolicy(refund_shipping="sometimes")  # type: ignore[arg-type]
     with pytest.raises(PolicyError):
         ReturnPolicy(nonreturnable_skus={"a"})  # type: ignore[arg-type]
+
+
+def test_authorization_keys_round_trip_and_issue_labels() -> None:
+    policy = ReturnPolicy.from_toml_text(
+        'issue_rma_on = ["Submit_Return"]\nrma_prefix = "WH-"\n'
+        'return_label_url = "https://labels.test/{order_id}/{rma}.pdf"\n')
+    assert ReturnPolicy.from_mapping(policy.to_mapping()) == policy
+    assert policy.return_authorization("Submit_Return", "o1", None, 3) == (
+        "WH-o1-3", "https://labels.test/o1/WH-o1-3.pdf")
+    assert policy.return_authorization("Submit_Return", "o1", "r7", 3) == (
+        "WH-r7", "https://labels.test/o1/WH-r7.pdf")
+    assert policy.return_authorization("Initiate_Return", "o1", None, 1) is None
+    assert ReturnPolicy().return_authorization("Submit_Return", "o1", None, 1) is None
 
 
 def test_parse_return_fee_passes_fees_through() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -195,3 +196,61 @@ def test_calculate_refund_on_the_seed_style_order() -> None:
     assert verdict.refund.item_total == Decimal("50.00")
     assert verdict.refund.shipping_total == Decimal("0.00")
     assert verdict.refund.refund_total == Decimal("50.00")
+
+
+ISSUING = replace(POLICY, issue_rma_on=frozenset({"Submit_Return", "Submit_Exchange"}),
+                  rma_prefix="RMA-", return_label_url="https://labels.test/{order_id}/{rma}")
+
+
+def link(order: Order, ret: ReturnRequest) -> None:
+    order.link_return(ret.commerce_id, actor="commerce-webhook", cause="c")
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_rma_and_label_are_issued_only_where_the_policy_says(context: str) -> None:
+    verdict = judge(context, "o1", make_order(), [], [AskedItem("ci-a", "sg1", 1)], ISSUING, NOW)
+    if context in ("Submit_Return", "Submit_Exchange"):
+        assert (verdict.rma, verdict.return_label) == ("RMA-o1-1", "https://labels.test/o1/RMA-o1-1")
+    else:
+        assert (verdict.rma, verdict.return_label) == (None, None)
+
+
+def test_rma_counts_the_orders_returns_and_is_stable_between_questions() -> None:
+    order = make_order()
+    asked = [AskedItem("ci-c", "sg1", 1)]
+    first = judge("Submit_Return", "o1", order, [], asked, ISSUING, NOW)
+    again = judge("Submit_Return", "o1", order, [], asked, ISSUING, NOW + timedelta(hours=1))
+    assert first.rma == again.rma == "RMA-o1-1"
+    earlier = make_return("r0", "ci-c", 1, 1, "COMPLETE")
+    link(order, earlier)
+    assert judge("Submit_Return", "o1", order, [earlier], asked, ISSUING, NOW).rma == "RMA-o1-2"
+
+
+def test_a_named_return_keeps_its_own_authorization() -> None:
+    order = make_order()
+    ret = make_return("r9", "ci-c", 1, 0, "PENDING_CUSTOMER_ACTION")
+    link(order, ret)
+    asked = [AskedItem("ci-c", "sg1", 1)]
+    named = judge("Submit_Return", "o1", order, [ret], asked, ISSUING, NOW, return_id="r9")
+    assert named.rma == "RMA-r9"
+    ret.authorize(rma="WH-77", tracking_number=None, return_label=None, shipment_required=None,
+                  actor="operator:w", cause="c")
+    authorized = judge("Submit_Return", "o1", order, [ret], asked, ISSUING, NOW, return_id="r9")
+    assert (authorized.rma, authorized.return_label) == ("WH-77", "https://labels.test/o1/WH-77")
+    held = judge("Submit_Return", "o1", order, [ret], asked, ISSUING, NOW, return_id="r9",
+                 rma="AGENT-1")
+    assert held.rma == "AGENT-1", "what Commerce already holds wins"
+
+
+@pytest.mark.parametrize("name", ["window_expired", "final_sale", "unshipped", "over_asked",
+                                  "unknown_item"])
+def test_no_authorization_for_what_cannot_be_returned(name: str) -> None:
+    order, returns, item, quantity, _, _ = scenario(name)
+    verdict = judge("Submit_Return", "o1", order, returns, [AskedItem(item, "sg1", quantity)],
+                    ISSUING, NOW)
+    assert verdict.nonreturnable and verdict.rma is None and verdict.return_label is None
+
+
+def test_unknown_order_gets_no_authorization() -> None:
+    verdict = judge("Submit_Return", "nope", None, [], [AskedItem("ci-a", "sg1", 1)], ISSUING, NOW)
+    assert verdict.rma is None
