@@ -120,7 +120,7 @@ def judge(
     lifecycle_facts: dict[str, Any] = {}
     if context == "Process_Exchange":
         lifecycle_facts["goods_received"] = goods_received(returns, return_id)
-    result = RequestVerdict(order_id, results, refusal, code, refund, lifecycle_facts)
+    result = RequestVerdict(order_id, answers, refusal, code, refund, lifecycle_facts)
     if result.nonreturnable:
         return result
     issued = policy.return_authorization(context, order_id, return_id, len(order.return_ids) + 1)
