@@ -67,9 +67,12 @@ def echo_server() -> Iterator[str]:
 
 
 @contextmanager
-def returnflow_server(store_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def returnflow_server(store_dir: Path, extra_env: dict[str, str] | None = None,
+                      nice: int = 0) -> Iterator[str]:
+    """`nice`: run at a lower CPU priority (what `cpu_shares` does in docker-compose)."""
     port = free_port()
-    argv = [sys.executable, "-m", "service.cli", "serve", "--port", str(port),
+    argv = [*(["nice", "-n", str(nice)] if nice else []),
+            sys.executable, "-m", "service.cli", "serve", "--port", str(port),
             "--store", f"sqlite:///{store_dir / 'bench.db'}", "--webhook-secrets", SECRET,
             "--api-token", API_TOKEN, "--log-format", "json"]
     with process(argv, port, extra_env):
