@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 MINOR_UNITS: dict[str, int] = {
     "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
@@ -16,7 +17,10 @@ def digits(currency: str) -> int:
     return MINOR_UNITS.get(currency.upper(), 2)
 
 
+@lru_cache(maxsize=64)
 def quantum(currency: str) -> Decimal:
+    """Cached (bounded: currency codes come from payloads): an Order Submit quantizes a dozen
+    amounts, all in one currency."""
     return Decimal(1).scaleb(-digits(currency))
 
 

@@ -343,3 +343,28 @@ async def test_basic_auth_webhooks_over_http(tmp_path: Path) -> None:
         assert services.store.recorder.max_notification_id() == 1
     finally:
         await runner.cleanup()
+
+
+async def test_every_response_and_log_line_of_a_request_carries_its_request_id(
+    service: RunningService,
+) -> None:
+    captured = io.StringIO()
+    logs.configure("json", stream=captured)
+    body = orjson.dumps(seed_order_submit())
+    headers = {SIGNATURE_HEADER: sign(body, SECRET, "sha512"), "Content-Type": "application/json"}
+    ids = []
+    for _ in range(3):
+        async with service.http.post(service.url + ORDER, data=body, headers=headers) as response:
+            assert response.status == 200
+            ids.append(response.headers["X-Request-Id"])
+    assert len(set(ids)) == 3 and all(len(i) == 16 for i in ids)
+    forged = {**headers, SIGNATURE_HEADER: sign(b"other", SECRET, "sha512"),
+              "X-Request-Id": "commerce-trace-1"}
+    async with service.http.post(service.url + ORDER, data=body, headers=forged) as response:
+        assert response.status == 401
+        assert response.headers["X-Request-Id"] == "commerce-trace-1", "a caller's id is kept"
+    lines = [orjson.loads(line) for line in captured.getvalue().splitlines()]
+    received = [line for line in lines if line["event"] == "webhook_received"]
+    assert [line["request_id"] for line in received][:1] == ids[:1]
+    failed = [line for line in lines if line["event"] == "request_failed"]
+    assert failed and failed[-1]["request_id"] == "commerce-trace-1"
