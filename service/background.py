@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from projections.positions import PositionStore, side_database
+from projections.positions import PositionStore
 from projections.read_models import ReadModels
 from projections.relay import Relay
 from projections.replay import ReadModelFollower
@@ -42,7 +42,7 @@ class Background:
         self._wakes: list[asyncio.Event] = []
 
     async def start(self) -> None:
-        database = side_database(self.settings.store)
+        database = self.settings.projections_database
         positions = PositionStore(database)
         self.closers.append(positions)
         models = ReadModels(database)

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from projections.audit import NotFound, export, parse_time, render, timeline, transitions
-from projections.positions import PositionStore, side_database
+from projections.positions import PositionStore
 from projections.read_models import ReadModels
 from projections.relay import Relay
 from projections.replay import ProgressBar, rebuild, summary, verify
@@ -32,6 +32,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="RETURNFLOW_STORE: sqlite:///path, postgresql://…, memory:")
     parser.add_argument("--log-format", choices=["auto", "json", "console"],
                         help="RETURNFLOW_LOG_FORMAT (auto: key=value on a terminal, else JSON)")
+    parser.add_argument("--projections", help="RETURNFLOW_PROJECTIONS: SQLite file for read "
+                        "models, relay position and sync ledger (default: beside the store)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +93,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         commerce_url=getattr(args, "commerce_url", None),
         commerce_app_key=getattr(args, "commerce_app_key", None),
         role=getattr(args, "role", None),
+        projections=args.projections,
     )
 
 
@@ -119,7 +122,7 @@ def relay(settings: Settings) -> int:
     if not settings.kafka_bootstrap:
         raise ConfigError("returnflow relay needs RETURNFLOW_KAFKA_BOOTSTRAP")
     store = open_store(settings.store)
-    positions = PositionStore(side_database(settings.store))
+    positions = PositionStore(settings.projections_database)
     log.info("relay_starting", bootstrap=settings.kafka_bootstrap, store=settings.store)
     try:
         # Its own process, so nothing wakes it on commit: an idle poll is one indexed query.
@@ -134,7 +137,7 @@ def sync(settings: Settings) -> int:
     topics = KafkaNames.from_env()
     if not settings.kafka_bootstrap:
         raise ConfigError("returnflow sync needs RETURNFLOW_KAFKA_BOOTSTRAP")
-    ledger = SyncLedger(side_database(settings.store))
+    ledger = SyncLedger(settings.projections_database)
 
     async def run(stop: asyncio.Event) -> None:
         commerce = make_commerce(settings)
@@ -165,7 +168,7 @@ def _time(text: str | None, flag: str) -> datetime | None:
 
 def audit(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings.store)
-    database = side_database(settings.store)
+    database = settings.projections_database
     try:
         if args.all:
             fmt = args.format or "csv"
@@ -199,7 +202,7 @@ def audit(settings: Settings, args: argparse.Namespace) -> int:
 
 def replay(settings: Settings, verify_too: bool) -> int:
     store = open_store(settings.store)
-    live = ReadModels(side_database(settings.store))
+    live = ReadModels(settings.projections_database)
     try:
         if verify_too:
             result = verify(store, live, ProgressBar("verify"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.policy import PolicyError, ReturnPolicy
+from projections.positions import side_database
 
 DEFAULT_STORE = "sqlite:///./returnflow.db"
 ROLES = ("all", "validation")
@@ -36,6 +37,10 @@ class Settings:
     log_format: str = "auto"
     relay_inline: bool = True
     """With Kafka: run the relay inside `serve` (False when `returnflow relay` runs apart)."""
+    projections: str | None = None
+    """The SQLite file for read models, the relay's position and the sync ledger
+    (RETURNFLOW_PROJECTIONS); default beside a SQLite store, else ./returnflow-projections.db.
+    With PostgreSQL and several containers, put it on a volume they share."""
     role: str = "all"
     """`validation`: serve only the Return Request Validation webhook, beside an `all` process
     on the same store, so Commerce's synchronous question never queues behind ingest."""
@@ -71,9 +76,14 @@ class Settings:
             log_format=get("LOG_FORMAT") or "auto",
             relay_inline=(get("RELAY_INLINE") or "true").lower() not in ("0", "false", "no"),
             role=(get("ROLE") or "all").lower(),
+            projections=get("PROJECTIONS"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings
+
+    @property
+    def projections_database(self) -> str:
+        return self.projections or side_database(self.store)
 
     @property
     def development_mode(self) -> bool:

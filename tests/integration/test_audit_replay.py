@@ -208,3 +208,18 @@ def test_fast_transition_rows_equal_the_rows_defined_by_the_event_view(store_db:
         assert rows == stored(store_db)
     finally:
         store.close()
+
+
+def test_projections_can_live_in_a_file_of_their_own(store_db: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """RETURNFLOW_PROJECTIONS / --projections: e.g. a volume several containers share."""
+    elsewhere = tmp_path / "shared" / "projections.db"
+    elsewhere.parent.mkdir()
+    default_before = Path(projections_db(store_db)).read_bytes()
+    url = f"sqlite:///{store_db}"
+    assert run(capsys, "replay", "--store", url, "--projections", str(elsewhere))[0] == 0
+    with sqlite3.connect(elsewhere) as connection:
+        rows = connection.execute("SELECT COUNT(*) FROM rf_transitions").fetchone()[0]
+    assert rows == stored(store_db)
+    assert Path(projections_db(store_db)).read_bytes() == default_before, "default left alone"
+    assert run(capsys, "replay", "--verify", "--store", url, "--projections", str(elsewhere))[0] == 0

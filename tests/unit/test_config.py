@@ -21,6 +21,16 @@ def test_variables_and_overrides() -> None:
     assert "tok-SECRET" not in repr(settings) and "YQ==" not in repr(settings), "secrets stay out of logs"
 
 
+def test_projections_file_is_beside_a_sqlite_store_unless_named() -> None:
+    assert Settings.from_env({"RETURNFLOW_STORE": "sqlite:///data/rf.db"}).projections_database \
+        == "data/rf.projections.db"
+    named = Settings.from_env({"RETURNFLOW_STORE": "postgresql://u@db/rf",
+                               "RETURNFLOW_PROJECTIONS": "/shared/projections.db"})
+    assert named.projections_database == "/shared/projections.db"
+    assert Settings.from_env({"RETURNFLOW_STORE": "postgresql://u@db/rf"}).projections_database \
+        .endswith("/returnflow-projections.db")
+
+
 @pytest.mark.parametrize("missing", ["RETURNFLOW_WEBHOOK_SECRETS", "RETURNFLOW_API_TOKEN"])
 def test_development_mode_refuses_non_loopback(missing: str) -> None:
     env = {"RETURNFLOW_WEBHOOK_SECRETS": "YQ==", "RETURNFLOW_API_TOKEN": "t",
