@@ -181,6 +181,36 @@ class ReadModels:
                 f"INSERT INTO rf_transitions_rebuild VALUES ({','.join('?' * 13)})", transitions)
             self._db.execute("COMMIT")
 
+    def stage_views(self, views: Iterable[tuple[str, str, int, bytes]]) -> None:
+        """A replay worker's views, for the parent's `merge_staged`."""
+        with self._lock:
+            self._db.execute("DROP TABLE IF EXISTS rf_views_rebuild")
+            self._db.execute("CREATE TABLE rf_views_rebuild (name TEXT, id TEXT, version INTEGER, "
+                             "document BLOB)")
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO rf_views_rebuild VALUES (?, ?, ?, ?)", views)
+            self._db.execute("COMMIT")
+
+    def merge_staged(self, paths: list[str]) -> list[tuple[str, str, int, bytes]]:
+        """Workers' transitions into this rebuild, in notification order; answers their views."""
+        names = [f"rf_part{i}" for i in range(len(paths))]
+        with self._lock:
+            for path, name in zip(paths, names, strict=True):
+                self._db.execute(f"ATTACH DATABASE ? AS {name}", (path,))
+            try:
+                union = " UNION ALL ".join(f"SELECT * FROM {n}.rf_transitions_rebuild" for n in names)
+                self._db.execute("BEGIN")
+                self._db.execute(f"INSERT INTO rf_transitions_rebuild {union} "
+                                 "ORDER BY notification_id")
+                self._db.execute("COMMIT")
+                views = []
+                for name in names:
+                    views += self._db.execute(f"SELECT * FROM {name}.rf_views_rebuild").fetchall()
+            finally:
+                for name in names:
+                    self._db.execute(f"DETACH DATABASE {name}")
+        return views
+
     def finish_rebuild(self, views: Iterable[tuple[str, str, int, bytes]], position: int) -> None:
         """One transaction: the rebuilt transitions replace the old (indexed once, at the end),
         the views are replaced, the position set. Readers see the old models or the new."""

@@ -2,8 +2,11 @@
 
 `rebuild` folds every aggregate forward in memory, one pass over the
 notification log in pages, and writes transitions page by page and views once
-at the end; `verify` rebuilds into memory, checks the domain's invariants on
-every folded aggregate, and compares the rebuilt tables with the live ones.
+at the end. On a large SQLite store it does so in several processes, each
+folding the aggregates of its own id range up to one fixed notification, into
+a scratch file the parent then merges in notification order. `verify`
+rebuilds into memory in one process, checks the domain's invariants on every
+folded aggregate, and compares the rebuilt tables with the live ones.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import multiprocessing
+import os
+import queue
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,10 +36,14 @@ from domain.refunds import RefundCalculation, RefundError
 from domain.returns import ReturnRequest
 from projections.cloudevents import StateFolder
 from projections.read_models import ReadModels, transition_row, view_row
-from projections.relay import read_page, sleep_or_stop
+from projections.relay import Partition, can_read_directly, read_page, sleep_or_stop
 
 log = structlog.get_logger(__name__)
 Progress = Callable[[int, int], None]
+Reopen = Callable[[], Application[UUID]]
+"""Opens the same store again in a worker process (picklable: e.g. a partial of open_store)."""
+PARALLEL_FROM_EVENTS = 50_000
+"""Below this, starting worker processes costs more than it saves."""
 
 
 class ProgressBar:
@@ -64,15 +75,39 @@ class Rebuilt:
     events: int = 0
     seconds: float = 0.0
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+    """Every folded aggregate (one-process rebuilds only: `verify` needs them)."""
+    aggregate_count: int = 0
+    workers: int = 1
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+def default_workers(store: Application[UUID]) -> int:
+    """Up to 4 processes (one per core) for a large SQLite store, else 1."""
+    if _store_file(store) is None:
+        return 1
+    if int(store.recorder.max_notification_id() or 0) < PARALLEL_FROM_EVENTS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _store_file(store: Application[UUID]) -> str | None:
+    if not can_read_directly(store):
+        return None
+    name = str(store.recorder.datastore.pool.db_name)  # type: ignore[attr-defined]
+    return None if name == ":memory:" or name.startswith("file:") else name
+
+
 def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | None = None,
-            page_size: int = 10_000) -> Rebuilt:
-    """Fold the whole log; the rebuilt read models replace the old ones in one transaction."""
+            page_size: int = 10_000, *, workers: int = 1, reopen: Reopen | None = None) -> Rebuilt:
+    """Fold the whole log; the rebuilt read models replace the old ones in one transaction.
+
+    `workers` > 1 (with `reopen`, on a SQLite file store) splits the work by aggregate id.
+    """
+    if workers > 1 and reopen is not None and _store_file(store) is not None:
+        return _rebuild_in_parallel(store, target, progress, page_size, workers, reopen)
     started = time.perf_counter()
     total = int(store.recorder.max_notification_id() or 0)
     result = Rebuilt()
@@ -94,8 +129,85 @@ def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | N
         target.finish_rebuild([view_row(a) for a in folded.values()], position)
     if progress and result.events == 0:
         progress(0, 0)
+    result.aggregate_count = len(folded)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _rebuild_in_parallel(store: Application[UUID], target: ReadModels, progress: Progress | None,
+                         page_size: int, workers: int, reopen: Reopen) -> Rebuilt:
+    started = time.perf_counter()
+    until = int(store.recorder.max_notification_id() or 0)
+    bounds = [format(16 * i // workers, "x") for i in range(workers)] + ["g"]
+    context = multiprocessing.get_context("spawn")
+    reports: multiprocessing.Queue[tuple[Any, ...]] = context.Queue()
+    result = Rebuilt(workers=workers)
+    target.begin_rebuild()
+    with tempfile.TemporaryDirectory(prefix="returnflow-replay-") as scratch:
+        paths = [os.path.join(scratch, f"part{i}.db") for i in range(workers)]
+        processes = [
+            context.Process(target=_rebuild_partition, name=f"returnflow-replay-{i}", args=(
+                reopen, Partition(bounds[i], bounds[i + 1], until), paths[i], page_size, reports))
+            for i in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        finished = 0
+        try:
+            while finished < workers:
+                try:
+                    report = reports.get(timeout=0.5)
+                except queue.Empty:
+                    if any(p.exitcode not in (None, 0) for p in processes):
+                        raise RuntimeError("a replay worker died") from None
+                    continue
+                if report[0] == "progress":
+                    result.events += report[1]
+                    if progress:
+                        progress(result.events, until)
+                elif report[0] == "done":
+                    finished += 1
+                    result.aggregate_count += report[1]
+                else:
+                    raise RuntimeError(f"a replay worker failed: {report[1]}")
+        finally:
+            for process in processes:
+                if finished < workers:
+                    process.terminate()
+                process.join()
+        target.finish_rebuild(target.merge_staged(paths), until)
+    if progress and result.events == 0:
+        progress(0, 0)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _rebuild_partition(reopen: Reopen, partition: Partition, path: str, page_size: int,
+                       reports: multiprocessing.Queue[tuple[Any, ...]]) -> None:
+    """A worker: the same fold and rows as `rebuild`, for one id range, into a scratch file."""
+    try:
+        store = reopen()
+        staged = ReadModels(path)
+        staged.begin_rebuild()
+        folded: dict[UUID, Aggregate] = {}
+        position = 0
+        with _collector_paused():
+            while page := read_page(store, position, page_size, partition):
+                rows = []
+                for notification_id, event in page:
+                    aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
+                    folded[event.originator_id] = aggregate
+                    rows.append(transition_row(notification_id, event, aggregate))
+                staged.add_rebuilt_transitions(rows)
+                position = page[-1][0]
+                reports.put(("progress", len(page)))
+            staged.stage_views([view_row(a) for a in folded.values()])
+        staged.close()
+        store.close()
+        reports.put(("done", len(folded)))
+    except BaseException as exc:
+        reports.put(("failed", f"{type(exc).__name__}: {exc}"))
+        raise
 
 
 @contextlib.contextmanager
@@ -250,5 +362,6 @@ class ReadModelFollower:
 
 
 def summary(rebuilt: Rebuilt) -> dict[str, Any]:
-    return {"events": rebuilt.events, "aggregates": len(rebuilt.aggregates),
-            "seconds": round(rebuilt.seconds, 3), "eventsPerSecond": round(rebuilt.rate)}
+    return {"events": rebuilt.events, "aggregates": rebuilt.aggregate_count,
+            "workers": rebuilt.workers, "seconds": round(rebuilt.seconds, 3),
+            "eventsPerSecond": round(rebuilt.rate)}

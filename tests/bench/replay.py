@@ -15,6 +15,7 @@ import argparse
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -24,7 +25,7 @@ from domain.returns import ReturnRequest
 from projections.positions import side_database
 from projections.read_models import ReadModels
 from projections.relay import read_page
-from projections.replay import ProgressBar, rebuild
+from projections.replay import ProgressBar, default_workers, rebuild
 from service.store import EventStore, open_store
 
 EVENTS_PER_PAIR = 13
@@ -125,12 +126,14 @@ def main() -> None:
         print(f"generated {total:,} events in {time.perf_counter() - started:.1f} s")
     baseline = read_only(store)
     models = ReadModels(side_database(f"sqlite:///{path}"))
-    result = rebuild(store, models, ProgressBar("replay"))
+    result = rebuild(store, models, ProgressBar("replay"), workers=default_workers(store),
+                     reopen=partial(open_store, f"sqlite:///{path}"))
     models.close()
     store.close()
     print(f"baseline (read + decode only): {baseline:,.0f} events/s")
     print(f"replay (fold + rebuild read models): {result.rate:,.0f} events/s "
-          f"({result.events:,} events, {len(result.aggregates):,} aggregates, {result.seconds:.1f} s)")
+          f"({result.events:,} events, {result.aggregate_count:,} aggregates, "
+          f"{result.workers} processes, {result.seconds:.1f} s)")
     print(f"ratio replay/baseline: {result.rate / baseline:.2f}; target >= 100,000 events/s")
 
 

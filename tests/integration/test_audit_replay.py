@@ -15,10 +15,10 @@ from domain.returns import ReturnRequest
 from projections.audit import NotFound, parse_time, timeline
 from projections.positions import side_database
 from projections.read_models import ReadModels, transition_row, transition_row_from_view
-from projections.relay import read_page
+from projections.relay import Partition, read_page
 from projections.replay import invariant_problems, rebuild
 from service.cli import main
-from service.store import open_store
+from service.store import EventStore, open_store
 from tests.commerce_sim.server import CommerceSimulator
 from tests.conftest import RunningService
 from tests.e2e.scenario import commerce_done, seed_commerce, wait_for
@@ -223,3 +223,60 @@ def test_projections_can_live_in_a_file_of_their_own(store_db: Path, tmp_path: P
     assert rows == stored(store_db)
     assert Path(projections_db(store_db)).read_bytes() == default_before, "default left alone"
     assert run(capsys, "replay", "--verify", "--store", url, "--projections", str(elsewhere))[0] == 0
+
+
+def read_models_of(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    models = ReadModels(projections_db(db))
+    try:
+        tables = ("rf_order_view", "rf_return_view", "rf_transitions")
+        return {t: list(models.rows(t)) for t in tables} | {"position": [(models.position(),)]}
+    finally:
+        models.close()
+
+
+def test_a_parallel_rebuild_gives_the_read_models_of_one_process(
+    store_db: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"sqlite:///{store_db}"
+    assert run(capsys, "replay", "--workers", "1", "--store", url)[0] == 0
+    alone = read_models_of(store_db)
+    code, out, err = run(capsys, "replay", "--workers", "3", "--store", url)
+    report = orjson.loads(out)
+    assert code == 0 and (report["workers"], report["events"]) == (3, stored(store_db))
+    assert report["aggregates"] == len(alone["rf_order_view"]) + len(alone["rf_return_view"])
+    assert "replay:" in err, "progress is shown"
+    assert read_models_of(store_db) == alone
+    assert run(capsys, "replay", "--verify", "--store", url)[0] == 0
+
+
+def test_partitions_cover_every_event_once_up_to_their_bound(store_db: Path) -> None:
+    store = open_store(f"sqlite:///{store_db}")
+    try:
+        until = stored(store_db) - 3
+        seen = []
+        for low, high in (("0", "5"), ("5", "a"), ("a", "g")):
+            position = 0
+            while page := read_page(store, position, 4, Partition(low, high, until)):
+                assert all(low <= event.originator_id.hex < high for _, event in page)
+                seen += [notification_id for notification_id, _ in page]
+                position = page[-1][0]
+    finally:
+        store.close()
+    assert sorted(seen) == list(range(1, until + 1))
+
+
+def unreachable_store() -> EventStore:
+    raise RuntimeError("store unreachable")
+
+
+def test_a_failing_worker_fails_the_replay_and_leaves_the_live_models(store_db: Path) -> None:
+    before = read_models_of(store_db)
+    store = open_store(f"sqlite:///{store_db}")
+    live = ReadModels(projections_db(store_db))
+    try:
+        with pytest.raises(RuntimeError, match="store unreachable"):
+            rebuild(store, live, workers=2, reopen=unreachable_store)
+    finally:
+        live.close()
+        store.close()
+    assert read_models_of(store_db) == before
