@@ -28,7 +28,7 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEvent
 
 from domain.eligibility import order_money
 from domain.orders import Order
@@ -116,13 +116,8 @@ def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | N
     target.begin_rebuild()
     with _collector_paused():
         while page := read_page(store, position, page_size):
-            rows = []
-            for notification_id, event in page:
-                aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
-                folded[event.originator_id] = aggregate
-                rows.append(transition_row(notification_id, event, aggregate))
             position = page[-1][0]
-            target.add_rebuilt_transitions(rows)
+            target.add_rebuilt_transitions(_fold(page, folded))
             result.events += len(page)
             if progress:
                 progress(result.events, total)
@@ -132,6 +127,16 @@ def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | N
     result.aggregate_count = len(folded)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _fold(page: list[tuple[int, DomainEvent]], folded: dict[UUID, Aggregate]) -> list[tuple[Any, ...]]:
+    """Apply a page to the folded aggregates; answers its transition rows."""
+    rows = []
+    for notification_id, event in page:
+        aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
+        folded[event.originator_id] = aggregate
+        rows.append(transition_row(notification_id, event, aggregate))
+    return rows
 
 
 def _rebuild_in_parallel(store: Application[UUID], target: ReadModels, progress: Progress | None,
@@ -193,12 +198,7 @@ def _rebuild_partition(reopen: Reopen, partition: Partition, path: str, page_siz
         position = 0
         with _collector_paused():
             while page := read_page(store, position, page_size, partition):
-                rows = []
-                for notification_id, event in page:
-                    aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
-                    folded[event.originator_id] = aggregate
-                    rows.append(transition_row(notification_id, event, aggregate))
-                staged.add_rebuilt_transitions(rows)
+                staged.add_rebuilt_transitions(_fold(page, folded))
                 position = page[-1][0]
                 reports.put(("progress", len(page)))
             staged.stage_views([view_row(a) for a in folded.values()])
