@@ -39,12 +39,14 @@ class AnswerMemo:
         answer = self._answers.get(question)
         if answer is None:
             return None
-        if time.monotonic() >= answer.until or not all(
-            (current := self.aggregates.get(ident)) is not None and current.version == version
-            for ident, version in answer.judged_from
-        ):
+        if time.monotonic() >= answer.until:
             del self._answers[question]
             return None
+        for ident, version in answer.judged_from:
+            current = self.aggregates.peek(ident)
+            if current is None or current.version != version:
+                del self._answers[question]
+                return None
         self.hits += 1
         return answer.body
 

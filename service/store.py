@@ -28,6 +28,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from domain.errors import DomainError
+from service.change_notice import ChangeNotice
 from service.transcoding import OrjsonTranscoder
 
 log = structlog.get_logger(__name__)
@@ -102,6 +103,10 @@ class AggregateCache:
                 self._items.move_to_end(aggregate_id)
             return found
 
+    def peek(self, aggregate_id: UUID) -> Aggregate | None:
+        """Without counting as a use (one dict read: no lock needed)."""
+        return self._items.get(aggregate_id)
+
     def put(self, aggregate: Aggregate) -> None:
         with self._lock:
             known = self._items.get(aggregate.id)
@@ -135,40 +140,60 @@ class PrivateCopies:
     """The writer's mutable aggregates: copies of what it committed, while nothing newer is stored.
 
     Copying costs about a tenth of rebuilding an aggregate from its events. Before
-    each batch one query asks whether anything but this writer has written since
-    it last looked (another process sharing the store); whatever was, is dropped
-    from the cache and read from the store. A write that slips in during a batch
-    makes the save collide, and the writer retries on aggregates read from the store.
+    each batch (and before a reader trusts the cache) one query asks whether
+    anything but this writer has written since it last looked (another process
+    sharing the store); whatever was, is dropped from the cache and read from the
+    store. On a SQLite file the query is skipped while the store's change notice
+    still holds the token seen at the last query, for at most `recheck_s`. A write
+    that slips in during a batch makes the save collide, and the writer retries on
+    aggregates read from the store.
     """
 
-    def __init__(self, store: EventStore, committed: AggregateCache) -> None:
+    def __init__(self, store: EventStore, committed: AggregateCache, *,
+                 recheck_s: float = 1.0) -> None:
+        """`recheck_s`: the longest the store goes unasked, for writers that announce nothing."""
         self.store = store
         self.committed = committed
+        self.recheck_s = recheck_s
+        self.queries = 0
         self._known: int | None = None
         """Every write up to this notification id is reflected in `committed`."""
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._path: str | None = None
         self._table = ""
+        self._notice: ChangeNotice | None = None
+        self._token = b""
+        self._asked_at = 0.0
         recorder = store.recorder
         if isinstance(recorder, SQLiteAggregateRecorder):
             name = recorder.datastore.pool.db_name
             if name != ":memory:" and not name.startswith("file:"):
                 self._path, self._table = name, recorder.events_table_name
+                self._notice = ChangeNotice.beside(name)
 
     def refresh(self) -> None:
         """Forget what another process has written since the last look (before each batch, and
         before a reader trusts the cache). Any thread."""
         with self._lock:
+            token = self._notice.token() if self._notice is not None else b""
+            now = time.monotonic()
+            if (token and token == self._token and self._known is not None
+                    and now - self._asked_at < self.recheck_s):
+                return
+            self.queries += 1
             newest = self._newest()
             if self._known is None:
                 self.committed.clear()
             elif newest > self._known:
                 self.committed.forget(self._written_after(self._known))
-            self._known = newest
+            self._known, self._token, self._asked_at = newest, token, now
 
     def saved(self, notification_ids: list[int]) -> None:
-        """After a commit: if nobody wrote in between, what we know extends over our own events."""
+        """After a commit, before it is acknowledged: other processes are told, and if nobody
+        wrote in between, what we know extends over our own events."""
+        if notification_ids and self._notice is not None:
+            self._notice.announce()
         with self._lock:
             if notification_ids and self._known is not None \
                     and min(notification_ids) == self._known + 1:
@@ -211,6 +236,9 @@ class PrivateCopies:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            if self._notice is not None:
+                self._notice.close()
+                self._notice = None
 
 
 class CacheMiss(LookupError):

@@ -9,7 +9,9 @@ process (`RETURNFLOW_ROLE=validation`, same store) answers Commerce's function
 webhook so that it never queues behind ingest; and that again with the ingest
 process at a lower CPU priority (`nice 10`, as `cpu_shares` gives the
 validation service in docker-compose), since on a small machine the two
-processes still share cores.
+processes still share cores. Under load, the baseline that shares the
+machine on the same terms is the echo as that second process, asked the same
+questions while the same ingest load runs: its row and ratio are printed too.
 
 Run: `python tests/bench/validation.py [--seconds 5]`.
 """
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -91,31 +94,55 @@ def main() -> None:
                     ("one process", False, 0),
                     ("validation process beside", True, 0),
                     ("beside, ingest at nice 10", True, 10)))}
-    deployments = tuple(runs.items())
-    rows = [("echo (same bodies)", echo)]
-    for name, (alone, loaded, ingest) in deployments:
-        rows += [(f"{name}: validation alone", alone),
-                 (f"{name}: during ingest load", loaded), ("  the ingest load itself", ingest)]
-    print(f"{'':44}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-    for name, r in rows:
-        print(f"{name:44}{r.requests_per_s:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non_2xx:>9}")
-    for name, (alone, loaded, _) in deployments:
-        print(f"{name}: p99 alone / echo p99 {alone.p99_ms / echo.p99_ms:.2f}, "
-              f"under ingest load / echo p99 {loaded.p99_ms / echo.p99_ms:.2f} (target <= 2)")
+    print(f"{'':48}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for label, r in [("echo (same bodies)", echo)] + [
+            row for name, run in runs.items() for row in run.rows(name)]:
+        print(f"{label:48}{r.requests_per_s:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non_2xx:>9}")
+    for name, run in runs.items():
+        line = (f"{name}: p99 alone / echo p99 {run.alone.p99_ms / echo.p99_ms:.2f}, "
+                f"under ingest load / echo p99 {run.loaded.p99_ms / echo.p99_ms:.2f}")
+        if run.echo_loaded is not None:
+            line += (f", under ingest load / echo p99 under the same load "
+                     f"{run.loaded.p99_ms / run.echo_loaded.p99_ms:.2f}")
+        print(line + " (target <= 2)")
+
+
+@dataclass
+class Run:
+    alone: WrkResult
+    loaded: WrkResult
+    ingest: WrkResult
+    echo_loaded: WrkResult | None = None
+    echo_ingest: WrkResult | None = None
+
+    def rows(self, name: str) -> list[tuple[str, WrkResult]]:
+        rows = [(f"{name}: validation alone", self.alone),
+                (f"{name}: during ingest load", self.loaded), ("  the ingest load itself", self.ingest)]
+        if self.echo_loaded is not None and self.echo_ingest is not None:
+            rows += [(f"{name}: echo in its place, same load", self.echo_loaded),
+                     ("  the ingest load itself", self.echo_ingest)]
+        return rows
 
 
 def deployment(store: Path, questions: Path, orders: Path, seconds: int, connections: int,
-               split: bool, nice: int) -> tuple[WrkResult, WrkResult, WrkResult]:
+               split: bool, nice: int) -> Run:
     """A fresh store each, so no deployment inherits the previous one's data or backlog."""
     store.mkdir()
     with returnflow_server(store, nice=nice) as url:
         prepare(url)
         if not split:
-            return measure(url, url, questions, orders, seconds, connections)
+            return Run(*measure(url, url, questions, orders, seconds, connections))
         with returnflow_server(store, {"RETURNFLOW_ROLE": "validation"}) as validator:
             for path, body in validation_bodies():
                 post(validator, path, body)
-            return measure(url, validator, questions, orders, seconds, connections)
+            run = Run(*measure(url, validator, questions, orders, seconds, connections))
+    store = store.with_name(store.name + "-echo")
+    store.mkdir()
+    with returnflow_server(store, nice=nice) as url, echo_server() as echo:
+        prepare(url)
+        _, run.echo_loaded, run.echo_ingest = measure(url, echo, questions, orders, seconds,
+                                                      connections)
+    return run
 
 
 def measure(url: str, validator: str, questions: Path, orders: Path, seconds: int,
@@ -129,7 +156,6 @@ def measure(url: str, validator: str, questions: Path, orders: Path, seconds: in
                              connections=connections).result()
         ingest = load.result()
     return alone, loaded, ingest
-
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-"""Two writers (two processes' worth) on one SQLite store: a version conflict is retried, not lost."""
+"""Two writers (two processes' worth) on one SQLite store: conflicts are retried, changes are seen."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
 from domain.identity import return_uuid
 from domain.returns import ReturnRequest
 from service import operations
+from service.change_notice import ChangeNotice, notice_path
 from service.payloads import parse_order_submit, parse_return_update
 from service.store import UnitOfWork, Writer, open_store
 from tests.commerce_sim.seeds import seed_order_submit, seed_return_request_update
@@ -102,3 +105,74 @@ def test_writer_never_mutates_what_readers_hold(tmp_path: Path) -> None:
     finally:
         writer.stop()
         store.close()
+
+
+def _announce_in_another_process(path: str) -> None:
+    ChangeNotice(Path(path)).announce()
+
+
+def test_the_change_notice_is_shared_between_processes(tmp_path: Path) -> None:
+    notice = ChangeNotice(notice_path(str(tmp_path / "rf.db")))
+    before = notice.token()
+    child = multiprocessing.get_context("spawn").Process(
+        target=_announce_in_another_process, args=(str(notice_path(str(tmp_path / "rf.db"))),))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert notice.token() != before
+    notice.close()
+
+
+def test_a_reader_asks_the_store_again_only_once_a_writer_announced(tmp_path: Path) -> None:
+    """The validation role's check before each question: free while nothing was written."""
+    url = f"sqlite:///{tmp_path / 'rf.db'}"
+    stores = [open_store(url), open_store(url)]
+    reader, other = Writer(stores[0]), Writer(stores[1])
+    reader.start()
+    other.start()
+    try:
+        _seeded(reader)
+        reader.copies.refresh()
+        asked = reader.copies.queries
+        for _ in range(5):
+            reader.copies.refresh()
+        assert reader.copies.queries == asked, "nothing was written: the store is not asked"
+        assert reader.committed.get(return_uuid("100003")) is not None
+        other.run(_receive_one)
+        reader.copies.refresh()
+        assert reader.copies.queries == asked + 1
+        assert reader.committed.get(return_uuid("100003")) is None, \
+            "the return the other process changed is no longer trusted from the cache"
+    finally:
+        reader.stop()
+        other.stop()
+        for store in stores:
+            store.close()
+
+
+def test_a_write_that_announces_nothing_is_still_seen_within_the_recheck_interval(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'rf.db'}"
+    stores = [open_store(url), open_store(url)]
+    reader = Writer(stores[0])
+    reader.start()
+    try:
+        _seeded(reader)
+        reader.copies.recheck_s = 0.05
+        reader.copies.refresh()
+        ret = stores[1].repository.get(return_uuid("100003"))
+        _receive_one_on(ret)
+        stores[1].save(ret)
+        time.sleep(0.06)
+        reader.copies.refresh()
+        assert reader.committed.get(return_uuid("100003")) is None
+    finally:
+        reader.stop()
+        for store in stores:
+            store.close()
+
+
+def _receive_one_on(ret: object) -> None:
+    assert isinstance(ret, ReturnRequest)
+    ret.receive([({"returnItemId": "100003"}, 1)], actor="operator:x", cause="c")
