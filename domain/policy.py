@@ -328,6 +328,14 @@ def last_day(policy: ReturnPolicy, item: ItemFacts, kind: Kind) -> date | None:
     return start.astimezone(UTC).date() + timedelta(days=policy.window_days(kind))
 
 
+def verdicts_hold_until(now: datetime) -> datetime:
+    """The next instant at which `evaluate_item` may judge differently, facts unchanged: the
+    next UTC midnight, since windows end on a calendar day (answers may be kept until then)."""
+    _aware("now", now)
+    tomorrow = now.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
+
+
 def evaluate_item(
     policy: ReturnPolicy, item: ItemFacts, now: datetime, kind: Kind = "return"
 ) -> ItemVerdict:

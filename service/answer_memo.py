@@ -4,8 +4,9 @@ Commerce asks the same Return Request Validation question again and again (it
 asks to decide whether to show a Return button at all). An answer is reused
 only while every order and return it was judged from is still, at the same
 version, the newest one in the writer's cache (which drops what other processes
-change), and for at most `ttl_s`, so a return window that closes in between is
-honoured within that bound.
+change), never past the moment the policy's verdicts may change with the time
+alone (the next UTC midnight: return windows end on a date), and for at most
+`ttl_s` besides.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class _Answer:
 
 
 class AnswerMemo:
-    def __init__(self, aggregates: AggregateCache, *, ttl_s: float = 1.0,
+    def __init__(self, aggregates: AggregateCache, *, ttl_s: float = 60.0,
                  capacity: int = 10_000) -> None:
         self.aggregates = aggregates
         self.ttl_s = ttl_s
@@ -50,8 +51,11 @@ class AnswerMemo:
         self.hits += 1
         return answer.body
 
-    def put(self, question: str, body: bytes, judged_from: tuple[tuple[UUID, int], ...]) -> None:
-        self._answers[question] = _Answer(body, judged_from, time.monotonic() + self.ttl_s)
+    def put(self, question: str, body: bytes, judged_from: tuple[tuple[UUID, int], ...], *,
+            holds_until: float) -> None:
+        """`holds_until`: on the monotonic clock, when the answer may change with time alone."""
+        until = min(time.monotonic() + self.ttl_s, holds_until)
+        self._answers[question] = _Answer(body, judged_from, until)
         self._answers.move_to_end(question)
         if len(self._answers) > self.capacity:
             self._answers.popitem(last=False)

@@ -1,8 +1,9 @@
 """The Return Request Validation function webhook: Commerce waits for this answer.
 
 A question is judged first from committed aggregates held in memory (on the
-event loop; one indexed query first drops what another process sharing the
-store has changed since), else on a reader thread; only when the answer would be
+event loop; first dropping whatever another process sharing the store has
+changed since, which costs a query only when its change notice moved), else on
+a reader thread; only when the answer would be
 recorded (a lifecycle step, or a different answer) does it go through the
 writer, which judges again inside its unit of work and records one event per
 order. A repeated question is answered without touching the writer at all, and
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +28,7 @@ from aiohttp import web
 from domain.identity import order_uuid, return_uuid
 from domain.machines import CONTEXT_TRIGGERS, IllegalTransition
 from domain.orders import Order
-from domain.policy import ReturnPolicy
+from domain.policy import ReturnPolicy, verdicts_hold_until
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR, ValidationContext
 from domain.validation import AskedItem, RequestVerdict, judge
@@ -258,7 +260,7 @@ async def return_request_validation(request: web.Request) -> web.Response:
         return web.Response(body=remembered, content_type="application/json")
     call = parse_validation(parse_json(body))
     policy = services.policy
-    now = datetime.now(UTC)
+    now, clock = datetime.now(UTC), time.monotonic()
     cache = services.writer.committed
     uow = UnitOfWork(services.store, read_cache=cache, cache_only=True)
     try:
@@ -279,7 +281,9 @@ async def return_request_validation(request: web.Request) -> web.Response:
         nonreturnable=[a["nonreturnable"] for a in answers])
     answer = orjson.dumps({"context": call.context, "returnRequests": answers})
     if not needs_recording and not uow.missed:
-        services.answers.put(cause, answer, tuple((a.id, a.version) for a in uow.touched()))
+        holds_for = (verdicts_hold_until(now) - now).total_seconds()
+        services.answers.put(cause, answer, tuple((a.id, a.version) for a in uow.touched()),
+                             holds_until=clock + holds_for)
     return web.Response(body=answer, content_type="application/json")
 
 

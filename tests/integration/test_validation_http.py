@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from service import validation
 from service.config import Settings
 from tests.commerce_sim.webhook_sender import sign
 from tests.conftest import API_TOKEN, SECRET, RunningService, free_port, start_service
@@ -200,6 +203,22 @@ async def test_remembered_answers_expire_and_absences_are_not_remembered(
     await webhook(service, "return-request-validation", question("Initiate_Return"))
     await webhook(service, "return-request-validation", question("Initiate_Return"))
     assert memo.hits == 0
+
+
+async def test_an_answer_is_not_given_again_once_the_utc_day_it_was_judged_on_is_over(
+    service: RunningService, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    memo = service.services.answers
+    await ship(service)
+    await webhook(service, "return-request-validation", question("Initiate_Return"))
+    monkeypatch.setattr(validation, "verdicts_hold_until",
+                        lambda now: now + timedelta(milliseconds=50))
+    await webhook(service, "return-request-validation", question("Initiate_Return"))
+    await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert memo.hits == 1, "given again before that midnight"
+    await asyncio.sleep(0.06)
+    await webhook(service, "return-request-validation", question("Initiate_Return"))
+    assert memo.hits == 1, "judged again after it"
 
 
 @pytest.fixture

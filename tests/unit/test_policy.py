@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.policy import (
     ItemFacts,
@@ -19,6 +21,7 @@ from domain.policy import (
     evaluate_item,
     not_found,
     parse_return_fee,
+    verdicts_hold_until,
 )
 from domain.refunds import ReturnFee
 
@@ -264,3 +267,29 @@ def test_reasons_are_the_commerce_vocabulary() -> None:
         "RETURN_WINDOW_EXPIRED", "FINAL_SALE", "ALREADY_RETURNED", "UNFULFILLED", "NOT_FOUND",
         "OTHER",
     ]
+
+
+MOMENTS = st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2026, 3, 1),
+                       timezones=st.sampled_from([UTC, timezone(timedelta(hours=-8)),
+                                                  timezone(timedelta(hours=9))]))
+
+
+@given(now=MOMENTS, later=st.floats(min_value=0, max_value=1), shipped=MOMENTS,
+       kind=st.sampled_from(["return", "exchange"]))
+def test_verdicts_hold_until_the_next_utc_midnight(now: datetime, later: float,
+                                                   shipped: datetime, kind: Kind) -> None:
+    """What lets a remembered validation answer be given again until then."""
+    until = verdicts_hold_until(now)
+    assert until > now and until - now <= timedelta(days=1)
+    assert (until.hour, until.minute, until.second, until.microsecond) == (0, 0, 0, 0)
+    facts = replace(BASE, ship_date=shipped)
+    moment = now + (until - now - timedelta(microseconds=1)) * later
+    assert evaluate_item(SHORT_EXCHANGE, facts, moment, kind) == \
+        evaluate_item(SHORT_EXCHANGE, facts, now, kind)
+
+
+def test_a_verdict_can_change_at_that_midnight() -> None:
+    last_moment = on("2026-01-31T23:59:59.999999")
+    assert verdicts_hold_until(last_moment) == on("2026-02-01")
+    assert evaluate_item(DEFAULT, BASE, last_moment, "return").returnable
+    assert not evaluate_item(DEFAULT, BASE, verdicts_hold_until(last_moment), "return").returnable
