@@ -144,7 +144,8 @@ class PrivateCopies:
     anything but this writer has written since it last looked (another process
     sharing the store); whatever was, is dropped from the cache and read from the
     store. On a SQLite file the query is skipped while the store's change notice
-    still holds the token seen at the last query, for at most `recheck_s`. A write
+    (`service.change_notice`) still holds the token seen at the last query, for at
+    most `recheck_s`. A write
     that slips in during a batch makes the save collide, and the writer retries on
     aggregates read from the store.
     """

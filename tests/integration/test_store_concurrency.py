@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import multiprocessing
+import stat
 import threading
 import time
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from domain.identity import return_uuid
 from domain.returns import ReturnRequest
 from service import operations
-from service.change_notice import ChangeNotice, notice_path
+from service.change_notice import ChangeNotice, ChangeNoticeError, notice_path
 from service.payloads import parse_order_submit, parse_return_update
 from service.store import UnitOfWork, Writer, open_store
 from tests.commerce_sim.seeds import seed_order_submit, seed_return_request_update
@@ -132,6 +135,7 @@ def test_a_reader_asks_the_store_again_only_once_a_writer_announced(tmp_path: Pa
     other.start()
     try:
         _seeded(reader)
+        reader.copies.recheck_s = 60
         reader.copies.refresh()
         asked = reader.copies.queries
         for _ in range(5):
@@ -161,6 +165,7 @@ def test_a_write_that_announces_nothing_is_still_seen_within_the_recheck_interva
         _seeded(reader)
         reader.copies.recheck_s = 0.05
         reader.copies.refresh()
+        assert reader.committed.get(return_uuid("100003")) is not None
         ret = stores[1].repository.get(return_uuid("100003"))
         _receive_one_on(ret)
         stores[1].save(ret)
@@ -176,3 +181,65 @@ def test_a_write_that_announces_nothing_is_still_seen_within_the_recheck_interva
 def _receive_one_on(ret: object) -> None:
     assert isinstance(ret, ReturnRequest)
     ret.receive([({"returnItemId": "100003"}, 1)], actor="operator:x", cause="c")
+
+
+def test_the_token_is_read_before_the_store_is_asked(tmp_path: Path) -> None:
+    """A write announced while the reader asks must make its next look ask again."""
+    url = f"sqlite:///{tmp_path / 'rf.db'}"
+    stores = [open_store(url), open_store(url)]
+    reader, other = Writer(stores[0]), Writer(stores[1])
+    reader.start()
+    other.start()
+    try:
+        _seeded(reader)
+        ask_store = reader.copies._newest
+
+        def ask_then_another_process_writes() -> int:
+            newest = ask_store()
+            other.run(_receive_one)
+            return newest
+
+        reader.copies._newest = ask_then_another_process_writes  # type: ignore[method-assign]
+        reader.copies.recheck_s = 0
+        reader.copies.refresh()
+        reader.copies._newest = ask_store  # type: ignore[method-assign]
+        reader.copies.recheck_s = 60
+        assert reader.committed.get(return_uuid("100003")) is not None
+        reader.copies.refresh()
+        assert reader.committed.get(return_uuid("100003")) is None
+    finally:
+        reader.stop()
+        other.stop()
+        for store in stores:
+            store.close()
+
+
+def test_the_token_file_takes_the_stores_permissions_and_symlinks_share_it(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    store = open_store(f"sqlite:///{real / 'rf.db'}")
+    (real / "rf.db").chmod(0o660)
+    (tmp_path / "link").symlink_to(real)
+    notice = ChangeNotice.beside(str(tmp_path / "link" / "rf.db"))
+    assert notice_path(str(tmp_path / "link" / "rf.db")) == real / "rf.db-changes"
+    assert stat.S_IMODE((real / "rf.db-changes").stat().st_mode) == 0o660
+    before = notice.token()
+    writer = Writer(store)
+    writer.start()
+    try:
+        _seeded(writer)
+    finally:
+        writer.stop()
+        store.close()
+    assert notice.token() != before
+    notice.close()
+
+
+def test_a_writer_that_cannot_share_the_token_refuses_to_start(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'rf.db'}")
+    try:
+        notice_path(str(tmp_path / "rf.db")).mkdir()
+        with pytest.raises(ChangeNoticeError, match=r"rf\.db-changes"):
+            Writer(store)
+    finally:
+        store.close()
