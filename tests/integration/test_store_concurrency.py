@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -20,13 +22,25 @@ from service.store import UnitOfWork, Writer, open_store
 from tests.commerce_sim.seeds import seed_order_submit, seed_return_request_update
 
 
-def test_concurrent_writers_on_one_return_lose_no_update(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _two_processes(tmp_path: Path) -> Iterator[tuple[Writer, Writer]]:
+    """Two stores and writers on one SQLite file: two processes' worth."""
     url = f"sqlite:///{tmp_path / 'rf.db'}"
     stores = [open_store(url), open_store(url)]
-    writers = [Writer(store) for store in stores]
+    writers = (Writer(stores[0]), Writer(stores[1]))
     for writer in writers:
         writer.start()
     try:
+        yield writers
+    finally:
+        for writer in writers:
+            writer.stop()
+        for store in stores:
+            store.close()
+
+
+def test_concurrent_writers_on_one_return_lose_no_update(tmp_path: Path) -> None:
+    with _two_processes(tmp_path) as writers:
         writers[0].run(partial(operations.receive_order,
                                payload=parse_order_submit(seed_order_submit()), cause="c"))
         writers[0].run(partial(operations.receive_return_update,
@@ -46,15 +60,10 @@ def test_concurrent_writers_on_one_return_lose_no_update(tmp_path: Path) -> None
         other_committed.set()
         assert first.result(10) == "100003"
         assert writers[0].stats.conflicts == 1, "the stale write hit a version conflict"
-        ret = stores[0].repository.get(return_uuid("100003"))
+        ret = writers[0].store.repository.get(return_uuid("100003"))
         assert isinstance(ret, ReturnRequest)
         assert ret.items[0]["quantityReceived"] == 2
         assert (ret.state, ret.version) == ("FULL_RETURN", 3)
-    finally:
-        for writer in writers:
-            writer.stop()
-        for store in stores:
-            store.close()
 
 
 def _seeded(writer: Writer) -> None:
@@ -70,25 +79,15 @@ def _receive_one(uow: UnitOfWork) -> str:
 
 
 def test_writer_cache_is_refreshed_when_another_process_wrote(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'rf.db'}"
-    stores = [open_store(url), open_store(url)]
-    writers = [Writer(store) for store in stores]
-    for writer in writers:
-        writer.start()
-    try:
+    with _two_processes(tmp_path) as writers:
         _seeded(writers[0])
         assert writers[0].committed.get(return_uuid("100003")) is not None
         writers[1].run(_receive_one)
         writers[0].run(_receive_one)
         assert writers[0].stats.conflicts == 0, "the stale cached copy was not used"
-        ret = stores[0].repository.get(return_uuid("100003"))
+        ret = writers[0].store.repository.get(return_uuid("100003"))
         assert isinstance(ret, ReturnRequest)
         assert (ret.state, ret.version, ret.items[0]["quantityReceived"]) == ("FULL_RETURN", 3, 2)
-    finally:
-        for writer in writers:
-            writer.stop()
-        for store in stores:
-            store.close()
 
 
 def test_writer_never_mutates_what_readers_hold(tmp_path: Path) -> None:
@@ -128,12 +127,7 @@ def test_the_change_notice_is_shared_between_processes(tmp_path: Path) -> None:
 
 def test_a_reader_asks_the_store_again_only_once_a_writer_announced(tmp_path: Path) -> None:
     """The validation role's check before each question: free while nothing was written."""
-    url = f"sqlite:///{tmp_path / 'rf.db'}"
-    stores = [open_store(url), open_store(url)]
-    reader, other = Writer(stores[0]), Writer(stores[1])
-    reader.start()
-    other.start()
-    try:
+    with _two_processes(tmp_path) as (reader, other):
         _seeded(reader)
         reader.copies.recheck_s = 60
         reader.copies.refresh()
@@ -147,11 +141,6 @@ def test_a_reader_asks_the_store_again_only_once_a_writer_announced(tmp_path: Pa
         assert reader.copies.queries == asked + 1
         assert reader.committed.get(return_uuid("100003")) is None, \
             "the return the other process changed is no longer trusted from the cache"
-    finally:
-        reader.stop()
-        other.stop()
-        for store in stores:
-            store.close()
 
 
 def test_a_write_that_announces_nothing_is_still_seen_within_the_recheck_interval(
@@ -185,12 +174,7 @@ def _receive_one_on(ret: object) -> None:
 
 def test_the_token_is_read_before_the_store_is_asked(tmp_path: Path) -> None:
     """A write announced while the reader asks must make its next look ask again."""
-    url = f"sqlite:///{tmp_path / 'rf.db'}"
-    stores = [open_store(url), open_store(url)]
-    reader, other = Writer(stores[0]), Writer(stores[1])
-    reader.start()
-    other.start()
-    try:
+    with _two_processes(tmp_path) as (reader, other):
         _seeded(reader)
         ask_store = reader.copies._newest
 
@@ -207,11 +191,6 @@ def test_the_token_is_read_before_the_store_is_asked(tmp_path: Path) -> None:
         assert reader.committed.get(return_uuid("100003")) is not None
         reader.copies.refresh()
         assert reader.committed.get(return_uuid("100003")) is None
-    finally:
-        reader.stop()
-        other.stop()
-        for store in stores:
-            store.close()
 
 
 def test_the_token_file_takes_the_stores_permissions_and_symlinks_share_it(tmp_path: Path) -> None:
