@@ -47,7 +47,9 @@ class RequestVerdict:
     refund: RefundCalculation | None = None
     lifecycle_facts: dict[str, Any] = field(default_factory=dict)
     rma: str | None = None
-    """The return authorization the answer carries, when the policy issues one for this context."""
+    """The return authorization the answer carries: the one an operator recorded on the return,
+    else the one the policy issues for this context."""
+    tracking_number: str | None = None
     return_label: str | None = None
 
     @property
@@ -123,19 +125,23 @@ def judge(
     result = RequestVerdict(order_id, answers, refusal, code, refund, lifecycle_facts)
     if result.nonreturnable:
         return result
+    recorded = _authorized(returns, return_id)
     issued = policy.return_authorization(context, order_id, return_id, len(order.return_ids) + 1)
-    if issued is None:
-        return result
-    held = rma or _stored_rma(returns, return_id) or issued[0]
-    return replace(result, rma=held, return_label=policy.label_for(held, order_id))
+    held = rma or recorded.get("rma") or (issued[0] if issued else None)
+    label = recorded.get("returnLabel") or (
+        policy.label_for(held, order_id) if issued is not None and held else None)
+    return replace(result, rma=held, tracking_number=recorded.get("trackingNumber"),
+                   return_label=label)
 
 
-def _stored_rma(returns: Sequence[ReturnRequest], return_id: str | None) -> str | None:
-    """An RMA already issued for this return (by an operator's authorize) is the one to repeat."""
+def _authorized(returns: Sequence[ReturnRequest], return_id: str | None) -> dict[str, str]:
+    """What an operator's authorize recorded on this return (RMA, carrier tracking number,
+    label): every later answer about it repeats them, whatever the policy issues."""
     for ret in returns:
-        if return_id is not None and ret.commerce_id == return_id and ret.details.get("rma"):
-            return str(ret.details["rma"])
-    return None
+        if return_id is not None and ret.commerce_id == return_id:
+            return {k: str(ret.details[k]) for k in ("rma", "trackingNumber", "returnLabel")
+                    if ret.details.get(k)}
+    return {}
 
 
 def _over_asked(

@@ -164,7 +164,8 @@ def answer_request(question: Question, verdict: RequestVerdict, refusal: Json | 
         "nonreturnable": nonreturnable,
         "nonReturnableReason": ((refusal or {}).get("message") or text) if nonreturnable else None,
         "rma": (verdict.rma if refusal is None else None) or question.raw.get("rma"),
-        "trackingNumber": question.raw.get("trackingNumber"),
+        "trackingNumber": question.raw.get("trackingNumber")
+        or (verdict.tracking_number if refusal is None else None),
         "returnLabel": question.raw.get("returnLabel")
         or (verdict.return_label if refusal is None else None),
         "additionalProperties": extra,
@@ -239,6 +240,7 @@ def _summary(context: str, answer: Json) -> Json:
         ],
         "refundTotal": (answer["additionalProperties"].get("refund") or {}).get("refund_total"),
         "rma": answer["rma"],
+        "trackingNumber": answer["trackingNumber"],
         "returnLabel": answer["returnLabel"],
     }
 

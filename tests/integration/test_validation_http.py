@@ -254,3 +254,20 @@ async def test_submit_return_is_answered_with_the_policys_rma_and_label_and_reco
     assert submitted[0]["answer"]["rma"] == "WH-o20005-1"
     refused = await webhook(issuing, "return-request-validation", question("Submit_Return", 5))
     assert refused[1]["returnRequests"][0]["rma"] is None, "no authorization for a refusal"
+
+
+async def test_an_answer_about_an_authorized_return_repeats_its_rma_tracking_and_label(
+    service: RunningService,
+) -> None:
+    await ship(service)
+    assert (await webhook(service, "return-request-update", return_update("R1", quantity=1)))[0] == 200
+    assert (await act(service, "/returns/R1/authorize", {
+        "rma": "WH-9", "trackingNumber": "1Z999", "returnLabel": "https://carrier.test/9.pdf"}))[0] == 200
+    _status, answer = await webhook(service, "return-request-validation",
+                                    question("Initiate_Return", 1, authorizationNumber="R1"))
+    request = answer["returnRequests"][0]
+    assert (request["rma"], request["trackingNumber"], request["returnLabel"]) == (
+        "WH-9", "1Z999", "https://carrier.test/9.pdf")
+    _status, answer = await webhook(service, "return-request-validation", question(
+        "Initiate_Return", 1, authorizationNumber="R1", trackingNumber="COMMERCE-1"))
+    assert answer["returnRequests"][0]["trackingNumber"] == "COMMERCE-1", "Commerce's own wins"

@@ -242,6 +242,24 @@ def test_a_named_return_keeps_its_own_authorization() -> None:
     assert held.rma == "AGENT-1", "what Commerce already holds wins"
 
 
+@pytest.mark.parametrize("context", ["Initiate_Return", "CalculateRefund_Return",
+                                     "Submit_Return", "Custom_Return"])
+def test_what_an_operator_authorized_is_repeated_whatever_the_policy_issues(context: str) -> None:
+    order = make_order()
+    ret = make_return("r9", "ci-c", 1, 0, "PENDING_CUSTOMER_ACTION")
+    link(order, ret)
+    asked = [AskedItem("ci-c", "sg1", 1)]
+    before = judge(context, "o1", order, [ret], asked, POLICY, NOW, return_id="r9")
+    assert (before.rma, before.tracking_number, before.return_label) == (None, None, None)
+    ret.authorize(rma="WH-77", tracking_number="1Z999", return_label="https://carrier.test/l.pdf",
+                  shipment_required=None, actor="operator:w", cause="c")
+    after = judge(context, "o1", order, [ret], asked, POLICY, NOW, return_id="r9")
+    assert (after.rma, after.tracking_number, after.return_label) == \
+        ("WH-77", "1Z999", "https://carrier.test/l.pdf")
+    other = judge(context, "o1", order, [ret], asked, POLICY, NOW, return_id="r10")
+    assert (other.rma, other.tracking_number) == (None, None), "only about that return"
+
+
 @pytest.mark.parametrize("name", ["window_expired", "final_sale", "unshipped", "over_asked",
                                   "unknown_item"])
 def test_no_authorization_for_what_cannot_be_returned(name: str) -> None:
