@@ -145,9 +145,8 @@ class PrivateCopies:
     sharing the store); whatever was, is dropped from the cache and read from the
     store. On a SQLite file the query is skipped while the store's change notice
     (`service.change_notice`) still holds the token seen at the last query, for at
-    most `recheck_s`. A write
-    that slips in during a batch makes the save collide, and the writer retries on
-    aggregates read from the store.
+    most `recheck_s`. A write that slips in during a batch makes the save collide,
+    and the writer retries on aggregates read from the store.
     """
 
     def __init__(self, store: EventStore, committed: AggregateCache, *,
