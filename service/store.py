@@ -163,6 +163,7 @@ class PrivateCopies:
         self._path: str | None = None
         self._table = ""
         self._notice: ChangeNotice | None = None
+        self._closed = False
         self._token = b""
         self._asked_at = 0.0
         recorder = store.recorder
@@ -176,6 +177,9 @@ class PrivateCopies:
         """Forget what another process has written since the last look (before each batch, and
         before a reader trusts the cache). Any thread."""
         with self._lock:
+            if self._closed:
+                self.committed.clear()
+                return
             token = self._notice.token() if self._notice is not None else b""
             now = time.monotonic()
             if (token and token == self._token and self._known is not None
@@ -232,7 +236,10 @@ class PrivateCopies:
         return self._db
 
     def close(self) -> None:
+        """After it nothing is trusted from the cache (a request still in flight at shutdown
+        reads the store), and no connection is opened again."""
         with self._lock:
+            self._closed = True
             if self._db is not None:
                 self._db.close()
                 self._db = None

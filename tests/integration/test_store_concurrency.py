@@ -222,3 +222,21 @@ def test_a_writer_that_cannot_share_the_token_refuses_to_start(tmp_path: Path) -
             Writer(store)
     finally:
         store.close()
+
+
+def test_after_close_nothing_is_trusted_from_the_cache_and_no_connection_reopens(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'rf.db'}")
+    writer = Writer(store)
+    writer.start()
+    try:
+        _seeded(writer)
+        writer.copies.refresh()
+        assert writer.committed.get(return_uuid("100003")) is not None
+    finally:
+        writer.stop()
+    writer.copies.refresh()
+    assert writer.committed.get(return_uuid("100003")) is None
+    assert writer.copies._db is None
+    store.close()
