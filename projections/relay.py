@@ -24,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder
 from eventsourcing.utils import resolve_topic
 
 from projections.cloudevents import StateFolder, encode, to_cloudevent
@@ -63,6 +63,15 @@ def can_read_directly(store: Application[UUID]) -> bool:
     mapper = store.mapper
     return isinstance(store.recorder, SQLiteApplicationRecorder) and not (
         mapper.cipher or mapper.compressor)
+
+
+def sqlite_file(store: Application[UUID]) -> str | None:
+    """The file behind a SQLite store; None for any other store, or SQLite in memory."""
+    recorder = store.recorder
+    if not isinstance(recorder, SQLiteAggregateRecorder):
+        return None
+    name = str(recorder.datastore.pool.db_name)
+    return None if name == ":memory:" or name.startswith("file:") else name
 
 
 def read_page(store: Application[UUID], after: int, limit: int,

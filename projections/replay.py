@@ -36,7 +36,7 @@ from domain.refunds import RefundCalculation, RefundError
 from domain.returns import ReturnRequest
 from projections.cloudevents import StateFolder
 from projections.read_models import ReadModels, transition_row, view_row
-from projections.relay import Partition, can_read_directly, read_page, sleep_or_stop
+from projections.relay import Partition, can_read_directly, read_page, sleep_or_stop, sqlite_file
 
 log = structlog.get_logger(__name__)
 Progress = Callable[[int, int], None]
@@ -94,10 +94,8 @@ def default_workers(store: Application[UUID]) -> int:
 
 
 def _store_file(store: Application[UUID]) -> str | None:
-    if not can_read_directly(store):
-        return None
-    name = str(store.recorder.datastore.pool.db_name)  # type: ignore[attr-defined]
-    return None if name == ":memory:" or name.startswith("file:") else name
+    """Workers reopen the store by its file and read its rows directly."""
+    return sqlite_file(store) if can_read_directly(store) else None
 
 
 def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | None = None,

@@ -50,8 +50,10 @@ class ChangeNotice:
     def beside(cls, database: str) -> ChangeNotice:
         path = notice_path(database)
         try:
-            mode = stat.S_IMODE(os.stat(database).st_mode) & 0o666 if os.path.exists(database) \
-                else 0o644
+            try:
+                mode = stat.S_IMODE(os.stat(database).st_mode) & 0o666
+            except FileNotFoundError:
+                mode = 0o644
             return cls(path, mode)
         except OSError as exc:
             raise ChangeNoticeError(

@@ -28,6 +28,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from domain.errors import DomainError
+from projections.relay import sqlite_file
 from service.change_notice import ChangeNotice
 from service.transcoding import OrjsonTranscoder
 
@@ -166,12 +167,11 @@ class PrivateCopies:
         self._closed = False
         self._token = b""
         self._asked_at = 0.0
-        recorder = store.recorder
-        if isinstance(recorder, SQLiteAggregateRecorder):
-            name = recorder.datastore.pool.db_name
-            if name != ":memory:" and not name.startswith("file:"):
-                self._path, self._table = name, recorder.events_table_name
-                self._notice = ChangeNotice.beside(name)
+        name = sqlite_file(store)
+        if name is not None:
+            assert isinstance(store.recorder, SQLiteAggregateRecorder)
+            self._path, self._table = name, store.recorder.events_table_name
+            self._notice = ChangeNotice.beside(name)
 
     def refresh(self) -> None:
         """Forget what another process has written since the last look (before each batch, and
