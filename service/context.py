@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -32,7 +31,7 @@ class Services:
 
     async def write(self, command: Command[T]) -> T:
         """Queue a command for the writer thread and wait for its commit, off the event loop."""
-        return await asyncio.wrap_future(self.writer.submit(command))
+        return await self.writer.submit_async(command)
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

@@ -8,6 +8,8 @@ transaction (group commit). Each request is answered only after that commit.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import pickle
 import queue
 import sqlite3
@@ -317,7 +319,24 @@ Command = Callable[[UnitOfWork], T]
 @dataclass
 class _Job:
     command: Command[Any]
-    future: Future[Any] = field(default_factory=Future)
+    future: Future[Any] | asyncio.Future[Any] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop | None = None
+    """Set when an event loop waits: its future is settled from that loop's thread."""
+    result: Any = None
+    error: BaseException | None = None
+
+    def settle(self) -> None:
+        if self.future.cancelled():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.result)
+
+
+def _settle_all(jobs: list[_Job]) -> None:
+    for job in jobs:
+        job.settle()
 
 
 @dataclass
@@ -361,9 +380,17 @@ class Writer:
                 self.copies.close()
 
     def submit(self, command: Command[T]) -> Future[T]:
-        job = _Job(command)
+        future: Future[T] = Future()
+        self._queue.put(_Job(command, future))
+        return future
+
+    def submit_async(self, command: Command[T]) -> asyncio.Future[T]:
+        """For a caller on an event loop: a batch's answers reach each loop in one wake-up,
+        not one cross-thread call per request."""
+        loop = asyncio.get_running_loop()
+        job = _Job(command, loop.create_future(), loop)
         self._queue.put(job)
-        return job.future
+        return job.future  # type: ignore[return-value]
 
     def run(self, command: Command[T], timeout: float | None = 60) -> T:
         return self.submit(command).result(timeout)
@@ -385,6 +412,7 @@ class Writer:
                     break
                 batch.append(job)
             self._commit(batch)
+            self._deliver(batch)
             for hook in self.on_commit:
                 hook()
             if stopping:
@@ -398,6 +426,18 @@ class Writer:
         if len(batch) == 1 or not self._commit_together(batch):
             for job in batch:
                 self._commit_alone(job)
+
+    @staticmethod
+    def _deliver(batch: list[_Job]) -> None:
+        waiting: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in batch:
+            if job.loop is None:
+                job.settle()
+            else:
+                waiting.setdefault(job.loop, []).append(job)
+        for loop, jobs in waiting.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, jobs)
 
     def _commit_together(self, batch: list[_Job]) -> bool:
         """All commands, one transaction. False: fall back to one at a time."""
@@ -422,14 +462,11 @@ class Writer:
         except Exception as exc:
             log.exception("store_save_failed", batch=len(batch))
             for job, _, _ in results:
-                job.future.set_exception(exc)
+                job.error = exc
             return True
         self._remember(uow.touched())
         for job, result, error in results:
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(result)
+            job.result, job.error = result, error
         return True
 
     def _save(self, pending: list[Aggregate]) -> None:
@@ -451,15 +488,15 @@ class Writer:
             except IntegrityError as exc:
                 self.stats.conflicts += 1
                 if attempt == self.conflict_retries:
-                    job.future.set_exception(exc)
+                    job.error = exc
                     return
                 time.sleep(0.001 * (2**attempt))
                 continue
             except BaseException as exc:
                 if not isinstance(exc, DomainError):
                     log.exception("command_failed")
-                job.future.set_exception(exc)
+                job.error = exc
                 return
             self._remember(uow.touched())
-            job.future.set_result(result)
+            job.result = result
             return

@@ -21,6 +21,7 @@ from pathlib import Path
 SECRET = base64.b64encode(b"bench-secret").decode()
 API_TOKEN = "bench-token"
 HERE = Path(__file__).resolve().parent
+_PIDS: dict[str, int] = {}
 
 
 def free_port() -> int:
@@ -48,15 +49,23 @@ def process(argv: Sequence[str], port: int, env: dict[str, str] | None = None) -
     log_path = Path(tempfile.gettempdir()) / f"bench-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+        _PIDS[f"http://127.0.0.1:{port}"] = proc.pid
         try:
             wait_for_port(port)
             yield
         finally:
+            _PIDS.pop(f"http://127.0.0.1:{port}", None)
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def cpu_seconds(url: str) -> float:
+    """CPU time (user + system, all threads) the server behind `url` has used so far."""
+    fields = Path(f"/proc/{_PIDS[url]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

@@ -1,0 +1,131 @@
+"""The writer's group commit on a real SQLite file: one transaction per batch, each command
+answered after that commit, refusals answered alone, event-loop callers woken once per batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.errors import DomainError
+from domain.identity import order_uuid
+from service import operations
+from service.operations import Receipt
+from service.payloads import parse_order_submit
+from service.store import EventStore, UnitOfWork, Writer, open_store
+from tests.commerce_sim.seeds import seed_order_submit
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[Writer]:
+    store = open_store(f"sqlite:///{tmp_path / 'rf.db'}")
+    writer = Writer(store)
+    writer.start()
+    yield writer
+    writer.stop()
+    store.close()
+
+
+def submit_order(order_id: str) -> Callable[[UnitOfWork], Receipt]:
+    seed = seed_order_submit()
+    seed["order"]["id"] = order_id
+    return partial(operations.receive_order, payload=parse_order_submit(seed), cause=f"c-{order_id}")
+
+
+def refuse(uow: UnitOfWork) -> None:
+    raise DomainError("refused on purpose", code="TEST_REFUSAL")
+
+
+def stored(store: EventStore, order_id: str) -> bool:
+    return store.recorder.select_events(order_uuid(order_id)) != []
+
+
+class Gate:
+    """A first command that holds the writer until released, so that what is queued meanwhile
+    becomes one batch."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, uow: UnitOfWork) -> str:
+        self.entered.set()
+        assert self.release.wait(10)
+        return "gate"
+
+
+def test_commands_queued_together_commit_in_one_transaction(writer: Writer) -> None:
+    gate = Gate()
+    held = writer.submit(gate)
+    assert gate.entered.wait(10)
+    before = writer.stats.batches
+    futures = [writer.submit(submit_order(f"gc{n}")) for n in range(10)]
+    refused = writer.submit(refuse)
+    gate.release.set()
+    assert held.result(10) == "gate"
+    receipts = [future.result(10) for future in futures]
+    assert [(r.id, r.outcome) for r in receipts] == [(f"gc{n}", "created") for n in range(10)]
+    with pytest.raises(DomainError, match="refused on purpose"):
+        refused.result(10)
+    assert writer.stats.batches == before + 1
+    assert writer.stats.largest_batch == 11
+    assert all(stored(writer.store, f"gc{n}") for n in range(10))
+
+
+def test_an_answer_is_given_only_after_its_commit(writer: Writer) -> None:
+    seen: list[bool] = []
+    answered = threading.Event()
+
+    def check(_: object) -> None:
+        seen.append(stored(writer.store, "after-commit"))
+        answered.set()
+
+    writer.submit(submit_order("after-commit")).add_done_callback(check)
+    assert answered.wait(10)
+    assert seen == [True]
+
+
+async def test_a_batch_wakes_the_event_loop_once(writer: Writer) -> None:
+    loop = asyncio.get_running_loop()
+    wakes: list[Any] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        wakes.append(callback)
+        return original(callback, *args, **kwargs)
+
+    gate = Gate()
+    held = writer.submit(gate)
+    assert await asyncio.to_thread(gate.entered.wait, 10)
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        waiting = [writer.submit_async(submit_order(f"aw{n}")) for n in range(8)]
+        refused = writer.submit_async(refuse)
+        gate.release.set()
+        receipts = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+        with pytest.raises(DomainError):
+            await asyncio.wait_for(refused, 10)
+    finally:
+        del loop.call_soon_threadsafe
+    assert held.result(10) == "gate"
+    assert [r.outcome for r in receipts] == ["created"] * 8
+    assert len(wakes) == 1, "nine answers, one cross-thread wake-up"
+
+
+async def test_a_caller_that_gave_up_does_not_stop_the_writer(writer: Writer) -> None:
+    gate = Gate()
+    writer.submit(gate)
+    assert await asyncio.to_thread(gate.entered.wait, 10)
+    abandoned = writer.submit_async(submit_order("abandoned"))
+    kept = writer.submit_async(submit_order("kept"))
+    abandoned.cancel()
+    gate.release.set()
+    assert (await asyncio.wait_for(kept, 10)).outcome == "created"
+    assert stored(writer.store, "abandoned"), "the command was already queued: it still commits"
+    later = await asyncio.wait_for(writer.submit_async(submit_order("later")), 10)
+    assert later.outcome == "created"
