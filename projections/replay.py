@@ -78,6 +78,8 @@ class Rebuilt:
     """Every folded aggregate (one-process rebuilds only: `verify` needs them)."""
     aggregate_count: int = 0
     workers: int = 1
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: `fold` (all workers at once), then `merge` and `swap`, which run alone."""
 
     @property
     def rate(self) -> float:
@@ -119,7 +121,9 @@ def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | N
             result.events += len(page)
             if progress:
                 progress(result.events, total)
+        result.phases["fold"] = time.perf_counter() - started
         target.finish_rebuild([view_row(a) for a in folded.values()], position)
+        result.phases["swap"] = time.perf_counter() - started - result.phases["fold"]
     if progress and result.events == 0:
         progress(0, 0)
     result.aggregate_count = len(folded)
@@ -178,7 +182,13 @@ def _rebuild_in_parallel(store: Application[UUID], target: ReadModels, progress:
                 if finished < workers:
                     process.terminate()
                 process.join()
-        target.finish_rebuild(target.merge_staged(paths), until)
+        merging = time.perf_counter()
+        result.phases["fold"] = merging - started
+        views = target.merge_staged(paths)
+        swapping = time.perf_counter()
+        result.phases["merge"] = swapping - merging
+        target.finish_rebuild(views, until)
+        result.phases["swap"] = time.perf_counter() - swapping
     if progress and result.events == 0:
         progress(0, 0)
     result.seconds = time.perf_counter() - started
@@ -362,4 +372,5 @@ class ReadModelFollower:
 def summary(rebuilt: Rebuilt) -> dict[str, Any]:
     return {"events": rebuilt.events, "aggregates": rebuilt.aggregate_count,
             "workers": rebuilt.workers, "seconds": round(rebuilt.seconds, 3),
-            "eventsPerSecond": round(rebuilt.rate)}
+            "eventsPerSecond": round(rebuilt.rate),
+            "phaseSeconds": {name: round(took, 3) for name, took in rebuilt.phases.items()}}

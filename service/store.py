@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -319,19 +319,31 @@ Command = Callable[[UnitOfWork], T]
 @dataclass
 class _Job:
     command: Command[Any]
-    future: Future[Any] | asyncio.Future[Any] = field(default_factory=Future)
+    future: Future[Any] | asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop | None = None
-    """Set when an event loop waits: its future is settled from that loop's thread."""
+    """Set when an event loop waits: its future is settled on that loop's thread."""
     result: Any = None
     error: BaseException | None = None
+    answered: bool = False
+    delivered: bool = False
+
+    def answer(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.answered = result, error, True
 
     def settle(self) -> None:
-        if self.future.cancelled():
+        """Never raises: one answer a future refuses (asyncio refuses StopIteration) or a waiter
+        that gave up meanwhile must not leave the rest of its batch unanswered."""
+        if self.future.done():
             return
-        if self.error is not None:
-            self.future.set_exception(self.error)
-        else:
-            self.future.set_result(self.result)
+        try:
+            if self.error is not None:
+                self.future.set_exception(self.error)
+            else:
+                self.future.set_result(self.result)
+        except Exception as exc:
+            if not self.future.done():
+                log.error("writer_answer_refused", error=repr(self.error), reason=repr(exc))
+                self.future.set_exception(RuntimeError(f"the command failed: {self.error!r}"))
 
 
 def _settle_all(jobs: list[_Job]) -> None:
@@ -388,9 +400,9 @@ class Writer:
         """For a caller on an event loop: a batch's answers reach each loop in one wake-up,
         not one cross-thread call per request."""
         loop = asyncio.get_running_loop()
-        job = _Job(command, loop.create_future(), loop)
-        self._queue.put(job)
-        return job.future  # type: ignore[return-value]
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(command, future, loop))
+        return future
 
     def run(self, command: Command[T], timeout: float | None = 60) -> T:
         return self.submit(command).result(timeout)
@@ -411,10 +423,20 @@ class Writer:
                     stopping = True
                     break
                 batch.append(job)
-            self._commit(batch)
-            self._deliver(batch)
+            try:
+                self._commit(batch)
+            except BaseException as exc:
+                log.exception("writer_batch_failed", batch=len(batch))
+                error = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
+                for job in batch:
+                    if not job.answered:
+                        job.answer(error=error)
+                self._deliver(batch)
             for hook in self.on_commit:
-                hook()
+                try:
+                    hook()
+                except Exception:
+                    log.exception("writer_commit_hook_failed")
             if stopping:
                 return
 
@@ -423,21 +445,29 @@ class Writer:
         self.stats.batches += 1
         self.stats.commands += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        if len(batch) == 1 or not self._commit_together(batch):
-            for job in batch:
-                self._commit_alone(job)
+        if len(batch) > 1 and self._commit_together(batch):
+            self._deliver(batch)
+            return
+        for job in batch:
+            self._commit_alone(job)
+            self._deliver([job])
 
     @staticmethod
-    def _deliver(batch: list[_Job]) -> None:
+    def _deliver(jobs: list[_Job]) -> None:
+        """Each answered job once: a thread waiting at once, each event loop in one wake-up
+        (a closed loop has nobody left waiting)."""
         waiting: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
-        for job in batch:
+        for job in jobs:
+            if job.delivered or not job.answered:
+                continue
+            job.delivered = True
             if job.loop is None:
                 job.settle()
             else:
                 waiting.setdefault(job.loop, []).append(job)
-        for loop, jobs in waiting.items():
+        for loop, ready in waiting.items():
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle_all, jobs)
+                loop.call_soon_threadsafe(_settle_all, ready)
 
     def _commit_together(self, batch: list[_Job]) -> bool:
         """All commands, one transaction. False: fall back to one at a time."""
@@ -451,7 +481,7 @@ class Writer:
                 if uow.pending_count() != before:
                     return False
                 results.append((job, None, exc))
-            except Exception:
+            except BaseException:
                 return False
         pending = uow.pending()
         try:
@@ -462,11 +492,11 @@ class Writer:
         except Exception as exc:
             log.exception("store_save_failed", batch=len(batch))
             for job, _, _ in results:
-                job.error = exc
+                job.answer(error=exc)
             return True
         self._remember(uow.touched())
         for job, result, error in results:
-            job.result, job.error = result, error
+            job.answer(result, error)
         return True
 
     def _save(self, pending: list[Aggregate]) -> None:
@@ -488,15 +518,15 @@ class Writer:
             except IntegrityError as exc:
                 self.stats.conflicts += 1
                 if attempt == self.conflict_retries:
-                    job.error = exc
+                    job.answer(error=exc)
                     return
                 time.sleep(0.001 * (2**attempt))
                 continue
             except BaseException as exc:
                 if not isinstance(exc, DomainError):
                     log.exception("command_failed")
-                job.error = exc
+                job.answer(error=exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
                 return
             self._remember(uow.touched())
-            job.result = result
+            job.answer(result)
             return

@@ -7,7 +7,7 @@ aggregates per transaction. Baseline in the same run: one process reading and
 decoding the notification log alone (the replay itself uses one process per
 core, up to 4).
 
-Then, in one process over the first 100,000 events, what each stage of the replay costs
+Then, in one process over the first 100,000 events (at most), what each stage of the replay costs
 in CPU per event, against the CPU the target leaves per event on this machine's cores.
 
 Run: `python tests/bench/replay.py [--events 1000000] [--keep PATH]`.
@@ -120,8 +120,10 @@ def read_only(store: EventStore) -> float:
     return count / (time.perf_counter() - started)
 
 
-def stage_costs(store: EventStore, scratch: Path, events: int = 100_000) -> dict[str, float]:
-    """CPU microseconds per event of each replay stage, one process, as `rebuild` runs them."""
+def stage_costs(store: EventStore, scratch: Path,
+                events: int = 100_000) -> tuple[dict[str, float], int]:
+    """CPU microseconds per event of each replay stage, one process, as `rebuild` runs them;
+    and over how many events."""
     clock = time.process_time
     spent = dict.fromkeys(("read and decode", "fold (the aggregates' own event methods)",
                            "transition rows", "insert transitions", "view rows"), 0.0)
@@ -157,7 +159,7 @@ def stage_costs(store: EventStore, scratch: Path, events: int = 100_000) -> dict
     finally:
         gc.enable()
         models.close()
-    return {name: took / max(count, 1) * 1e6 for name, took in spent.items()}
+    return {name: took / max(count, 1) * 1e6 for name, took in spent.items()}, count
 
 
 def main() -> None:
@@ -175,7 +177,8 @@ def main() -> None:
     else:
         print(f"reusing {path} ({total:,} events)")
     baseline = read_only(store)
-    costs = stage_costs(store, path.with_name(path.name + "-stages.db"))
+    with tempfile.TemporaryDirectory() as scratch:
+        costs, staged = stage_costs(store, Path(scratch) / "stages.db")
     models = ReadModels(side_database(f"sqlite:///{path}"))
     result = rebuild(store, models, ProgressBar("replay"), workers=default_workers(store),
                      reopen=partial(open_store, f"sqlite:///{path}"))
@@ -188,7 +191,9 @@ def main() -> None:
     print(f"ratio replay/baseline: {result.rate / baseline:.2f}; target >= {TARGET:,} events/s")
     cores = len(os.sched_getaffinity(0))
     stages = sum(costs.values())
-    print("\nstages of the replay, one process, first 100,000 events (CPU us per event):")
+    print("phases (s): " + ", ".join(f"{name} {took:.1f}" for name, took in result.phases.items())
+          + f"; {result.events / result.phases['fold']:,.0f} events/s in the fold phase alone")
+    print(f"\nstages of the replay, one process, first {staged:,} events (CPU us per event):")
     for name, micros in costs.items():
         print(f"  {name:44}{micros:>7.2f}")
     print(f"  {'together':44}{stages:>7.2f}")

@@ -90,7 +90,8 @@ def test_an_answer_is_given_only_after_its_commit(writer: Writer) -> None:
     assert seen == [True]
 
 
-async def test_a_batch_wakes_the_event_loop_once(writer: Writer) -> None:
+async def test_a_batch_wakes_the_event_loop_once(writer: Writer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     loop = asyncio.get_running_loop()
     wakes: list[Any] = []
     original = loop.call_soon_threadsafe
@@ -102,19 +103,54 @@ async def test_a_batch_wakes_the_event_loop_once(writer: Writer) -> None:
     gate = Gate()
     held = writer.submit(gate)
     assert await asyncio.to_thread(gate.entered.wait, 10)
-    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
-    try:
-        waiting = [writer.submit_async(submit_order(f"aw{n}")) for n in range(8)]
-        refused = writer.submit_async(refuse)
-        gate.release.set()
-        receipts = await asyncio.wait_for(asyncio.gather(*waiting), 10)
-        with pytest.raises(DomainError):
-            await asyncio.wait_for(refused, 10)
-    finally:
-        del loop.call_soon_threadsafe
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    waiting = [writer.submit_async(submit_order(f"aw{n}")) for n in range(8)]
+    committed_when_answered: list[bool] = []
+    for n, future in enumerate(waiting):
+        future.add_done_callback(
+            lambda _, n=n: committed_when_answered.append(stored(writer.store, f"aw{n}")))
+    refused = writer.submit_async(refuse)
+    gate.release.set()
+    receipts = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+    with pytest.raises(DomainError):
+        await asyncio.wait_for(refused, 10)
+    monkeypatch.undo()
     assert held.result(10) == "gate"
     assert [r.outcome for r in receipts] == ["created"] * 8
+    assert committed_when_answered == [True] * 8
     assert len(wakes) == 1, "nine answers, one cross-thread wake-up"
+
+
+async def test_an_answer_a_future_refuses_leaves_the_rest_of_its_batch_answered(
+        writer: Writer) -> None:
+    def stops(uow: UnitOfWork) -> None:
+        next(iter([]))
+
+    gate = Gate()
+    writer.submit(gate)
+    assert await asyncio.to_thread(gate.entered.wait, 10)
+    odd = writer.submit_async(stops)
+    after = writer.submit_async(submit_order("after-odd"))
+    gate.release.set()
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await asyncio.wait_for(odd, 10)
+    assert (await asyncio.wait_for(after, 10)).outcome == "created"
+
+
+async def test_a_failed_batch_is_answered_and_the_writer_goes_on(
+        writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    def store_unreachable() -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(writer.copies, "refresh", store_unreachable)
+    with pytest.raises(OSError, match="disk I/O error"):
+        await asyncio.wait_for(writer.submit_async(submit_order("during-outage")), 10)
+    with pytest.raises(OSError, match="disk I/O error"):
+        writer.run(submit_order("during-outage"), timeout=10)
+    monkeypatch.undo()
+    assert not stored(writer.store, "during-outage")
+    answer = await asyncio.wait_for(writer.submit_async(submit_order("after-outage")), 10)
+    assert answer.outcome == "created"
 
 
 async def test_a_caller_that_gave_up_does_not_stop_the_writer(writer: Writer) -> None:
