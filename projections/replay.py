@@ -79,7 +79,9 @@ class Rebuilt:
     aggregate_count: int = 0
     workers: int = 1
     phases: dict[str, float] = field(default_factory=dict)
-    """Seconds per phase: `fold` (all workers at once), then `merge` and `swap`, which run alone."""
+    """Seconds per phase. `fold`: set-up, reading, folding and inserting transitions (all
+    workers at once, their view rows included); one process then builds `views`, workers are
+    merged (`merge`); `swap`: indexing and replacing the live models."""
 
     @property
     def rate(self) -> float:
@@ -121,9 +123,13 @@ def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | N
             result.events += len(page)
             if progress:
                 progress(result.events, total)
-        result.phases["fold"] = time.perf_counter() - started
-        target.finish_rebuild([view_row(a) for a in folded.values()], position)
-        result.phases["swap"] = time.perf_counter() - started - result.phases["fold"]
+        viewing = time.perf_counter()
+        result.phases["fold"] = viewing - started
+        views = [view_row(a) for a in folded.values()]
+        swapping = time.perf_counter()
+        result.phases["views"] = swapping - viewing
+        target.finish_rebuild(views, position)
+        result.phases["swap"] = time.perf_counter() - swapping
     if progress and result.events == 0:
         progress(0, 0)
     result.aggregate_count = len(folded)

@@ -398,7 +398,8 @@ class Writer:
 
     def submit_async(self, command: Command[T]) -> asyncio.Future[T]:
         """For a caller on an event loop: a batch's answers reach each loop in one wake-up,
-        not one cross-thread call per request."""
+        not one cross-thread call per request (one per command in the one-at-a-time fallback,
+        where each is answered after its own commit)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(command, future, loop))
@@ -435,7 +436,7 @@ class Writer:
             for hook in self.on_commit:
                 try:
                     hook()
-                except Exception:
+                except BaseException:
                     log.exception("writer_commit_hook_failed")
             if stopping:
                 return
@@ -501,11 +502,21 @@ class Writer:
 
     def _save(self, pending: list[Aggregate]) -> None:
         recordings = self.store.save(*pending)
-        self.copies.saved([r.notification.id for r in recordings])
+        try:
+            self.copies.saved([r.notification.id for r in recordings])
+        except Exception:
+            log.exception("change_notice_failed", advice="other processes see this commit "
+                          "within their one-second recheck")
 
     def _remember(self, committed: list[Aggregate]) -> None:
-        for aggregate in committed:
-            self.committed.put(aggregate)
+        """After the commit: a cache that fails is emptied, never a reason to call a committed
+        command failed."""
+        try:
+            for aggregate in committed:
+                self.committed.put(aggregate)
+        except Exception:
+            log.exception("writer_cache_failed")
+            self.committed.clear()
 
     def _commit_alone(self, job: _Job) -> None:
         """Cached copies first; a version conflict (another process wrote first) is retried

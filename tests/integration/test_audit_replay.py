@@ -66,6 +66,10 @@ def test_clean_store_verifies(store_db: Path, capsys: pytest.CaptureFixture[str]
     report = orjson.loads(out.splitlines()[0])
     assert report["problems"] == 0 and report["events"] == stored(store_db)
     assert "verify:" in err and "events/s" in err, "progress is shown"
+    phases = report["phaseSeconds"]
+    assert list(phases) == ["fold", "views", "swap"]
+    assert all(took >= 0 for took in phases.values())
+    assert sum(phases.values()) <= report["seconds"] + 0.002, "phases lie within the whole"
 
 
 def test_a_corrupted_row_is_reported_exactly(store_db: Path,
@@ -243,6 +247,8 @@ def test_a_parallel_rebuild_gives_the_read_models_of_one_process(
     code, out, err = run(capsys, "replay", "--workers", "3", "--store", url)
     report = orjson.loads(out)
     assert code == 0 and (report["workers"], report["events"]) == (3, stored(store_db))
+    assert list(report["phaseSeconds"]) == ["fold", "merge", "swap"]
+    assert sum(report["phaseSeconds"].values()) <= report["seconds"] + 0.002
     assert report["aggregates"] == len(alone["rf_order_view"]) + len(alone["rf_return_view"])
     assert "replay:" in err, "progress is shown"
     assert read_models_of(store_db) == alone

@@ -77,6 +77,26 @@ def test_commands_queued_together_commit_in_one_transaction(writer: Writer) -> N
     assert all(stored(writer.store, f"gc{n}") for n in range(10))
 
 
+def test_one_at_a_time_each_command_is_answered_after_its_own_commit(writer: Writer) -> None:
+    """A command that fails unexpectedly sends its batch one command per transaction; an earlier
+    command's caller does not wait for the later ones."""
+
+    def breaks(uow: UnitOfWork) -> None:
+        raise ValueError("unexpected")
+
+    gate = Gate()
+    writer.submit(gate)
+    assert gate.entered.wait(10)
+    first = writer.submit(submit_order("alone-1"))
+    broken = writer.submit(breaks)
+    first_answered_by_now = writer.submit(lambda uow: first.done())
+    gate.release.set()
+    assert first.result(10).outcome == "created"
+    with pytest.raises(ValueError, match="unexpected"):
+        broken.result(10)
+    assert first_answered_by_now.result(10) is True
+
+
 def test_an_answer_is_given_only_after_its_commit(writer: Writer) -> None:
     seen: list[bool] = []
     answered = threading.Event()
@@ -137,15 +157,19 @@ async def test_an_answer_a_future_refuses_leaves_the_rest_of_its_batch_answered(
     assert (await asyncio.wait_for(after, 10)).outcome == "created"
 
 
+class StoreUnreachable(Exception):
+    pass
+
+
 async def test_a_failed_batch_is_answered_and_the_writer_goes_on(
         writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
     def store_unreachable() -> None:
-        raise OSError("disk I/O error")
+        raise StoreUnreachable("disk I/O error")
 
     monkeypatch.setattr(writer.copies, "refresh", store_unreachable)
-    with pytest.raises(OSError, match="disk I/O error"):
+    with pytest.raises(StoreUnreachable):
         await asyncio.wait_for(writer.submit_async(submit_order("during-outage")), 10)
-    with pytest.raises(OSError, match="disk I/O error"):
+    with pytest.raises(StoreUnreachable):
         writer.run(submit_order("during-outage"), timeout=10)
     monkeypatch.undo()
     assert not stored(writer.store, "during-outage")
