@@ -116,7 +116,7 @@ def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | N
     folded = result.aggregates
     position = 0
     target.begin_rebuild()
-    with _collector_paused():
+    with collector_paused():
         while page := read_page(store, position, page_size):
             position = page[-1][0]
             target.add_rebuilt_transitions(_fold(page, folded))
@@ -210,7 +210,7 @@ def _rebuild_partition(reopen: Reopen, partition: Partition, path: str, page_siz
         staged.begin_rebuild()
         folded: dict[UUID, Aggregate] = {}
         position = 0
-        with _collector_paused():
+        with collector_paused():
             while page := read_page(store, position, page_size, partition):
                 staged.add_rebuilt_transitions(_fold(page, folded))
                 position = page[-1][0]
@@ -225,7 +225,7 @@ def _rebuild_partition(reopen: Reopen, partition: Partition, path: str, page_siz
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """A rebuild allocates millions of objects and frees none: the cyclic GC would only rescan
     them, ever more slowly as the heap grows (a third of the time at 100k events)."""
     was_enabled = gc.isenabled()

@@ -328,6 +328,10 @@ class _Job:
     delivered: bool = False
 
     def answer(self, result: Any = None, error: BaseException | None = None) -> None:
+        """A BaseException that is no Exception (SystemExit, say) reaches the caller wrapped:
+        raised on an event loop it would stop the loop."""
+        if error is not None and not isinstance(error, Exception):
+            error = RuntimeError(repr(error))
         self.result, self.error, self.answered = result, error, True
 
     def settle(self) -> None:
@@ -428,10 +432,9 @@ class Writer:
                 self._commit(batch)
             except BaseException as exc:
                 log.exception("writer_batch_failed", batch=len(batch))
-                error = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
                 for job in batch:
                     if not job.answered:
-                        job.answer(error=error)
+                        job.answer(error=exc)
                 self._deliver(batch)
             for hook in self.on_commit:
                 try:
@@ -536,7 +539,7 @@ class Writer:
             except BaseException as exc:
                 if not isinstance(exc, DomainError):
                     log.exception("command_failed")
-                job.answer(error=exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+                job.answer(error=exc)
                 return
             self._remember(uow.touched())
             job.answer(result)

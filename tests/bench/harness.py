@@ -49,17 +49,21 @@ def process(argv: Sequence[str], port: int, env: dict[str, str] | None = None) -
     log_path = Path(tempfile.gettempdir()) / f"bench-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
-        _PIDS[f"http://127.0.0.1:{port}"] = proc.pid
+        _PIDS[local_url(port)] = proc.pid
         try:
             wait_for_port(port)
             yield
         finally:
-            _PIDS.pop(f"http://127.0.0.1:{port}", None)
+            _PIDS.pop(local_url(port), None)
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def local_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
 
 
 def cpu_seconds(url: str) -> float:
@@ -72,7 +76,7 @@ def cpu_seconds(url: str) -> float:
 def echo_server() -> Iterator[str]:
     port = free_port()
     with process([sys.executable, str(HERE / "echo_server.py"), str(port)], port):
-        yield f"http://127.0.0.1:{port}"
+        yield local_url(port)
 
 
 @contextmanager
@@ -85,7 +89,7 @@ def returnflow_server(store_dir: Path, extra_env: dict[str, str] | None = None,
             "--store", f"sqlite:///{store_dir / 'bench.db'}", "--webhook-secrets", SECRET,
             "--api-token", API_TOKEN, "--log-format", "json"]
     with process(argv, port, extra_env):
-        yield f"http://127.0.0.1:{port}"
+        yield local_url(port)
 
 
 @dataclass

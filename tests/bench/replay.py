@@ -16,7 +16,6 @@ Run: `python tests/bench/replay.py [--events 1000000] [--keep PATH]`.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from domain.returns import ReturnRequest
 from projections.positions import side_database
 from projections.read_models import ReadModels, transition_row, view_row
 from projections.relay import read_page
-from projections.replay import ProgressBar, default_workers, rebuild
+from projections.replay import ProgressBar, collector_paused, default_workers, rebuild
 from service.store import EventStore, open_store
 
 EVENTS_PER_PAIR = 13
@@ -132,8 +131,7 @@ def stage_costs(store: EventStore, scratch: Path,
     models.begin_rebuild()
     folded: dict[Any, Any] = {}
     position = count = 0
-    gc.disable()
-    try:
+    with collector_paused():
         while count < events:
             t0 = clock()
             page = read_page(store, position, 10_000)
@@ -156,9 +154,7 @@ def stage_costs(store: EventStore, scratch: Path,
         t0 = clock()
         [view_row(a) for a in folded.values()]
         spent["view rows"] = clock() - t0
-    finally:
-        gc.enable()
-        models.close()
+    models.close()
     return {name: took / max(count, 1) * 1e6 for name, took in spent.items()}, count
 
 
