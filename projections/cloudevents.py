@@ -7,7 +7,6 @@ so a re-published event is recognisably the same message.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +17,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from domain.orders import Order
 from domain.returns import ReturnRequest
 from domain.views import event_view, order_view, return_view
+from projections.lru import Lru
 
 SOURCE = "urn:returnflow:event-store"
 TYPE_PREFIX = "com.returnflow."
@@ -26,13 +26,16 @@ TYPE_PREFIX = "com.returnflow."
 class StateFolder:
     """Aggregates folded forward event by event, so the relay never re-reads a whole history."""
 
-    def __init__(self, store: Application[UUID], capacity: int = 10_000) -> None:
+    def __init__(self, store: Application[UUID], capacity: int = 1024, *,
+                 name: str = "folded") -> None:
+        """`capacity`: the aggregates kept; events of one aggregate come close together, so a
+        few suffice, and a miss re-reads that aggregate's events."""
         self.store = store
-        self.capacity = capacity
-        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._cache: Lru[UUID, Aggregate] = Lru(name, capacity)
 
     def after(self, event: DomainEvent) -> Aggregate:
-        aggregate = self._cache.pop(event.originator_id, None)
+        aggregate = self._cache.get(event.originator_id)
+        self._cache.pop(event.originator_id)
         if aggregate is not None and aggregate.version == event.originator_version - 1:
             event.mutate(aggregate)  # type: ignore[attr-defined]
         elif event.originator_version == 1:
@@ -41,9 +44,7 @@ class StateFolder:
             aggregate = self.store.repository.get(event.originator_id,
                                                   version=event.originator_version)
         assert aggregate is not None
-        self._cache[event.originator_id] = aggregate
-        if len(self._cache) > self.capacity:
-            self._cache.popitem(last=False)
+        self._cache.put(event.originator_id, aggregate)
         return aggregate
 
 

@@ -28,6 +28,7 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecor
 from eventsourcing.utils import resolve_topic
 
 from projections.cloudevents import StateFolder, encode, to_cloudevent
+from projections.lru import Lru
 from projections.positions import PositionStore
 
 log = structlog.get_logger(__name__)
@@ -36,16 +37,15 @@ EVENTS_TOPIC = "returnflow.events"
 DLQ_TOPIC = "returnflow.commerce.dlq"
 
 
-_UUIDS: dict[str, UUID] = {}
+_UUIDS: Lru[str, UUID] = Lru("uuids", 16_384)
 _CLASSES: dict[str, type[Any]] = {}
 
 
 def _uuid(hex_id: str) -> UUID:
     found = _UUIDS.get(hex_id)
     if found is None:
-        if len(_UUIDS) > 500_000:
-            _UUIDS.clear()
-        found = _UUIDS[hex_id] = UUID(hex_id)
+        found = UUID(hex_id)
+        _UUIDS.put(hex_id, found)
     return found
 
 
@@ -175,6 +175,7 @@ class Relay:
         idle_s: float = 0.05,
         name: str = "relay",
         progress: Callable[[int], None] | None = None,
+        cache_entries: int = 1024,
     ) -> None:
         self.store = store
         self.positions = positions
@@ -184,7 +185,7 @@ class Relay:
         self.idle_s = idle_s
         self.name = name
         self.progress = progress
-        self.folder = StateFolder(store)
+        self.folder = StateFolder(store, cache_entries, name="folded_relay")
         self.published = 0
         self.wake = asyncio.Event()
         """Set when new events were committed (inside `serve`), so the relay need not poll."""

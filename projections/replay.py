@@ -335,14 +335,15 @@ class ReadModelFollower:
     """Keeps the live read models current while `serve` runs."""
 
     def __init__(self, store: Application[UUID], models: ReadModels, *, page_size: int = 500,
-                 idle_s: float = 0.5, batch_window_s: float = 0.05) -> None:
+                 idle_s: float = 0.5, batch_window_s: float = 0.05,
+                 cache_entries: int = 1024) -> None:
         """`batch_window_s`: after a short page, wait this long so busy times make big pages."""
         self.batch_window_s = batch_window_s
         self.store = store
         self.models = models
         self.page_size = page_size
         self.idle_s = idle_s
-        self.folder = StateFolder(store)
+        self.folder = StateFolder(store, cache_entries, name="folded_read_models")
         self.wake = asyncio.Event()
 
     def step(self) -> int:

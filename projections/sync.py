@@ -387,7 +387,8 @@ class EmbeddedSync:
 
     def __init__(self, store: Application[UUID], positions: PositionStore,
                  projector: CommerceProjector, *, page_size: int = 200, idle_s: float = 0.05,
-                 batch_window_s: float = 0.05, name: str = "embedded-sync") -> None:
+                 batch_window_s: float = 0.05, name: str = "embedded-sync",
+                 cache_entries: int = 1024) -> None:
         """`batch_window_s`: after a short page, wait this long so busy times make big pages."""
         self.batch_window_s = batch_window_s
         self.store = store
@@ -396,7 +397,7 @@ class EmbeddedSync:
         self.page_size = page_size
         self.idle_s = idle_s
         self.name = name
-        self.folder = StateFolder(store)
+        self.folder = StateFolder(store, cache_entries, name="folded_sync")
         self.wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from projections.lru import live_caches
 from service import operator_api, validation, webhooks
 from service.answer_memo import AnswerMemo
 from service.background import Background
@@ -168,8 +169,27 @@ async def metrics(request: web.Request) -> web.Response:
         f"returnflow_writer_commands_total {stats.commands}",
         "# TYPE returnflow_writer_conflicts_total counter",
         f"returnflow_writer_conflicts_total {stats.conflicts}",
+        *cache_metrics(),
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def cache_metrics() -> list[str]:
+    """Every bounded cache of this process, summed by name (entries, capacity, hits, misses,
+    evictions): a hit rate that falls as the store grows says RETURNFLOW_CACHE_ENTRIES is low."""
+    totals: dict[str, list[int]] = {}
+    for c in live_caches():
+        sums = totals.setdefault(c.name, [0, 0, 0, 0, 0])
+        for n, value in enumerate((c.entries, c.capacity, c.hits, c.misses, c.evictions)):
+            sums[n] += value
+    lines = []
+    for n, (metric, kind) in enumerate((("entries", "gauge"), ("capacity", "gauge"),
+                                        ("hits_total", "counter"), ("misses_total", "counter"),
+                                        ("evictions_total", "counter"))):
+        lines.append(f"# TYPE returnflow_cache_{metric} {kind}")
+        lines += [f'returnflow_cache_{metric}{{cache="{name}"}} {sums[n]}'
+                  for name, sums in sorted(totals.items())]
+    return lines
 
 
 def create_app(settings: Settings, store: EventStore | None = None) -> web.Application:
@@ -178,14 +198,14 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     policy = load_policy(settings.policy_path)
     own_store = store is None
     store = store or open_store(settings.store)
-    writer = Writer(store)
+    writer = Writer(store, cache_entries=settings.cache_entries)
     services = Services(
         settings=settings,
         store=store,
         writer=writer,
         queries=Queries(store),
         verifier=SignatureVerifier(settings.webhook_secrets, settings.webhook_basic_auth),
-        answers=AnswerMemo(writer.committed),
+        answers=AnswerMemo(writer.committed, capacity=settings.cache_entries),
         policy=policy,
     )
     app = web.Application(

@@ -47,7 +47,8 @@ class Background:
         self.closers.append(positions)
         models = ReadModels(database)
         self.closers.append(models)
-        follower = ReadModelFollower(self.store, models)
+        follower = ReadModelFollower(self.store, models,
+                                     cache_entries=self.settings.follower_cache_entries)
         self._wake_on_commit(follower.wake)
         self.read_models = models
         self.tasks.append(asyncio.create_task(follower.run(self.stop), name="read-models"))
@@ -56,7 +57,8 @@ class Background:
                 log.info("relay_not_inline", advice="run `returnflow relay` beside the service")
                 return
             relay = Relay(self.store, positions, self.settings.kafka_bootstrap,
-                          topic=KafkaNames.from_env().events, idle_s=0.5)
+                          topic=KafkaNames.from_env().events, idle_s=0.5,
+                          cache_entries=self.settings.follower_cache_entries)
             self._wake_on_commit(relay.wake)
             self.tasks.append(asyncio.create_task(relay.run(self.stop), name="relay"))
             log.info("relay_started", bootstrap=self.settings.kafka_bootstrap)
@@ -66,7 +68,7 @@ class Background:
         commerce = make_commerce(self.settings)
         self.closers.append(commerce)
         embedded = EmbeddedSync(self.store, positions, CommerceProjector(commerce, ledger),
-                                idle_s=0.5)
+                                idle_s=0.5, cache_entries=self.settings.follower_cache_entries)
         self._wake_on_commit(embedded.wake)
         self.embedded = embedded
         self.tasks.append(asyncio.create_task(embedded.run(self.stop), name="embedded-sync"))

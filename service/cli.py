@@ -35,6 +35,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="RETURNFLOW_LOG_FORMAT (auto: key=value on a terminal, else JSON)")
     parser.add_argument("--projections", help="RETURNFLOW_PROJECTIONS: SQLite file for read "
                         "models, relay position and sync ledger (default: beside the store)")
+    parser.add_argument("--cache-entries", type=int, help="RETURNFLOW_CACHE_ENTRIES: bound of "
+                        "each in-process cache (default 4096; followers keep a quarter)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +100,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         commerce_app_key=getattr(args, "commerce_app_key", None),
         role=getattr(args, "role", None),
         projections=args.projections,
+        cache_entries=args.cache_entries,
     )
 
 

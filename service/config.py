@@ -44,6 +44,14 @@ class Settings:
     role: str = "all"
     """`validation`: serve only the Return Request Validation webhook, beside an `all` process
     on the same store, so Commerce's synchronous question never queues behind ingest."""
+    cache_entries: int = 4096
+    """RETURNFLOW_CACHE_ENTRIES: the bound of the writer's aggregate cache and of the remembered
+    validation answers; each notification-log follower keeps a quarter of it. A miss reads the
+    store, so the setting trades memory (about 7 KB per cached order) for reads, never results."""
+
+    @property
+    def follower_cache_entries(self) -> int:
+        return max(1, self.cache_entries // 4)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -57,8 +65,10 @@ class Settings:
         try:
             port = int(get("PORT") or 8080)
             max_body = int(get("MAX_BODY_BYTES") or cls.max_body_bytes)
+            cache_entries = int(get("CACHE_ENTRIES") or cls.cache_entries)
         except ValueError as exc:
-            raise ConfigError(f"RETURNFLOW_PORT/RETURNFLOW_MAX_BODY_BYTES: {exc}") from None
+            raise ConfigError(
+                f"RETURNFLOW_PORT/RETURNFLOW_MAX_BODY_BYTES/RETURNFLOW_CACHE_ENTRIES: {exc}") from None
         settings = cls(
             store=get("STORE") or DEFAULT_STORE,
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
@@ -77,6 +87,7 @@ class Settings:
             relay_inline=(get("RELAY_INLINE") or "true").lower() not in ("0", "false", "no"),
             role=(get("ROLE") or "all").lower(),
             projections=get("PROJECTIONS"),
+            cache_entries=cache_entries,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings
@@ -101,6 +112,8 @@ class Settings:
             raise ConfigError(f"RETURNFLOW_ROLE must be one of {', '.join(ROLES)}, not {self.role!r}")
         if self.max_body_bytes < 1024:
             raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")
+        if self.cache_entries < 1:
+            raise ConfigError("RETURNFLOW_CACHE_ENTRIES must be at least 1")
 
 
 @dataclass(frozen=True)

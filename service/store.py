@@ -15,8 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from domain.errors import DomainError
+from projections.lru import CacheStats, Lru
 from projections.relay import sqlite_file
 from service.change_notice import ChangeNotice
 from service.transcoding import OrjsonTranscoder
@@ -83,60 +83,68 @@ def open_store(url: str) -> EventStore:
 
 
 class AggregateCache:
-    """Committed aggregates for read-only paths (the validation webhook), newest version wins.
+    """Committed aggregates for read-only paths (the validation webhook), bounded (LRU).
 
     Only objects that will never be mutated again go in: what the writer has
     just committed (its next batch works on private copies), or what a reader loaded.
-    Readers must treat what they get as read-only. Per process: with several
-    processes writing one store, a reader may see a version another process has
-    since superseded (the writer itself always reads the store).
+    Readers must treat what they get as read-only.
+
+    Never older than a write this process has been told of: `PrivateCopies.refresh`
+    drops what other processes wrote (`forget`, which moves `generation` on), and
+    every entry goes in through `put_if_current` with the generation seen before
+    its object was read, so a copy read before a drop cannot come back after it.
     """
 
-    def __init__(self, capacity: int = 50_000) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int = 4096) -> None:
         self.generation = 0
         """Moves on whenever entries are dropped as stale; see `put_if_current`."""
-        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._items: Lru[UUID, Aggregate] = Lru("aggregates", capacity)
         self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return self._items.capacity
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         with self._lock:
-            found = self._items.get(aggregate_id)
-            if found is not None:
-                self._items.move_to_end(aggregate_id)
-            return found
+            return self._items.get(aggregate_id)
 
     def peek(self, aggregate_id: UUID) -> Aggregate | None:
         """Without counting as a use (one dict read: no lock needed)."""
-        return self._items.get(aggregate_id)
+        return self._items.peek(aggregate_id)
 
-    def put(self, aggregate: Aggregate) -> None:
-        with self._lock:
-            known = self._items.get(aggregate.id)
-            if known is None or known.version <= aggregate.version:
-                self._items[aggregate.id] = aggregate
-                self._items.move_to_end(aggregate.id)
-            if len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def put_if_current(self, aggregate: Aggregate, generation: int) -> None:
-        """For what a reader loaded: kept only if nothing was found stale since it began loading
-        (else the load may predate a write whose eviction has already happened)."""
+    def put_if_current(self, aggregates: Iterable[Aggregate], generation: int) -> bool:
+        """Keep what was read while `generation` held, unless something was dropped since
+        (the read may predate a write whose drop has already happened). False: kept nothing."""
         with self._lock:
             if self.generation != generation:
-                return
-        self.put(aggregate)
+                return False
+            for aggregate in aggregates:
+                known = self._items.peek(aggregate.id)
+                if known is None or known.version <= aggregate.version:
+                    self._items.put(aggregate.id, aggregate)
+            return True
 
-    def forget(self, aggregate_ids: set[UUID]) -> None:
+    def forget(self, aggregate_ids: Iterable[UUID]) -> None:
         with self._lock:
             self.generation += 1
             for aggregate_id in aggregate_ids:
-                self._items.pop(aggregate_id, None)
+                self._items.pop(aggregate_id)
 
     def clear(self) -> None:
         with self._lock:
             self.generation += 1
             self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def entries(self) -> list[Aggregate]:
+        with self._lock:
+            return list(self._items.values())
+
+    def stats(self) -> CacheStats:
+        return self._items.stats()
 
 
 class PrivateCopies:
@@ -293,7 +301,7 @@ class UnitOfWork:
                 self.missed.add(aggregate_id)
                 return None
             if self.read_cache is not None:
-                self.read_cache.put_if_current(found, generation)
+                self.read_cache.put_if_current((found,), generation)
         if found is not None:
             self._aggregates[aggregate_id] = found
         if not isinstance(found, kind):
@@ -366,12 +374,13 @@ class WriterStats:
 class Writer:
     """One thread, all writes, group commit. Submit from any thread or from asyncio."""
 
-    def __init__(self, store: EventStore, *, max_batch: int = 128, conflict_retries: int = 5) -> None:
+    def __init__(self, store: EventStore, *, max_batch: int = 128, conflict_retries: int = 5,
+                 cache_entries: int = 4096) -> None:
         self.store = store
         self.max_batch = max_batch
         self.conflict_retries = conflict_retries
         self.stats = WriterStats()
-        self.committed = AggregateCache()
+        self.committed = AggregateCache(cache_entries)
         """What this writer committed last, for readers that only read."""
         self.copies = PrivateCopies(store, self.committed)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -475,6 +484,7 @@ class Writer:
 
     def _commit_together(self, batch: list[_Job]) -> bool:
         """All commands, one transaction. False: fall back to one at a time."""
+        generation = self.committed.generation
         uow = UnitOfWork(self.store, optimistic=True, copies=self.copies)
         results: list[tuple[_Job, Any, BaseException | None]] = []
         for job in batch:
@@ -498,7 +508,7 @@ class Writer:
             for job, _, _ in results:
                 job.answer(error=exc)
             return True
-        self._remember(uow.touched())
+        self._remember(uow.touched(), generation)
         for job, result, error in results:
             job.answer(result, error)
         return True
@@ -511,12 +521,14 @@ class Writer:
             log.exception("change_notice_failed", advice="other processes see this commit "
                           "within their one-second recheck")
 
-    def _remember(self, committed: list[Aggregate]) -> None:
-        """After the commit: a cache that fails is emptied, never a reason to call a committed
-        command failed."""
+    def _remember(self, committed: list[Aggregate], generation: int) -> None:
+        """After the commit: keep what the batch touched, unless another process's write was
+        dropped from the cache meanwhile (a read-only aggregate may be older than that write;
+        ours are dropped too, or their previous versions would stay). A cache that fails is
+        emptied, never a reason to call a committed command failed."""
         try:
-            for aggregate in committed:
-                self.committed.put(aggregate)
+            if not self.committed.put_if_current(committed, generation):
+                self.committed.forget(a.id for a in committed)
         except Exception:
             log.exception("writer_cache_failed")
             self.committed.clear()
@@ -525,6 +537,7 @@ class Writer:
         """Cached copies first; a version conflict (another process wrote first) is retried
         on aggregates read from the store."""
         for attempt in range(self.conflict_retries + 1):
+            generation = self.committed.generation
             uow = UnitOfWork(self.store, copies=None if attempt else self.copies)
             try:
                 result = job.command(uow)
@@ -541,6 +554,6 @@ class Writer:
                     log.exception("command_failed")
                 job.answer(error=exc)
                 return
-            self._remember(uow.touched())
+            self._remember(uow.touched(), generation)
             job.answer(result)
             return
