@@ -45,10 +45,13 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
 
 
 @contextmanager
-def process(argv: Sequence[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(argv: Sequence[str], port: int, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> Iterator[None]:
+    """`cwd`: where `python -m` finds the code (the working directory comes before PYTHONPATH)."""
     log_path = Path(tempfile.gettempdir()) / f"bench-{port}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})},
+                                cwd=cwd)
         _PIDS[local_url(port)] = proc.pid
         try:
             wait_for_port(port)
