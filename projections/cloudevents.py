@@ -34,8 +34,12 @@ class StateFolder:
         self._cache: Lru[UUID, Aggregate] = Lru(name, capacity)
 
     def after(self, event: DomainEvent) -> Aggregate:
-        aggregate = self._cache.get(event.originator_id)
-        self._cache.pop(event.originator_id)
+        """A creation is neither a hit nor a miss; an entry is out while its event applies, so
+        one that fails to apply is not kept half-changed."""
+        aggregate = None
+        if event.originator_version > 1:
+            aggregate = self._cache.get(event.originator_id)
+            self._cache.pop(event.originator_id)
         if aggregate is not None and aggregate.version == event.originator_version - 1:
             event.mutate(aggregate)  # type: ignore[attr-defined]
         elif event.originator_version == 1:

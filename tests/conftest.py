@@ -16,7 +16,7 @@ from service.app import create_app
 from service.config import Settings
 from service.context import SERVICES, Services
 
-pytest_plugins = ["tests.kafka.plugin"]
+pytest_plugins = ["tests.kafka.plugin", "tests.postgres.plugin"]
 
 SECRET = base64.b64encode(b"returnflow-test-secret-0123456789").decode()
 OLD_SECRET = base64.b64encode(b"returnflow-previous-secret-xyz").decode()
@@ -33,8 +33,13 @@ def free_port() -> int:
 class RunningService:
     url: str
     db_path: Path | None
+    """The SQLite file, or None on PostgreSQL (`store` names either)."""
     services: Services
     http: ClientSession
+
+    @property
+    def store(self) -> str:
+        return self.services.settings.store
 
     def events_stored(self) -> int:
         return int(self.services.store.recorder.max_notification_id() or 0)
@@ -52,18 +57,32 @@ async def start_service(settings: Settings) -> tuple[web.AppRunner, Services]:
     return runner, app[SERVICES]
 
 
+STORES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store-dependent test runs on a SQLite file and on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'returnflow.db'}"
+    from tests.postgres.plugin import new_database
+
+    return new_database(request.getfixturevalue("postgres_server"))
+
+
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[RunningService]:
+async def service(tmp_path: Path, store_url: str) -> AsyncIterator[RunningService]:
     logs.configure("json")
-    db = tmp_path / "returnflow.db"
     settings = Settings(
-        store=f"sqlite:///{db}",
+        store=store_url,
         webhook_secrets=(SECRET, OLD_SECRET),
         api_token=API_TOKEN,
         port=free_port(),
         max_body_bytes=256 * 1024,
+        projections=str(tmp_path / "returnflow.projections.db"),
     )
     runner, services = await start_service(settings)
+    db = Path(store_url.removeprefix("sqlite:///")) if store_url.startswith("sqlite:") else None
     async with ClientSession() as http:
         yield RunningService(f"http://127.0.0.1:{settings.port}", db, services, http)
     await runner.cleanup()

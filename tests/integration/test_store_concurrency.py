@@ -23,9 +23,8 @@ from tests.commerce_sim.seeds import seed_order_submit, seed_return_request_upda
 
 
 @contextlib.contextmanager
-def _two_processes(tmp_path: Path) -> Iterator[tuple[Writer, Writer]]:
-    """Two stores and writers on one SQLite file: two processes' worth."""
-    url = f"sqlite:///{tmp_path / 'rf.db'}"
+def _two_processes(url: str) -> Iterator[tuple[Writer, Writer]]:
+    """Two stores and writers on one store: two processes' worth."""
     stores = [open_store(url), open_store(url)]
     writers = (Writer(stores[0]), Writer(stores[1]))
     for writer in writers:
@@ -39,8 +38,8 @@ def _two_processes(tmp_path: Path) -> Iterator[tuple[Writer, Writer]]:
             store.close()
 
 
-def test_concurrent_writers_on_one_return_lose_no_update(tmp_path: Path) -> None:
-    with _two_processes(tmp_path) as writers:
+def test_concurrent_writers_on_one_return_lose_no_update(store_url: str) -> None:
+    with _two_processes(store_url) as writers:
         writers[0].run(partial(operations.receive_order,
                                payload=parse_order_submit(seed_order_submit()), cause="c"))
         writers[0].run(partial(operations.receive_return_update,
@@ -78,8 +77,8 @@ def _receive_one(uow: UnitOfWork) -> str:
                               actor="operator:x", cause="c")
 
 
-def test_writer_cache_is_refreshed_when_another_process_wrote(tmp_path: Path) -> None:
-    with _two_processes(tmp_path) as writers:
+def test_writer_cache_is_refreshed_when_another_process_wrote(store_url: str) -> None:
+    with _two_processes(store_url) as writers:
         _seeded(writers[0])
         assert writers[0].committed.get(return_uuid("100003")) is not None
         writers[1].run(_receive_one)
@@ -90,8 +89,8 @@ def test_writer_cache_is_refreshed_when_another_process_wrote(tmp_path: Path) ->
         assert (ret.state, ret.version, ret.items[0]["quantityReceived"]) == ("FULL_RETURN", 3, 2)
 
 
-def test_writer_never_mutates_what_readers_hold(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'rf.db'}")
+def test_writer_never_mutates_what_readers_hold(store_url: str) -> None:
+    store = open_store(store_url)
     writer = Writer(store)
     writer.start()
     try:
@@ -127,7 +126,7 @@ def test_the_change_notice_is_shared_between_processes(tmp_path: Path) -> None:
 
 def test_a_reader_asks_the_store_again_only_once_a_writer_announced(tmp_path: Path) -> None:
     """The validation role's check before each question: free while nothing was written."""
-    with _two_processes(tmp_path) as (reader, other):
+    with _two_processes(f"sqlite:///{tmp_path / 'rf.db'}") as (reader, other):
         _seeded(reader)
         reader.copies.recheck_s = 60
         reader.copies.refresh()
@@ -174,7 +173,7 @@ def _receive_one_on(ret: object) -> None:
 
 def test_the_token_is_read_before_the_store_is_asked(tmp_path: Path) -> None:
     """A write announced while the reader asks must make its next look ask again."""
-    with _two_processes(tmp_path) as (reader, other):
+    with _two_processes(f"sqlite:///{tmp_path / 'rf.db'}") as (reader, other):
         _seeded(reader)
         ask_store = reader.copies._newest
 

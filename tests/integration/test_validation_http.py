@@ -132,7 +132,7 @@ async def test_unsigned_question_is_401(service: RunningService) -> None:
 @pytest.fixture
 async def validator(service: RunningService) -> AsyncIterator[RunningService]:
     """A second process's worth (its own store, writer and caches) on the same SQLite file."""
-    settings = Settings(store=f"sqlite:///{service.db_path}", webhook_secrets=(SECRET,),
+    settings = Settings(store=service.store, webhook_secrets=(SECRET,),
                         api_token=API_TOKEN, port=free_port(), role="validation")
     runner, services = await start_service(settings)
     yield RunningService(f"http://127.0.0.1:{settings.port}", service.db_path, services,
@@ -226,7 +226,7 @@ async def issuing(tmp_path: Path, service: RunningService) -> AsyncIterator[Runn
     policy = tmp_path / "policy.toml"
     policy.write_text('issue_rma_on = ["Submit_Return"]\nrma_prefix = "WH-"\n'
                       'return_label_url = "https://labels.test/{rma}.pdf"\n')
-    settings = Settings(store=f"sqlite:///{service.db_path}", webhook_secrets=(SECRET,),
+    settings = Settings(store=service.store, webhook_secrets=(SECRET,),
                         api_token=API_TOKEN, port=free_port(), policy_path=str(policy))
     runner, services = await start_service(settings)
     yield RunningService(f"http://127.0.0.1:{settings.port}", service.db_path, services,

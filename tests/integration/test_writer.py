@@ -1,5 +1,6 @@
-"""The writer's group commit on a real SQLite file: one transaction per batch, each command
-answered after that commit, refusals answered alone, event-loop callers woken once per batch."""
+"""The writer's group commit on a real SQLite file and a real PostgreSQL database: one
+transaction per batch, each command answered after that commit, refusals answered alone,
+event-loop callers woken once per batch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +22,8 @@ from tests.commerce_sim.seeds import seed_order_submit
 
 
 @pytest.fixture
-def writer(tmp_path: Path) -> Iterator[Writer]:
-    store = open_store(f"sqlite:///{tmp_path / 'rf.db'}")
+def writer(store_url: str) -> Iterator[Writer]:
+    store = open_store(store_url)
     writer = Writer(store)
     writer.start()
     yield writer
