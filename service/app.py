@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
+from eventsourcing.persistence import InterfaceError, OperationalError
 
 from projections.lru import live_caches
 from service import operator_api, validation, webhooks
@@ -24,7 +25,7 @@ from service.context import SERVICES, Services
 from service.errors import ApiError, error_response
 from service.queries import Queries
 from service.signatures import SignatureVerifier
-from service.store import EventStore, Writer, open_store
+from service.store import EventStore, StoreContended, Writer, open_store
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(exc)
     except web.HTTPException as exc:
         response = error_response(_http_error(exc))
+    except (StoreContended, OperationalError, InterfaceError) as exc:
+        response = _busy(exc)
     except Exception:
         log.exception("unhandled_error", path=request.path)
         response = error_response(ApiError(500, "INTERNAL_ERROR", "internal error"))
@@ -64,6 +67,21 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.info("request_failed", request_id=request_id, method=request.method,
                  path=request.path, status=response.status,
                  ms=round((time.perf_counter() - started) * 1000, 2))
+    return response
+
+
+def _busy(exc: Exception) -> web.Response:
+    """Contention or a store out of reach: nothing was recorded, and trying again is right
+    (Commerce retries an event webhook on any non-2xx; an operator's client may too)."""
+    if isinstance(exc, StoreContended):
+        error = ApiError(503, "WRITE_CONTENDED", "other writers kept changing the same records; "
+                         "nothing was recorded, try again")
+    else:
+        log.warning("store_unavailable", error=repr(exc))
+        error = ApiError(503, "STORE_UNAVAILABLE", "the event store is unreachable; nothing was "
+                         "recorded, try again")
+    response = error_response(error)
+    response.headers["Retry-After"] = "1"
     return response
 
 
@@ -169,6 +187,8 @@ async def metrics(request: web.Request) -> web.Response:
         f"returnflow_writer_commands_total {stats.commands}",
         "# TYPE returnflow_writer_conflicts_total counter",
         f"returnflow_writer_conflicts_total {stats.conflicts}",
+        "# TYPE returnflow_writer_contended_total counter",
+        f"returnflow_writer_contended_total {stats.contended}",
         *cache_metrics(),
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import pickle
 import queue
+import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,32 @@ def store_env(url: str) -> dict[str, str]:
     raise ValueError(f"unsupported RETURNFLOW_STORE {url!r} (sqlite:///…, postgresql://…, memory:)")
 
 
+SCHEMA_LOCK = 0x52460001
+"""The PostgreSQL advisory lock key held while a process creates the store's tables."""
+
+
 def open_store(url: str) -> EventStore:
-    return EventStore(env=store_env(url))
+    """On PostgreSQL the tables are created under an advisory lock: replicas starting together
+    on an empty database would otherwise race on CREATE TYPE/TABLE and one of them fail."""
+    env = store_env(url)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        return EventStore(env=env)
+    with _schema_lock(env):
+        return EventStore(env=env)
+
+
+@contextlib.contextmanager
+def _schema_lock(env: dict[str, str]) -> Iterator[None]:
+    import psycopg
+
+    with psycopg.connect(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
+                         dbname=env["POSTGRES_DBNAME"], user=env["POSTGRES_USER"],
+                         password=env["POSTGRES_PASSWORD"], autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
 class AggregateCache:
@@ -368,13 +393,24 @@ class WriterStats:
     batches: int = 0
     commands: int = 0
     conflicts: int = 0
+    contended: int = 0
+    """Commands given up after colliding on every retry (answered 503)."""
     largest_batch: int = 0
+
+
+class StoreContended(RuntimeError):
+    """Other processes kept writing the same aggregates first: nothing was recorded, and the
+    caller may simply try again (HTTP 503 with Retry-After)."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"the command collided with other writers {attempts} times; retry")
+        self.attempts = attempts
 
 
 class Writer:
     """One thread, all writes, group commit. Submit from any thread or from asyncio."""
 
-    def __init__(self, store: EventStore, *, max_batch: int = 128, conflict_retries: int = 5,
+    def __init__(self, store: EventStore, *, max_batch: int = 128, conflict_retries: int = 10,
                  cache_entries: int = 4096) -> None:
         self.store = store
         self.max_batch = max_batch
@@ -542,12 +578,13 @@ class Writer:
             try:
                 result = job.command(uow)
                 self._save(uow.pending())
-            except IntegrityError as exc:
+            except IntegrityError:
                 self.stats.conflicts += 1
                 if attempt == self.conflict_retries:
-                    job.answer(error=exc)
+                    self.stats.contended += 1
+                    job.answer(error=StoreContended(attempt + 1))
                     return
-                time.sleep(0.001 * (2**attempt))
+                time.sleep(min(0.02, 0.001 * 2**attempt) * random.uniform(0.5, 1.5))
                 continue
             except BaseException as exc:
                 if not isinstance(exc, DomainError):
