@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import itertools
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -159,7 +160,9 @@ async def get_return_history(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+    """`worker`: which of `serve --workers N` answered (its `pid` too)."""
+    return _json({"status": "ok", "worker": request.app[SERVICES].settings.worker,
+                  "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -245,7 +248,8 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
 
-    background = Background(settings, store, writer) if settings.role == "all" else None
+    duties = settings.role == "all" and settings.worker == 0
+    background = Background(settings, store, writer) if duties else None
 
     async def start(_: web.Application) -> None:
         writer.start()

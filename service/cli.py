@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -25,6 +27,7 @@ from service.app import create_app
 from service.background import make_commerce
 from service.config import ConfigError, KafkaNames, Settings
 from service.store import open_store
+from service.workers import Supervisor, listen
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP (unset: embedded)")
     serve.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL")
     serve.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    serve.add_argument("--workers", type=int, help="RETURNFLOW_WORKERS: processes on the one "
+                       "port (default: one per core on PostgreSQL, else 1)")
     serve.add_argument("--role", choices=["all", "validation"],
                        help="RETURNFLOW_ROLE: all (default), or only the validation webhook")
     relay = commands.add_parser("relay", help="publish the event store to Kafka (returnflow.events)")
@@ -99,17 +104,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
         commerce_url=getattr(args, "commerce_url", None),
         commerce_app_key=getattr(args, "commerce_app_key", None),
         role=getattr(args, "role", None),
+        workers=getattr(args, "workers", None),
         projections=args.projections,
         cache_entries=args.cache_entries,
     )
 
 
 def serve(settings: Settings) -> int:
-    app = create_app(settings)
+    settings.check()
+    count = settings.worker_count
     log.info("serving", host=settings.host, port=settings.port, store=settings.store,
-             role=settings.role)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
-    return 0
+             role=settings.role, workers=count)
+    if count == 1:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
+                    access_log=None)
+        return 0
+
+    def worker(sock: socket.socket, index: int) -> None:
+        app = create_app(replace(settings, worker=index))
+        web.run_app(app, sock=sock, print=None, access_log=None)
+
+    return Supervisor(listen(settings.host, settings.port), count, worker).run()
 
 
 def _run_until_signalled(runner: Callable[[asyncio.Event], Awaitable[None]]) -> int:

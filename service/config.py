@@ -44,10 +44,23 @@ class Settings:
     role: str = "all"
     """`validation`: serve only the Return Request Validation webhook, beside an `all` process
     on the same store, so Commerce's synchronous question never queues behind ingest."""
+    workers: int | None = None
+    """RETURNFLOW_WORKERS: processes `serve` answers with on one port; unset: one per core on a
+    PostgreSQL store, one on SQLite (its single writer lock gains nothing from more) and on
+    `memory:` (which no two processes can share)."""
+    worker: int = 0
+    """Which of them this is; worker 0 runs the single-process duties (read models, embedded
+    sync or relay)."""
     cache_entries: int = 4096
     """RETURNFLOW_CACHE_ENTRIES: the bound of the writer's aggregate cache and of the remembered
     validation answers; each notification-log follower keeps a quarter of it. A miss reads the
     store, so the setting trades memory (about 7 KB per cached order) for reads, never results."""
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return (os.cpu_count() or 1) if self.store.startswith(("postgresql:", "postgres:")) else 1
 
     @property
     def follower_cache_entries(self) -> int:
@@ -66,9 +79,9 @@ class Settings:
             port = int(get("PORT") or 8080)
             max_body = int(get("MAX_BODY_BYTES") or cls.max_body_bytes)
             cache_entries = int(get("CACHE_ENTRIES") or cls.cache_entries)
+            workers = int(get("WORKERS") or 0) or None
         except ValueError as exc:
-            raise ConfigError(
-                f"RETURNFLOW_PORT/RETURNFLOW_MAX_BODY_BYTES/RETURNFLOW_CACHE_ENTRIES: {exc}") from None
+            raise ConfigError(f"RETURNFLOW_PORT/MAX_BODY_BYTES/CACHE_ENTRIES/WORKERS: {exc}") from None
         settings = cls(
             store=get("STORE") or DEFAULT_STORE,
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
@@ -88,6 +101,7 @@ class Settings:
             role=(get("ROLE") or "all").lower(),
             projections=get("PROJECTIONS"),
             cache_entries=cache_entries,
+            workers=workers,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings
@@ -114,6 +128,11 @@ class Settings:
             raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")
         if self.cache_entries < 1:
             raise ConfigError("RETURNFLOW_CACHE_ENTRIES must be at least 1")
+        if self.worker_count < 1:
+            raise ConfigError("RETURNFLOW_WORKERS must be at least 1")
+        if self.worker_count > 1 and self.store.startswith("memory:"):
+            raise ConfigError("RETURNFLOW_WORKERS > 1 needs a store the workers can share "
+                              "(sqlite:/// or postgresql://), not memory:")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,14 @@ def test_policy_file_unknown_key_is_a_start_error(tmp_path: Path) -> None:
     assert load_policy(str(path)).return_window_days == 14
     with pytest.raises(ConfigError, match="No such file"):
         load_policy(str(tmp_path / "missing.toml"))
+
+
+def test_workers_default_to_the_cores_on_postgresql_only_and_memory_stores_refuse_several() -> None:
+    assert Settings.from_env({"RETURNFLOW_STORE": "sqlite:///rf.db"}).worker_count == 1
+    pg = Settings.from_env({"RETURNFLOW_STORE": "postgresql://u@h/db"})
+    assert pg.worker_count == (os.cpu_count() or 1)
+    assert Settings.from_env({"RETURNFLOW_WORKERS": "3"}).worker_count == 3
+    with pytest.raises(ConfigError, match="memory"):
+        Settings(store="memory:", workers=2).check()
+    with pytest.raises(ConfigError, match="WORKERS"):
+        Settings.from_env({"RETURNFLOW_WORKERS": "many"})
