@@ -70,9 +70,32 @@ def local_url(port: int) -> str:
 
 
 def cpu_seconds(url: str) -> float:
-    """CPU time (user + system, all threads) the server behind `url` has used so far."""
-    fields = Path(f"/proc/{_PIDS[url]}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU time (user + system, all threads) the server behind `url` has used so far, with
+    its worker processes (`serve --workers N`)."""
+    return sum(_process_cpu(pid) for pid in _tree(_PIDS[url]))
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found += _tree(int(child))
+    return found
+
+
+@contextmanager
+def naive_server(store: str) -> Iterator[str]:
+    port = free_port()
+    with process([sys.executable, str(HERE / "naive_server.py"), str(port), store], port):
+        yield local_url(port)
 
 
 @contextmanager
@@ -84,13 +107,14 @@ def echo_server() -> Iterator[str]:
 
 @contextmanager
 def returnflow_server(store_dir: Path, extra_env: dict[str, str] | None = None,
-                      nice: int = 0) -> Iterator[str]:
-    """`nice`: run at a lower CPU priority (what `cpu_shares` does in docker-compose)."""
+                      nice: int = 0, store: str | None = None, workers: int = 1) -> Iterator[str]:
+    """`nice`: run at a lower CPU priority (what `cpu_shares` does in docker-compose).
+    `store`: a RETURNFLOW_STORE URL (default a SQLite file in `store_dir`)."""
     port = free_port()
     argv = [*(["nice", "-n", str(nice)] if nice else []),
             sys.executable, "-m", "service.cli", "serve", "--port", str(port),
-            "--store", f"sqlite:///{store_dir / 'bench.db'}", "--webhook-secrets", SECRET,
-            "--api-token", API_TOKEN, "--log-format", "json"]
+            "--store", store or f"sqlite:///{store_dir / 'bench.db'}", "--webhook-secrets", SECRET,
+            "--api-token", API_TOKEN, "--log-format", "json", "--workers", str(workers)]
     with process(argv, port, extra_env):
         yield local_url(port)
 

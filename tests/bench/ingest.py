@@ -7,7 +7,12 @@ in this process, what each stage of a durable Order Submit costs on its own
 (signature, parse and redaction, the domain command, the event store's save,
 the read models, the embedded Commerce projection's reading of the log), against
 the CPU time the target ratio leaves per order.
-Run: `python tests/bench/ingest.py [--seconds 5] [--connections 32]`.
+Beside them the naive design (`naive_server.py`: the same checks and command,
+one synchronous save per request on the event loop) on the same store, and
+Returnflow with `--workers N` processes; `--store postgresql` adds a run of each
+on a durable PostgreSQL server the bench starts.
+Run: `python tests/bench/ingest.py [--seconds 5] [--connections 32] [--workers N]
+[--store sqlite|postgresql]`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -43,12 +49,14 @@ from tests.bench.harness import (
     WrkResult,
     cpu_seconds,
     echo_server,
+    naive_server,
     returnflow_server,
     sign,
     write_requests,
     wrk,
 )
 from tests.commerce_sim.seeds import seed_order_submit
+from tests.postgres.server import PostgresServer, wait_ready
 
 TARGET = 0.40
 BATCH = 32
@@ -147,11 +155,51 @@ def stage_costs(bodies: list[bytes], directory: Path) -> dict[str, float]:
     return costs
 
 
+@dataclass
+class Served:
+    name: str
+    result: WrkResult
+    cpu_us: float
+    naive: str | None = None
+    """The name of the naive run on the same store, for the ratios."""
+
+
+def servers(args: argparse.Namespace, tmp: Path, requests_file: Path) -> list[Served]:
+    runs: list[Served] = []
+    stores = [("SQLite", None)]
+    server: PostgresServer | None = None
+    if args.store == "postgresql":
+        server = PostgresServer(durable=True)
+        server.start()
+        wait_ready(server)
+        stores.append(("PostgreSQL", server))
+    try:
+        for label, pg in stores:
+            def store(name: str, pg: PostgresServer | None = pg) -> str:
+                return pg.create_database(name) if pg else f"sqlite:///{tmp / (name + '.db')}"
+
+            naive = f"naive ({label})"
+            with naive_server(store("naive")) as url:
+                runs.append(Served(naive, *measured(url, requests_file, args)[:2]))
+            counts = [1, args.workers] if pg is None and args.workers > 1 else [args.workers]
+            for workers in counts:
+                with returnflow_server(tmp, store=store(f"rf{workers}"), workers=workers) as url:
+                    name = f"returnflow ({label}, {workers} worker{'s' if workers > 1 else ''})"
+                    runs.append(Served(name, *measured(url, requests_file, args)[:2], naive=naive))
+    finally:
+        if server is not None:
+            server.stop()
+            server.remove()
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--bodies", type=int, default=60_000, help="distinct orders to cycle through")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         requests_file = Path(tmp) / "orders.tsv"
@@ -159,21 +207,35 @@ def main() -> None:
         with echo_server() as url:
             wrk(url, requests_file, seconds=1, connections=args.connections)
             echo, echo_cpu, client_cpu = measured(url, requests_file, args)
-        with returnflow_server(Path(tmp)) as url:
-            durable, durable_cpu, _ = measured(url, requests_file, args)
-            created, duplicate = created_count(url)
+        runs = servers(args, Path(tmp), requests_file)
+        durable = next(r for r in runs if r.name.startswith("returnflow (SQLite, 1"))
         for warm in (True, False):
             costs = stage_costs([body for _, body in order_bodies(3_000, f"stage-{warm}-o")],
                                 Path(tmp) / ("warm-up" if warm else "measured"))
-    print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'CPU us/req':>12}")
-    for name, result, cpu in (("echo (aiohttp+orjson)", echo, echo_cpu),
-                              ("returnflow (durable)", durable, durable_cpu)):
-        print(f"{name:24}{result.requests_per_s:>10.0f}{result.p50_ms:>10.2f}"
-              f"{result.p99_ms:>10.2f}{result.non_2xx:>10}{cpu:>12.0f}")
-    print(f"ratio durable/echo throughput: {durable.requests_per_s / echo.requests_per_s:.2f} "
-          f"(target >= {TARGET:.2f})")
-    print(f"p99 ratio durable/echo: {durable.p99_ms / echo.p99_ms:.2f}")
-    print(f"orders created {created}, duplicates {duplicate} (distinct bodies {args.bodies})")
+    report_runs(Served("echo (aiohttp+orjson)", echo, echo_cpu), runs, args)
+    report_stages(echo, echo_cpu, client_cpu, durable.result, durable.cpu_us, costs)
+
+
+def report_runs(echo: Served, runs: list[Served], args: argparse.Namespace) -> None:
+    print(f"{args.connections} connections, {args.seconds} s each, distinct orders {args.bodies}")
+    print(f"{'':34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'CPU us/req':>12}")
+    for run in (echo, *runs):
+        r = run.result
+        print(f"{run.name:34}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}"
+              f"{r.p99_ms:>10.2f}{r.non_2xx:>10}{run.cpu_us:>12.0f}")
+    by_name = {run.name: run for run in runs}
+    for run in runs:
+        if run.naive is None:
+            continue
+        naive = by_name[run.naive].result
+        print(f"{run.name}: {run.result.requests_per_s / naive.requests_per_s:.2f} x the naive "
+              f"design's throughput (target >= 2), p99 {run.result.p99_ms / naive.p99_ms:.2f} x "
+              f"its p99 (target <= 1); {run.result.requests_per_s / echo.result.requests_per_s:.2f}"
+              f" x the echo's (target >= {TARGET:.2f})")
+
+
+def report_stages(echo: WrkResult, echo_cpu: float, client_cpu: float, durable: WrkResult,
+                  durable_cpu: float, costs: dict[str, float]) -> None:
     budget = 1e6 / (TARGET * echo.requests_per_s)
     print(f"\nstages of one Order Submit, each alone in one thread (us per order, {BATCH} per commit):")
     for name, micros in costs.items():
@@ -189,7 +251,8 @@ def main() -> None:
           f"= {served / budget:.2f} x that")
     print(f"  the echo's whole request + signature + command + save, nothing else: "
           f"{ideal:.0f} us = {ideal / budget:.2f} x that")
-    print(f"  returnflow as served: {durable_cpu:.0f} us = {durable_cpu / budget:.2f} x that")
+    print(f"  returnflow (SQLite, 1 worker) as served: {durable_cpu:.0f} us = "
+          f"{durable_cpu / budget:.2f} x that")
     rate = TARGET * echo.requests_per_s
     print(f"cores needed at the target's {rate:,.0f} orders/s: the echo's request + the stages "
           f"{served * rate / 1e6:.2f}, wrk {client_cpu * rate / 1e6:.2f} "

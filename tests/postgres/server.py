@@ -4,8 +4,9 @@ Started once per test session (like the Kafka broker): `initdb` into a temporary
 directory, `pg_ctl start` on 127.0.0.1, trust authentication for the role
 `returnflow`. PostgreSQL refuses to run as root, so as root the cluster belongs
 to the `postgres` OS user the package creates. Each test gets a database of its
-own (`create_database`), which is cheap (a copy of template1). Durability is
-relaxed (`fsync=off`): the tests check behaviour, not crash safety of the disk.
+own (`create_database`), which is cheap (a copy of template1). For the tests
+durability is relaxed (`fsync=off`): they check behaviour, not crash safety of the
+disk; benchmarks ask for a `durable` server, as SQLite's store is (synchronous=FULL).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def install() -> Path:
 
 
 class PostgresServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = install()
         self.port = port or free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="returnflow-pg-"))
@@ -83,9 +85,10 @@ class PostgresServer:
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8",
                       "--no-sync")
+        relaxed = "" if self.durable else (
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ")
         options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=300")
+                   f"{relaxed}-c max_connections=300")
         try:
             self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w",
                       "-t", "60", "start", timeout=90)
