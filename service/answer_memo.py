@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from projections.lru import CacheStats, Lru
-from service.store import AggregateCache
+from service.aggregate_cache import AggregateCache
 
 
 @dataclass(frozen=True)

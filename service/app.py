@@ -26,7 +26,8 @@ from service.context import SERVICES, Services
 from service.errors import ApiError, error_response
 from service.queries import Queries
 from service.signatures import SignatureVerifier
-from service.store import EventStore, StoreContended, Writer, open_store
+from service.store import EventStore, open_store
+from service.writer import StoreContended, Writer
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,8 @@ from projections.relay import Relay
 from projections.replay import ReadModelFollower
 from projections.sync import CommerceProjector, EmbeddedSync, LoggingCommerce, SyncLedger
 from service.config import KafkaNames, Settings
-from service.store import EventStore, Writer
+from service.store import EventStore
+from service.writer import Writer
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,8 @@ from service.answer_memo import AnswerMemo
 from service.config import Settings
 from service.queries import Queries
 from service.signatures import SignatureVerifier
-from service.store import Command, EventStore, Writer
+from service.store import EventStore
+from service.writer import Command, Writer
 
 T = TypeVar("T")
 

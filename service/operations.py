@@ -19,7 +19,7 @@ from domain.refund_plan import needs_manual, plan_refund
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR
 from service.payloads import OrderPayload, ReturnPayload
-from service.store import UnitOfWork
+from service.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from service import operations
 from service.context import SERVICES
 from service.errors import ApiError, BadRequest
 from service.payloads import JsonReader, body_hash, parse_json
-from service.store import UnitOfWork
+from service.unit_of_work import UnitOfWork
 from service.webhooks import domain_refusal
 
 STATUS_BY_CODE = {"NOT_FOUND": 404, "INVALID_INPUT": 400}

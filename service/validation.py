@@ -35,7 +35,7 @@ from domain.validation import AskedItem, RequestVerdict, judge
 from service.context import SERVICES
 from service.errors import BadRequest
 from service.payloads import Json, JsonReader, body_hash, parse_json
-from service.store import CacheMiss, UnitOfWork
+from service.unit_of_work import CacheMiss, Mode, UnitOfWork
 from service.webhooks import signed_body
 
 log = structlog.get_logger(__name__)
@@ -264,11 +264,11 @@ async def return_request_validation(request: web.Request) -> web.Response:
     policy = services.policy
     now, clock = datetime.now(UTC), time.monotonic()
     cache = services.writer.committed
-    uow = UnitOfWork(services.store, read_cache=cache, cache_only=True)
+    uow = UnitOfWork(services.store, Mode.CACHED, cache=cache)
     try:
         answers, needs_recording = decide(uow, call, policy, now, cause, False)
     except CacheMiss:
-        uow = UnitOfWork(services.store, read_cache=cache)
+        uow = UnitOfWork(services.store, Mode.READ_THROUGH, cache=cache)
         answers, needs_recording = await asyncio.to_thread(
             decide, uow, call, policy, now, cause, False
         )

@@ -39,10 +39,12 @@ from projections.read_models import ReadModels
 from projections.relay import cloudevents_page
 from projections.replay import ReadModelFollower
 from projections.sync import SYNCED_EVENTS
+from service.aggregate_cache import AggregateCache, PrivateCopies
 from service.operations import receive_order
 from service.payloads import body_hash, parse_json, parse_order_submit
 from service.signatures import SHA512_HEADER, SignatureVerifier
-from service.store import UnitOfWork, open_store
+from service.store import open_store
+from service.unit_of_work import Mode, UnitOfWork
 from tests.bench.harness import (
     API_TOKEN,
     SECRET,
@@ -119,11 +121,12 @@ def stage_costs(bodies: list[bytes], directory: Path) -> dict[str, float]:
         (parse_order_submit(parse_json(body)), body_hash(body)) for body in bodies))
     store = open_store(f"sqlite:///{directory / 'stages.db'}")
     batches = [parsed[i:i + BATCH] for i in range(0, count, BATCH)]
+    copies = PrivateCopies(store, AggregateCache())
     units: list[UnitOfWork] = []
 
     def commands() -> None:
         for batch in batches:
-            uow = UnitOfWork(store, optimistic=True)
+            uow = UnitOfWork(store, Mode.BATCH, copies=copies)
             for payload, cause in batch:
                 receive_order(uow, payload=payload, cause=cause)  # type: ignore[arg-type]
             units.append(uow)

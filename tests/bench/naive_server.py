@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from service.operations import receive_order
 from service.payloads import body_hash, parse_json, parse_order_submit
 from service.signatures import SignatureVerifier
-from service.store import UnitOfWork, open_store
+from service.store import open_store
+from service.unit_of_work import UnitOfWork
 from tests.bench.harness import SECRET
 
 

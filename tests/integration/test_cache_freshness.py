@@ -23,10 +23,13 @@ from domain.orders import Order
 from domain.policy import ReturnPolicy
 from domain.returns import ReturnRequest
 from service import operations
+from service.aggregate_cache import AggregateCache
 from service.answer_memo import AnswerMemo
 from service.payloads import parse_order_submit, parse_return_update
-from service.store import AggregateCache, UnitOfWork, Writer, open_store
+from service.store import open_store
+from service.unit_of_work import Mode, UnitOfWork
 from service.validation import decide, parse_validation
+from service.writer import Writer
 from tests.conftest import RunningService
 from tests.integration import stale_answers
 from tests.integration.test_operator_api import webhook
@@ -61,7 +64,7 @@ def _reader(writer: Writer, ids: list[UUID], stop: threading.Event) -> None:
     """The validation webhook's way: refresh, then read through the cache (loading on a miss)."""
     while not stop.is_set():
         writer.copies.refresh()
-        uow = UnitOfWork(writer.store, read_cache=writer.committed)
+        uow = UnitOfWork(writer.store, Mode.READ_THROUGH, cache=writer.committed)
         uow.get(ids[0], Order)
         uow.get(ids[1], ReturnRequest)
         time.sleep(0.0005)

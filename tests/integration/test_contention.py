@@ -12,7 +12,9 @@ from domain.identity import return_uuid
 from domain.returns import ReturnRequest
 from service import operations
 from service.payloads import parse_order_submit, parse_return_update
-from service.store import StoreContended, UnitOfWork, Writer, open_store
+from service.store import open_store
+from service.unit_of_work import UnitOfWork
+from service.writer import StoreContended, Writer
 from tests.conftest import RunningService
 from tests.integration import stale_answers
 from tests.integration.test_operator_api import act, get, return_update, shipped_order, webhook

@@ -18,7 +18,9 @@ from domain.returns import ReturnRequest
 from service import operations
 from service.change_notice import ChangeNotice, ChangeNoticeError, notice_path
 from service.payloads import parse_order_submit, parse_return_update
-from service.store import UnitOfWork, Writer, open_store
+from service.store import open_store
+from service.unit_of_work import UnitOfWork
+from service.writer import Writer
 from tests.commerce_sim.seeds import seed_order_submit, seed_return_request_update
 
 

@@ -17,7 +17,9 @@ from domain.identity import order_uuid
 from service import operations
 from service.operations import Receipt
 from service.payloads import parse_order_submit
-from service.store import EventStore, UnitOfWork, Writer, open_store
+from service.store import EventStore, open_store
+from service.unit_of_work import UnitOfWork
+from service.writer import Writer
 from tests.commerce_sim.seeds import seed_order_submit
 
 
