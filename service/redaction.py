@@ -10,16 +10,9 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from domain.pci import SENSITIVE_KEYS, scrub
+from service.shapes import PAYMENT_GROUP_FIELDS, REFUND_METHOD_FIELDS
 
-PAYMENT_GROUP_FIELDS = frozenset(
-    {"id", "paymentId", "paymentMethod", "amount", "amountAuthorized", "amountCredited",
-     "currencyCode", "state", "type", "paymentGroupClassType"}
-)
-"""What refunds need: which group, how it was paid, how much, in what currency, in what state."""
-
-REFUND_METHOD_FIELDS = frozenset(
-    {"amount", "refundType", "maximumRefundAmount", "paymentGroupId", "type", "PaymentId"}
-)
+__all__ = ["PAYMENT_GROUP_FIELDS", "REFUND_METHOD_FIELDS", "allow", "scrub_processor"]
 
 def allow(source: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k in fields}
