@@ -1,8 +1,8 @@
 """The leaf types of every declared inbound shape: what a quantity, an amount, an id, a time may be.
 
-Numbers are checked in pydantic-core (strict: a string, a bool or a float where an integer
-belongs is refused, never coerced), ids, times and states by the small functions below. The
-bounds are ours, documented in the README:
+Quantities are checked in pydantic-core (strict: a string, a bool or a float where an integer
+belongs is refused, never coerced); amounts, ids, times and states by the small functions
+below, which hand the value on as received. The bounds are ours, documented in the README:
 
 - money: a finite JSON number, |x| < 10^13 major units (ten trillion: far above any order, far
   below where a Decimal built from a double loses a cent); non-negative unless Commerce's
@@ -35,9 +35,7 @@ TEXT_MAX_LENGTH = 4000
 EPOCH_MS_LIMIT = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z: the last moment Python's datetime can hold."""
 
-Money = Annotated[float, Strict(), Field(ge=0, lt=MONEY_LIMIT, allow_inf_nan=False)]
-SignedMoney = Annotated[float, Strict(), Field(gt=-MONEY_LIMIT, lt=MONEY_LIMIT, allow_inf_nan=False)]
-MoneyOrUnknown = Annotated[float, Strict(), Field(ge=-1, lt=MONEY_LIMIT, allow_inf_nan=False)]
+
 Quantity = Annotated[int, Strict(), Field(ge=0, le=QUANTITY_LIMIT)]
 PositiveQuantity = Annotated[int, Strict(), Field(ge=1, le=QUANTITY_LIMIT)]
 CountOrUnknown = Annotated[int, Strict(), Field(ge=-1, le=QUANTITY_LIMIT)]
@@ -51,9 +49,12 @@ def _problem(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
-def _ident(value: Any) -> str:
-    if isinstance(value, str):
+def _ident(value: Any) -> str | None:
+    """A trimmed id, or None for null (whether null is allowed is the field's `Required`)."""
+    if type(value) is str:
         text = value.strip()
+    elif value is None:
+        return None
     elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**18:
         text = str(value)
     else:
@@ -65,12 +66,47 @@ def _ident(value: Any) -> str:
     return text
 
 
+def _required_ident(value: Any) -> str:
+    if value is None:
+        raise _problem("id_type", "must be a string id")
+    return _ident(value) or ""
+
+
 def _optional(check: Any) -> Any:
     return lambda value: None if value is None else check(value)
 
 
-Ident = Annotated[str, PlainValidator(_ident)]
-OptIdent = Annotated[str | None, PlainValidator(_optional(_ident))]
+def _money(low: float, signed: bool) -> Any:
+    """A finite JSON number in [low, MONEY_LIMIT) (or, `signed`, (-MONEY_LIMIT, MONEY_LIMIT)),
+    or null, returned as received: an integer stays an integer, so what is stored unquantized
+    (a refund method's maximum) reads as it was sent. One Python call per amount: this runs a
+    dozen times per Order Submit."""
+    floor = -MONEY_LIMIT if signed else low
+    message = f"must be a number {'above' if signed else 'of at least'} {floor:g} and below 1e13"
+    number = (int, float)
+
+    def check(value: Any) -> Any:
+        kind = type(value)
+        if kind is float or kind is int:
+            if (floor < value if signed else floor <= value) and value < MONEY_LIMIT:
+                return value
+            raise _problem("money_range", message)  # NaN compares false: refused here too
+        if value is None:
+            return None
+        if isinstance(value, number) and not isinstance(value, bool):
+            return check(kind.__mro__[1](value))  # an int or float subclass
+        raise _problem("money_type", "must be a number")
+
+    return PlainValidator(check)
+
+
+Money = Annotated[float | None, _money(0, signed=False)]
+SignedMoney = Annotated[float | None, _money(0, signed=True)]
+MoneyOrUnknown = Annotated[float | None, _money(-1, signed=False)]
+
+
+Ident = Annotated[str, PlainValidator(_required_ident)]
+OptIdent = Annotated[str | None, PlainValidator(_ident)]
 
 
 def _time(value: Any) -> Any:

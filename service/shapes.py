@@ -39,22 +39,24 @@ from service.inbound_types import (
 
 class OrderPriceInfo(TypedDict, total=False):
     currencyCode: CurrencyCode | None
-    total: Money | None
-    amount: Money | None
-    shipping: Money | None
-    tax: Money | None
-    discountAmount: Money | None
+    total: Money
+    amount: Money
+    shipping: Money
+    tax: Money
+    discountAmount: Money
 
 
 class PriceDetail(TypedDict, total=False):
-    tax: Money | None
-    orderDiscountShare: SignedMoney | None
+    amount: Money
+    quantity: Quantity | None
+    tax: Money
+    orderDiscountShare: SignedMoney
     """Commerce reports an item's share of an order discount as a negative amount."""
 
 
 class ItemPriceInfo(TypedDict, total=False):
-    amount: Money | None
-    listPrice: Money | None
+    amount: Money
+    listPrice: Money
     currentPriceDetailsSorted: list[PriceDetail] | None
 
 
@@ -75,11 +77,12 @@ class ItemLink(TypedDict, total=False):
     shippingGroupId: OptIdent
     quantity: Quantity | None
     returnedQuantity: Quantity | None
+    amount: Money
 
 
 class ShippingPriceInfo(TypedDict, total=False):
-    amount: Money | None
-    shippingTax: Money | None
+    amount: Money
+    shippingTax: Money
 
 
 class ShippingGroup(TypedDict, total=False):
@@ -98,9 +101,9 @@ class PaymentGroup(TypedDict, total=False):
     id: OptIdent
     paymentId: OptIdent
     paymentMethod: Text | None
-    amount: Money | None
-    amountAuthorized: Money | None
-    amountCredited: Money | None
+    amount: Money
+    amountAuthorized: Money
+    amountCredited: Money
     currencyCode: CurrencyCode | None
     state: State
     type: Text | None
@@ -147,7 +150,7 @@ class ReturnItem(TypedDict, total=False):
     quantityShipped: CountOrUnknown | None
     """Not kept; checked because Commerce's -1 ("not known") is its only negative."""
     returnShipmentRequired: Flag | None
-    refundAmount: Money | None
+    refundAmount: Money
     returnReason: Text | None
 
 
@@ -158,7 +161,7 @@ class RefundMethod(TypedDict, total=False):
     type: Text | None
     paymentGroupId: OptIdent
     PaymentId: OptIdent
-    amount: Money | None
+    amount: Money
     maximumRefundAmount: MoneyOrUnknown | None
     """-1 is Commerce's "no maximum"."""
 
@@ -181,14 +184,14 @@ class Return(TypedDict, total=False):
         list[Annotated[ReturnItem, one_of("returnItemId", "id"), one_of("commerceItemId", "commerceItem")]]
     ]
     refundMethodList: list[RefundMethod] | None
-    totalRefundAmount: Money | None
-    refundSubtotal: Money | None
-    totalItemRefund: Money | None
-    actualShippingRefund: Money | None
-    actualTaxRefund: Money | None
-    returnFee: Money | None
-    otherRefund: Money | None
-    adjustmentAmount: SignedMoney | None
+    totalRefundAmount: Money
+    refundSubtotal: Money
+    totalItemRefund: Money
+    actualShippingRefund: Money
+    actualTaxRefund: Money
+    returnFee: Money
+    otherRefund: Money
+    adjustmentAmount: SignedMoney
     """An agent's adjustment may lower the refund."""
     rma: Text | None
     trackingNumber: Text | None

@@ -43,8 +43,10 @@ def main() -> None:
     batch = bodies(args.orders)
     per_order_us(batch[:1000])  # warm-up
     runs = sorted(per_order_us(batch) for _ in range(args.rounds))
-    print(f"parse, validate, redact, hash: median {statistics.median(runs):.1f} us per Order Submit "
-          f"(min {runs[0]:.1f}, max {runs[-1]:.1f}; {args.rounds} rounds of {args.orders})")
+    print(
+        f"parse, validate, redact, hash: median {statistics.median(runs):.1f} us per Order Submit "
+        f"(min {runs[0]:.1f}, max {runs[-1]:.1f}; {args.rounds} rounds of {args.orders})"
+    )
 
 
 if __name__ == "__main__":
