@@ -2,6 +2,8 @@
 
 Payment groups can carry any card, gift-card or account secret a payment
 gateway invents, so we keep only named fields rather than delete known ones.
+The allow-lists are the declared payment group and refund method shapes
+(`service/shapes.py`): a field is either declared there or dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from domain.pci import SENSITIVE_KEYS, scrub
 from service.shapes import PAYMENT_GROUP_FIELDS, REFUND_METHOD_FIELDS
 
 __all__ = ["PAYMENT_GROUP_FIELDS", "REFUND_METHOD_FIELDS", "allow", "scrub_processor"]
+
 
 def allow(source: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k in fields}
