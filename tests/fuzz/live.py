@@ -60,6 +60,7 @@ class LiveService:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=30)
+        logs.configure("json")  # to stderr again before the quiet stream closes
         self._quiet.close()
 
     def events_stored(self) -> int:
