@@ -1,6 +1,6 @@
 """10,000+ structure-aware fuzz cases through real HTTP into the real service on real SQLite.
 
-`PYTHONPATH=. python tests/bench/fuzz.py [--cases N] [--seed S]` prints the counts issue 14 asks
+`python tests/bench/fuzz.py [--cases N] [--seed S]` prints the counts issue 14 asks
 for: cases, accepted, refused (4xx by status), 5xx, accepted with a negative/huge/non-finite
 number in a kept field (or shown by a view), stored refusals, and the other rule breaks the
 oracle (tests/fuzz/oracle.py) found. Exit status 1 if any rule broke.
@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st

@@ -2,14 +2,18 @@
 
 The same stage `tests/bench/ingest.py` times inside its full run, without wrk or a server,
 so a change to the declared shapes can be judged in seconds:
-`PYTHONPATH=. python tests/bench/parse_cost.py [--orders N] [--rounds R]`.
+`python tests/bench/parse_cost.py [--orders N] [--rounds R]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import orjson
 
