@@ -141,6 +141,21 @@ def _state(value: Any) -> Any:
 State = Annotated[Any, PlainValidator(_optional(_state))]
 
 
+def _reference(value: Any) -> Any:
+    """A reason or an order named by a plain string (or id), or by an object with an `id`/`name`."""
+    if isinstance(value, dict):
+        named = value.get("id", value.get("name"))
+        if named is not None:
+            _ident(named)
+        return {k: value[k] for k in ("id", "name") if k in value}
+    if isinstance(value, str) and not value.strip():
+        return None  # an optional reason left blank is no reason
+    return _ident(value)
+
+
+Reference = Annotated[Any, PlainValidator(_reference)]
+
+
 def _decimal_amount(value: Any) -> Any:
     """An operator's amount: a JSON number or a decimal string, finite, 0 <= x < 10^13."""
     if (

@@ -30,6 +30,7 @@ from service.inbound_types import (
     MoneyOrUnknown,
     OptIdent,
     Quantity,
+    Reference,
     SignedMoney,
     State,
     Text,
@@ -44,6 +45,7 @@ class OrderPriceInfo(TypedDict, total=False):
     shipping: Money
     tax: Money
     discountAmount: Money
+    manualAdjustmentTotal: SignedMoney
 
 
 class PriceDetail(TypedDict, total=False):
@@ -57,6 +59,7 @@ class PriceDetail(TypedDict, total=False):
 class ItemPriceInfo(TypedDict, total=False):
     amount: Money
     listPrice: Money
+    shippingSurcharge: Money
     currentPriceDetailsSorted: list[PriceDetail] | None
 
 
@@ -110,6 +113,11 @@ class PaymentGroup(TypedDict, total=False):
     paymentGroupClassType: Text | None
 
 
+class TaxPriceInfo(TypedDict, total=False):
+    isTaxIncluded: Flag | None
+    """VAT sites: prices already hold the tax."""
+
+
 class Order(TypedDict, total=False):
     id: Required[Ident]
     state: State
@@ -119,6 +127,7 @@ class Order(TypedDict, total=False):
     creationTime: Time
     lastModifiedTime: EpochMillis | None
     priceInfo: OrderPriceInfo | None
+    taxPriceInfo: TaxPriceInfo | None
     commerceItems: list[CommerceItem] | None
     shippingGroups: list[ShippingGroup] | None
     relationships: list[ItemLink] | None
@@ -151,7 +160,15 @@ class ReturnItem(TypedDict, total=False):
     """Not kept; checked because Commerce's -1 ("not known") is its only negative."""
     returnShipmentRequired: Flag | None
     refundAmount: Money
+    actualTaxRefundShare: Money
+    actualShippingRefundShare: Money
+    actualShippingSurchargeRefundShare: Money
+    orderDiscountAdjustment: SignedMoney
+    manualAdjustmentShare: SignedMoney
     returnReason: Text | None
+    disposition: Reference
+    """A plain string, or an object with an `id` or `name`."""
+    comments: Text | None
 
 
 class RefundMethod(TypedDict, total=False):
@@ -161,13 +178,35 @@ class RefundMethod(TypedDict, total=False):
     type: Text | None
     paymentGroupId: OptIdent
     PaymentId: OptIdent
+    state: Text | None
     amount: Money
     maximumRefundAmount: MoneyOrUnknown | None
     """-1 is Commerce's "no maximum"."""
 
 
-class ReplacementOrder(TypedDict, total=False):
+class ReplacementItem(TypedDict, total=False):
     id: OptIdent
+    commerceItemId: OptIdent
+    catalogRefId: OptIdent
+    productId: OptIdent
+    quantity: Quantity | None
+
+
+class ReplacementPriceInfo(TypedDict, total=False):
+    total: Money
+
+
+class ReplacementOrder(TypedDict, total=False):
+    """An exchange's replacement order: what was sent in place of the returned goods."""
+
+    id: OptIdent
+    state: State
+    priceInfo: ReplacementPriceInfo | None
+    commerceItems: list[Annotated[ReplacementItem, one_of("id", "commerceItemId")]] | None
+
+
+class ReturnPriceInfo(TypedDict, total=False):
+    currencyCode: CurrencyCode | None
 
 
 class Return(TypedDict, total=False):
@@ -189,10 +228,17 @@ class Return(TypedDict, total=False):
     totalItemRefund: Money
     actualShippingRefund: Money
     actualTaxRefund: Money
+    shippingTaxRefund: Money
+    actualShippingSurchargeRefund: Money
     returnFee: Money
     otherRefund: Money
     adjustmentAmount: SignedMoney
     """An agent's adjustment may lower the refund."""
+    totalOrderPromotionValueAdjustmentChange: SignedMoney
+    nonReturnItemSubtotalAdjustment: SignedMoney
+    currencyCode: CurrencyCode | None
+    priceInfo: ReturnPriceInfo | None
+    comments: Text | None
     rma: Text | None
     trackingNumber: Text | None
     returnLabel: Text | None
@@ -202,6 +248,7 @@ class Return(TypedDict, total=False):
     returnPaymentState: Text | None
     replacementOrder: ReplacementOrder | None
     replacementOrderId: OptIdent
+    relatedReplacementOrders: list[Reference] | None
 
 
 ReturnRequestUpdate = TypedDict(

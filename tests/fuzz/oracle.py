@@ -25,7 +25,18 @@ from tests.commerce_sim.seeds import seed_order_submit
 from tests.fuzz.live import LiveService
 from tests.fuzz.strategies import Case, Json, at, is_bad_number
 
-SIGNED = frozenset({"orderDiscountShare", "adjustmentAmount"})
+SIGNED = frozenset(
+    {
+        "orderDiscountShare",
+        "adjustmentAmount",
+        "manualAdjustmentTotal",
+        "orderDiscountAdjustment",
+        "manualAdjustmentShare",
+        "totalOrderPromotionValueAdjustmentChange",
+        "nonReturnItemSubtotalAdjustment",
+    }
+)
+"""Amounts Commerce's model has signed (discounts and adjustments)."""
 SENTINEL = frozenset({"quantityShipped", "maximumRefundAmount"})
 """Commerce's -1: "not known" / "no maximum"."""
 NUMERIC_KEYS = (

@@ -131,3 +131,38 @@ def test_a_return_without_any_id_names_the_first_alternative() -> None:
         conform(RETURN_REQUEST_UPDATE, document)
     paths = {e["o:errorPath"] for e in refused.value.extra["errors"]}
     assert paths == {"$.return.authorizationNumber"} or "$.return.returnItemList[0].returnItemId" in paths
+
+
+def test_fields_the_commerce_contract_reads_are_declared() -> None:
+    """Surcharges, VAT, adjustments, disposition, comments, refund method state, the return's own
+    currency and an exchange's replacement orders pass the shape (issue 13 keeps them)."""
+    document = seed_return_request_update()
+    ret = document["return"]
+    ret.update(
+        currencyCode="EUR",
+        comments="boxed",
+        shippingTaxRefund=1.5,
+        relatedReplacementOrders=[{"id": "o9", "state": "SUBMITTED"}, "o10"],
+        replacementOrder={
+            "id": "o9",
+            "state": "SUBMITTED",
+            "priceInfo": {"total": 12},
+            "commerceItems": [{"id": "ci9", "quantity": 1, "catalogRefId": "s"}],
+        },
+    )
+    ret["refundMethodList"][0]["state"] = "COMPLETE"
+    ret["returnItemList"][0].update(
+        disposition={"id": "DAMAGED", "label": "x"}, comments="torn", manualAdjustmentShare=-1.25
+    )
+    origin = ret["originatingOrder"]
+    origin["taxPriceInfo"]["isTaxIncluded"] = True
+    origin["commerceItems"][0]["priceInfo"]["shippingSurcharge"] = 2.5
+    shaped = conform(RETURN_REQUEST_UPDATE, document)["return"]
+    assert shaped["currencyCode"] == "EUR" and shaped["comments"] == "boxed"
+    assert shaped["relatedReplacementOrders"] == [{"id": "o9"}, "o10"]
+    assert shaped["replacementOrder"]["commerceItems"] == [{"id": "ci9", "quantity": 1, "catalogRefId": "s"}]
+    assert shaped["refundMethodList"][0]["state"] == "COMPLETE"
+    item = shaped["returnItemList"][0]
+    assert item["disposition"] == {"id": "DAMAGED"} and item["manualAdjustmentShare"] == -1.25
+    assert shaped["originatingOrder"]["taxPriceInfo"] == {"isTaxIncluded": True}
+    assert shaped["originatingOrder"]["commerceItems"][0]["priceInfo"]["shippingSurcharge"] == 2.5
