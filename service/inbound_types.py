@@ -12,7 +12,8 @@ below, which hand the value on as received. The bounds are ours, documented in t
 - ids: a non-empty printable string (or a non-negative integer, as Commerce sometimes sends
   profile ids) of at most 128 characters after trimming.
 - times: epoch milliseconds, `{"time": millis}` or ISO-8601, between 1970 and 9999.
-- text: a string of at most 4,000 characters.
+- text: a string of at most 16,384 characters (generous: a refused event webhook is retried
+  five times and then lost, so free text is bounded only against abuse).
 
 Each validator returns the value as received (ids trimmed), so the snapshot builders in
 `service/payloads.py` see exactly what they saw before the shapes existed.
@@ -31,7 +32,7 @@ MONEY_LIMIT = 10**13
 """Exclusive bound on any amount, in major units of its currency."""
 QUANTITY_LIMIT = 10**9
 ID_MAX_LENGTH = 128
-TEXT_MAX_LENGTH = 4000
+TEXT_MAX_LENGTH = 16_384
 EPOCH_MS_LIMIT = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z: the last moment Python's datetime can hold."""
 

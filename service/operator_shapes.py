@@ -14,6 +14,8 @@ from typing_extensions import TypedDict
 
 from service.conform import one_of, shape_of
 from service.inbound_types import (
+    ID_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
     DecimalAmount,
     Flag,
     Ident,
@@ -23,7 +25,7 @@ from service.inbound_types import (
     Time,
 )
 
-ItemKey = Annotated[str, Field(min_length=1, max_length=128)]
+ItemKey = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH)]
 
 
 class ShippedItem(TypedDict, total=False):
@@ -76,7 +78,7 @@ class Refund(TypedDict, total=False):
 
 
 class Closing(TypedDict, total=False):
-    reason: Required[Annotated[str, Field(max_length=4000, pattern=r"\S")]]
+    reason: Required[Annotated[str, Field(max_length=TEXT_MAX_LENGTH, pattern=r"\S")]]
 
 
 SHIPMENT = shape_of(Shipment)

@@ -251,12 +251,6 @@ VALID = {
 }
 
 
-def any_case() -> st.SearchStrategy[Case]:
-    """A quarter valid, three quarters with one leaf broken, across all endpoints."""
-    valid = st.one_of(*VALID.values())
-    return st.one_of(valid, mutated(valid), mutated(valid), mutated(valid))
-
-
 def is_bad_number(original: Any, value: Any) -> bool:
     """A number field given a negative, huge (>= 10^13) or non-finite value."""
     if isinstance(original, bool) or not isinstance(original, int | float):
