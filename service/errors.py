@@ -39,6 +39,15 @@ class ApiError(Exception):
             body["devMessage"] = self.dev_message
         if self.path:
             body["o:errorPath"] = self.path
+        if self.status == 400:  # every refusal of input lists its problems, even a single one
+            body["errors"] = [
+                {
+                    "errorCode": self.code,
+                    "message": self.message,
+                    "status": "400",
+                    "o:errorPath": self.path or "$",
+                }
+            ]
         body.update(self.extra)
         return body
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from domain.errors import DomainError
 from domain.identity import order_uuid, return_uuid
@@ -22,6 +23,8 @@ from domain.returns import ReturnRequest
 from domain.states import operator_actor
 from domain.views import Json, order_view, return_view
 from service import operations
+from service import operator_shapes as shapes
+from service.conform import conform
 from service.context import SERVICES
 from service.errors import ApiError, BadRequest
 from service.payloads import JsonReader, body_hash, parse_json
@@ -39,9 +42,10 @@ def _actor(request: web.Request) -> str:
     return operator_actor(name)
 
 
-async def _body(request: web.Request) -> tuple[JsonReader, str]:
+async def _body(request: web.Request, shape: TypeAdapter[Any]) -> tuple[JsonReader, str]:
+    """The body held to its declared shape: every problem listed, undeclared keys dropped."""
     raw = await request.read()
-    return JsonReader(parse_json(raw or b"{}"), "$"), body_hash(raw)
+    return JsonReader(conform(shape, parse_json(raw or b"{}")), "$"), body_hash(raw)
 
 
 def _order_then_view(command: Callable[[UnitOfWork], str]) -> Callable[[UnitOfWork], Json]:
@@ -90,7 +94,7 @@ def _positive(item: JsonReader, key: str) -> int:
 
 
 async def post_shipment(request: web.Request) -> web.Response:
-    body, cause = await _body(request)
+    body, cause = await _body(request, shapes.SHIPMENT)
     items = None
     if body.data.get("items") is not None:
         items = {}
@@ -108,7 +112,7 @@ async def post_shipment(request: web.Request) -> web.Response:
 
 
 async def post_authorize(request: web.Request) -> web.Response:
-    body, cause = await _body(request)
+    body, cause = await _body(request, shapes.AUTHORIZATION)
     items = None
     if body.data.get("items") is not None:
         items = [(_item_ref(i), i.boolean("shipmentRequired", True)) for i in body.objects("items")]
@@ -122,7 +126,7 @@ async def post_authorize(request: web.Request) -> web.Response:
 
 
 async def post_receive(request: web.Request) -> web.Response:
-    body, cause = await _body(request)
+    body, cause = await _body(request, shapes.RECEIPT)
     items = [(_item_ref(i), _positive(i, "quantity")) for i in body.objects("items", required=True)]
     if not items:
         raise BadRequest("$.items must name at least one item", path="$.items")
@@ -132,7 +136,7 @@ async def post_receive(request: web.Request) -> web.Response:
 
 
 async def post_refund(request: web.Request) -> web.Response:
-    body, cause = await _body(request)
+    body, cause = await _body(request, shapes.REFUND)
     action = body.text("action")
     if action not in ("initiate", "manual", "settle"):
         raise BadRequest("$.action must be initiate, manual or settle", path="$.action")
@@ -144,7 +148,7 @@ async def post_refund(request: web.Request) -> web.Response:
 
 
 async def post_close(request: web.Request) -> web.Response:
-    body, cause = await _body(request)
+    body, cause = await _body(request, shapes.CLOSING)
     reason = body.text("reason")
     if not reason or not reason.strip():
         raise BadRequest("$.reason is required", path="$.reason")

@@ -18,8 +18,10 @@ import orjson
 
 from domain.money import quantize
 from domain.states import PAYMENT_GROUP_STATES, SHIPPING_GROUP_STATES, state_name
+from service.conform import conform
 from service.errors import BadRequest
 from service.redaction import PAYMENT_GROUP_FIELDS, REFUND_METHOD_FIELDS, allow
+from service.shapes import ORDER_SUBMIT, RETURN_REQUEST_UPDATE
 
 Json = dict[str, Any]
 
@@ -166,7 +168,7 @@ class JsonReader:
 
 
 def parse_order_submit(document: Json) -> OrderPayload:
-    root = JsonReader(document, "$")
+    root = JsonReader(conform(ORDER_SUBMIT, document), "$")
     order = root.obj("order")
     assert order is not None
     return _order(order)
@@ -286,7 +288,7 @@ def _payment_group(group: JsonReader, currency: str) -> Json:
 
 
 def parse_return_update(document: Json) -> ReturnPayload:
-    root = JsonReader(document, "$")
+    root = JsonReader(conform(RETURN_REQUEST_UPDATE, document), "$")
     ret = root.obj("return")
     assert ret is not None
     origin = ret.obj("originatingOrder", required=False)

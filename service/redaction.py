@@ -2,6 +2,8 @@
 
 Payment groups can carry any card, gift-card or account secret a payment
 gateway invents, so we keep only named fields rather than delete known ones.
+The allow-lists are the declared payment group and refund method shapes
+(`service/shapes.py`): a field is either declared there or dropped.
 """
 
 from __future__ import annotations
@@ -10,16 +12,10 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from domain.pci import SENSITIVE_KEYS, scrub
+from service.shapes import PAYMENT_GROUP_FIELDS, REFUND_METHOD_FIELDS
 
-PAYMENT_GROUP_FIELDS = frozenset(
-    {"id", "paymentId", "paymentMethod", "amount", "amountAuthorized", "amountCredited",
-     "currencyCode", "state", "type", "paymentGroupClassType"}
-)
-"""What refunds need: which group, how it was paid, how much, in what currency, in what state."""
+__all__ = ["PAYMENT_GROUP_FIELDS", "REFUND_METHOD_FIELDS", "allow", "scrub_processor"]
 
-REFUND_METHOD_FIELDS = frozenset(
-    {"amount", "refundType", "maximumRefundAmount", "paymentGroupId", "type", "PaymentId"}
-)
 
 def allow(source: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k in fields}

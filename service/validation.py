@@ -32,11 +32,13 @@ from domain.policy import ReturnPolicy, verdicts_hold_until
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR, ValidationContext
 from domain.validation import AskedItem, RequestVerdict, judge
+from service.conform import conform
 from service.context import SERVICES
 from service.errors import BadRequest
 from service.payloads import Json, JsonReader, body_hash, parse_json
+from service.shapes import RETURN_REQUEST_VALIDATION
 from service.unit_of_work import CacheMiss, Mode, UnitOfWork
-from service.webhooks import signed_body
+from service.webhooks import refused_logged, signed_body
 
 log = structlog.get_logger(__name__)
 CONTEXTS = frozenset(c.value for c in ValidationContext)
@@ -58,6 +60,7 @@ class ValidationCall:
 
 
 def parse_validation(document: Json) -> ValidationCall:
+    conform(RETURN_REQUEST_VALIDATION, document)  # every problem at once; the answer mirrors the raw
     root = JsonReader(document, "$")
     context = root.text("context")
     if context is None:
@@ -260,7 +263,7 @@ async def return_request_validation(request: web.Request) -> web.Response:
         services.counters[("validation_repeat", request.path)] += 1
         log.debug("validation_answered_again", cause=cause)
         return web.Response(body=remembered, content_type="application/json")
-    call = parse_validation(parse_json(body))
+    call = refused_logged(request, cause, lambda: parse_validation(parse_json(body)))
     policy = services.policy
     now, clock = datetime.now(UTC), time.monotonic()
     cache = services.writer.committed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -22,6 +22,7 @@ from service.operations import Receipt, receive_order, receive_return_update
 from service.payloads import body_hash, parse_json, parse_order_submit, parse_return_update
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 async def signed_body(request: web.Request, services: Services) -> bytes:
@@ -31,6 +32,18 @@ async def signed_body(request: web.Request, services: Services) -> bytes:
         services.counters[("webhook_unauthorized", request.path)] += 1
         raise ApiError(401, "UNAUTHORIZED", "webhook signature missing or invalid")
     return body
+
+
+def refused_logged(request: web.Request, cause: str, parse: Callable[[], T]) -> T:
+    """Parse; a refusal is logged with the body's hash and the problems' paths, never the body."""
+    try:
+        return parse()
+    except ApiError as exc:
+        request.app[SERVICES].counters[("webhook_invalid", request.path)] += 1
+        problems = exc.extra.get("errors") or [{"o:errorPath": exc.path}]
+        log.warning("webhook_invalid", path=request.path, cause=cause, code=exc.code,
+                    problems=len(problems), paths=[p.get("o:errorPath") for p in problems[:10]])
+        raise
 
 
 def domain_refusal(exc: DomainError) -> ApiError:
@@ -47,8 +60,8 @@ async def _ingest(
 ) -> web.Response:
     services = request.app[SERVICES]
     body = await signed_body(request, services)
-    payload = parse(parse_json(body))
     cause = body_hash(body)
+    payload = refused_logged(request, cause, lambda: parse(parse_json(body)))
     try:
         receipt = await services.write(partial(command, payload=payload, cause=cause))
     except DomainError as exc:

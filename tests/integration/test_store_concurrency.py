@@ -50,13 +50,17 @@ def test_concurrent_writers_on_one_return_lose_no_update(store_url: str) -> None
         receive = partial(operations.receive, return_id="100003",
                           items=[({"returnItemId": "100003"}, 1)], actor="operator:x", cause="c")
 
+        decided = threading.Event()
+
         def slow(uow: UnitOfWork) -> str:
             """Decide on version 2, then let the other process commit first."""
             result = receive(uow)
+            decided.set()
             other_committed.wait(10)
             return result
 
         first = writers[0].submit(slow)
+        assert decided.wait(10)
         writers[1].run(receive)
         other_committed.set()
         assert first.result(10) == "100003"

@@ -275,7 +275,7 @@ BAD_BODIES: list[tuple[str, str, Any, str | None]] = [
      "$.return.returnItemList"),
     ("negative-quantity", RETURN,
      _set(["return", "returnItemList", 0, "quantityToReturn"], -1, seed_return_request_update()),
-     "$.return.returnItemList[0]"),
+     "$.return.returnItemList[0].quantityToReturn"),
     ("shipment-flag-string", RETURN,
      _set(["return", "returnItemList", 0, "returnShipmentRequired"], "yes",
           seed_return_request_update()),
