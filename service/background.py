@@ -65,7 +65,8 @@ class Background:
         self.closers.append(ledger)
         commerce = make_commerce(self.settings)
         self.closers.append(commerce)
-        embedded = EmbeddedSync(self.store, positions, CommerceProjector(commerce, ledger),
+        embedded = EmbeddedSync(self.store, positions, CommerceProjector(commerce, ledger,
+                                                                      flavour=self.settings.flavour),
                                 idle_s=0.5)
         self._wake_on_commit(embedded.wake)
         self.embedded = embedded

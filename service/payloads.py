@@ -130,8 +130,10 @@ class JsonReader:
             raise BadRequest(f"{self._at(key)} must be true or false", path=self._at(key))
         return value
 
-    def money(self, key: str, currency: str) -> str:
-        return str(quantize(self.decimal(key), currency))
+    def money(self, key: str, currency: str | None) -> str:
+        """In the currency's digits; exact while the currency is not known yet (settle_currency)."""
+        value = self.decimal(key)
+        return str(quantize(value, currency)) if currency else str(value)
 
     def decimal(self, key: str) -> Decimal:
         value = self.data.get(key)
@@ -188,8 +190,10 @@ def _order(order: JsonReader) -> OrderPayload:
         "submittedDate": order.time("submittedDate") or order.time("creationTime"),
         "priceInfo": {
             key: price.money(key, currency) if price else "0"
-            for key in ("total", "amount", "shipping", "tax", "discountAmount")
+            for key in ("total", "amount", "shipping", "tax", "discountAmount",
+                        "manualAdjustmentTotal")
         },
+        "isTaxIncluded": _tax_included(order),
         "commerceItems": items,
         "shippingGroups": groups,
         "paymentGroups": [_payment_group(p, currency) for p in order.objects("paymentGroups")],
@@ -201,11 +205,18 @@ def _order(order: JsonReader) -> OrderPayload:
     )
 
 
+def _tax_included(order: JsonReader) -> bool:
+    """VAT sites: prices already hold the tax (taxPriceInfo.isTaxIncluded)."""
+    tax = order.obj("taxPriceInfo", required=False)
+    return tax.boolean("isTaxIncluded", False) if tax else False
+
+
 def _commerce_item(item: JsonReader, currency: str) -> Json:
     price = item.obj("priceInfo", required=False)
     details = price.objects("currentPriceDetailsSorted") if price else []
     tax = sum((d.decimal("tax") for d in details), Decimal(0))
     discount_share = sum((d.decimal("orderDiscountShare") for d in details), Decimal(0))
+    priced = sum((d.integer("quantity") for d in details), 0)
     return {
         "id": item.ident("id"),
         "productId": item.opt_ident("productId"),
@@ -217,6 +228,8 @@ def _commerce_item(item: JsonReader, currency: str) -> Json:
         "listPrice": price.money("listPrice", currency) if price else "0",
         "tax": str(quantize(tax, currency)),
         "orderDiscountShare": str(quantize(abs(discount_share), currency)),
+        "pricedQuantity": priced,
+        "shippingSurcharge": price.money("shippingSurcharge", currency) if price else "0",
     }
 
 
@@ -286,13 +299,15 @@ def _payment_group(group: JsonReader, currency: str) -> Json:
 
 
 def parse_return_update(document: Json) -> ReturnPayload:
+    """`snapshot["details"]["currency"]` is None when neither the return nor an embedded order
+    names one: the stored order's is taken then (`settle_currency`), never an assumed USD."""
     root = JsonReader(document, "$")
     ret = root.obj("return")
     assert ret is not None
     origin = ret.obj("originatingOrder", required=False)
     order = _order(origin) if origin is not None else None
     order_id = order.snapshot["id"] if order else ret.ident("originatingOrderId", "orderId")
-    currency = order.snapshot["currency"] if order else "USD"
+    currency = _return_currency(ret) or (order.snapshot["currency"] if order else None)
     items = [_return_item(i, currency) for i in ret.objects("returnItemList", required=True)]
     seen: set[str] = set()
     for index, item in enumerate(items):
@@ -303,7 +318,7 @@ def parse_return_update(document: Json) -> ReturnPayload:
         seen.add(item["returnItemId"])
     process = ret.text("processName") or "Return"
     snapshot: Json = {
-        "id": ret.ident("authorizationNumber", "requestId", "id"),
+        "id": ret.opt_ident("requestId") or ret.ident("authorizationNumber", "id"),
         "orderId": order_id,
         "processName": process,
         "state": ret.text("state") or "PENDING_CUSTOMER_ACTION",
@@ -311,6 +326,7 @@ def parse_return_update(document: Json) -> ReturnPayload:
         "refund": _refund(ret, currency),
         "details": {
             "rma": ret.text("rma"),
+            "authorizationNumber": ret.opt_ident("authorizationNumber"),
             "trackingNumber": ret.text("trackingNumber"),
             "returnLabel": ret.text("returnLabel"),
             "agentId": ret.text("agentId"),
@@ -318,6 +334,9 @@ def parse_return_update(document: Json) -> ReturnPayload:
             "authorizationDate": ret.time("authorizationDate"),
             "returnPaymentState": ret.text("returnPaymentState"),
             "replacementOrderId": _replacement_order_id(ret),
+            "replacementOrder": _replacement_order(ret, currency),
+            "relatedReplacementOrders": _related_orders(ret),
+            "comments": ret.text("comments"),
             "currency": currency,
         },
     }
@@ -327,6 +346,34 @@ def parse_return_update(document: Json) -> ReturnPayload:
     )
 
 
+def _return_currency(ret: JsonReader) -> str | None:
+    price = ret.obj("priceInfo", required=False)
+    return ret.text("currencyCode") or (price.text("currencyCode") if price else None)
+
+
+RETURN_ITEM_MONEY = ("refundAmount", "actualTaxRefundShare", "actualShippingRefundShare",
+                     "actualShippingSurchargeRefundShare", "orderDiscountAdjustment",
+                     "manualAdjustmentShare")
+REFUND_MONEY = ("totalRefundAmount", "refundSubtotal", "totalItemRefund", "actualShippingRefund",
+                "actualTaxRefund", "shippingTaxRefund", "actualShippingSurchargeRefund",
+                "returnFee", "otherRefund", "adjustmentAmount",
+                "totalOrderPromotionValueAdjustmentChange", "nonReturnItemSubtotalAdjustment")
+
+
+def settle_currency(snapshot: Json, currency: str) -> Json:
+    """A flat return's amounts, read before its currency was known, in that currency's digits."""
+    def q(value: Any) -> Any:
+        return None if value is None else str(quantize(Decimal(value), currency))
+
+    items = [{**i, **{k: q(i.get(k)) for k in RETURN_ITEM_MONEY}} for i in snapshot["returnItemList"]]
+    refund = dict(snapshot["refund"])
+    refund.update({k: q(refund.get(k)) for k in REFUND_MONEY})
+    refund["refundMethodList"] = [{**m, "amount": q(m.get("amount"))}
+                                  for m in refund.get("refundMethodList", [])]
+    return {**snapshot, "returnItemList": items, "refund": refund,
+            "details": {**snapshot["details"], "currency": currency}}
+
+
 def _replacement_order_id(ret: JsonReader) -> str | None:
     replacement = ret.data.get("replacementOrder")
     if isinstance(replacement, dict):
@@ -334,7 +381,33 @@ def _replacement_order_id(ret: JsonReader) -> str | None:
     return ret.opt_ident("replacementOrderId")
 
 
-def _return_item(item: JsonReader, currency: str) -> Json:
+def _replacement_order(ret: JsonReader, currency: str | None) -> Json | None:
+    """An exchange's replacement order: what was sent in place of the returned goods."""
+    replacement = ret.obj("replacementOrder", required=False)
+    if replacement is None:
+        return None
+    price = replacement.obj("priceInfo", required=False)
+    return {
+        "id": replacement.opt_ident("id"),
+        "state": state_name(replacement.data.get("state"), {}),
+        "total": price.money("total", currency) if price else None,
+        "items": [
+            {"commerceItemId": i.ident("id", "commerceItemId"),
+             "catalogRefId": i.opt_ident("catalogRefId"), "productId": i.opt_ident("productId"),
+             "quantity": i.integer("quantity")}
+            for i in replacement.objects("commerceItems")
+        ],
+    }
+
+
+def _related_orders(ret: JsonReader) -> list[str]:
+    related = ret.data.get("relatedReplacementOrders")
+    if not isinstance(related, list):
+        return []
+    return [str(o.get("id")) if isinstance(o, dict) else str(o) for o in related if o is not None]
+
+
+def _return_item(item: JsonReader, currency: str | None) -> Json:
     nested = item.obj("commerceItem", required=False)
     commerce_item_id = nested.ident("id") if nested else item.ident("commerceItemId")
     quantity_to_return = item.integer("quantityToReturn")
@@ -354,12 +427,23 @@ def _return_item(item: JsonReader, currency: str) -> Json:
         "quantityReceived": quantity_received,
         "quantityToExchange": item.integer("quantityToExchange"),
         "returnShipmentRequired": item.boolean("returnShipmentRequired", True),
-        "refundAmount": item.money("refundAmount", currency),
+        **{key: item.money(key, currency) for key in RETURN_ITEM_MONEY},
         "returnReason": item.text("returnReason"),
+        "disposition": _text_or_id(item, "disposition"),
+        "comments": item.text("comments"),
     }
 
 
-def _refund(ret: JsonReader, currency: str) -> Json:
+def _text_or_id(reader: JsonReader, key: str) -> str | None:
+    """Commerce writes some reasons as a plain string, some as an object with an id."""
+    value = reader.data.get(key)
+    if isinstance(value, dict):
+        return JsonReader(value, f"{reader.path}.{key}").opt_ident("id", "name")
+    return reader.text(key)
+
+
+def _refund(ret: JsonReader, currency: str | None) -> Json:
+    """Commerce's own refund methods (never card data), kept to be sent back as they were."""
     methods = []
     for method in ret.objects("refundMethodList"):
         kept = allow(method.data, REFUND_METHOD_FIELDS)
@@ -367,12 +451,11 @@ def _refund(ret: JsonReader, currency: str) -> Json:
             {
                 "refundType": method.text("refundType") or method.text("type"),
                 "paymentGroupId": method.opt_ident("paymentGroupId", "PaymentId"),
+                "state": method.text("state"),
                 "amount": method.money("amount", currency),
                 "maximumRefundAmount": str(method.decimal("maximumRefundAmount"))
                 if "maximumRefundAmount" in kept
                 else None,
             }
         )
-    fields = ("totalRefundAmount", "refundSubtotal", "totalItemRefund", "actualShippingRefund",
-              "actualTaxRefund", "returnFee", "otherRefund", "adjustmentAmount")
-    return {**{f: ret.money(f, currency) for f in fields}, "refundMethodList": methods}
+    return {**{f: ret.money(f, currency) for f in REFUND_MONEY}, "refundMethodList": methods}

@@ -96,34 +96,51 @@ def test_duplicates_and_stale_updates_record_nothing(fingerprint: str, version_k
     assert ret.state == "PENDING_CUSTOMER_ACTION"
 
 
-def test_state_commerce_cannot_reach_is_refused_and_records_nothing() -> None:
+def test_state_commerce_cannot_reach_is_recorded_as_its_override() -> None:
+    """SPEC 4, "Commerce's word stands": refusing would lose the update after five retries."""
     ret = new_return(state="PARTIAL_RETURN", received=1, item_state="PARTIAL_RETURN")
     ret.collect_events()
-    with pytest.raises(IllegalTransition):
-        ret.apply_commerce_update(return_snapshot(state="PENDING_CUSTOMER_ACTION", received=1,
-                                                  item_state="PARTIAL_RETURN"),
-                                  version_key=2, fingerprint="f2", actor="a", cause="c")
-    assert ret.collect_events() == []
-    assert ret.state == "PARTIAL_RETURN"
+    outcome = ret.apply_commerce_update(return_snapshot(state="PENDING_CUSTOMER_ACTION", received=1,
+                                                        item_state="PARTIAL_RETURN"),
+                                        version_key=2, fingerprint="f2", actor="a", cause="c")
+    (event,) = ret.collect_events()
+    assert outcome == "overridden"
+    assert type(event).__qualname__ == "ReturnRequest.CommerceOverridden"
+    assert (event.trigger, event.source, event.target) == ("commerce_override", "PARTIAL_RETURN",
+                                                           "PENDING_CUSTOMER_ACTION")
+    assert "PARTIAL_RETURN" in event.reason and "would not make" in event.reason
+    assert ret.state == "PENDING_CUSTOMER_ACTION"
 
 
-def test_full_return_needs_every_item_received() -> None:
+def test_full_return_without_every_item_received_is_an_override() -> None:
     ret = new_return()
     ret.collect_events()
-    with pytest.raises(IllegalTransition):
-        ret.apply_commerce_update(return_snapshot(state="FULL_RETURN", received=1,
-                                                  item_state="PARTIAL_RETURN"),
-                                  version_key=2, fingerprint="f2", actor="a", cause="c")
-    assert ret.collect_events() == []
+    outcome = ret.apply_commerce_update(return_snapshot(state="FULL_RETURN", received=1,
+                                                        item_state="PARTIAL_RETURN"),
+                                        version_key=2, fingerprint="f2", actor="a", cause="c")
+    assert outcome == "overridden"
+    assert ret.state == "FULL_RETURN"
 
 
-def test_received_quantity_never_goes_down() -> None:
+def test_received_quantity_going_down_is_an_override() -> None:
     ret = new_return(state="PARTIAL_RETURN", received=1, item_state="PARTIAL_RETURN")
     ret.collect_events()
-    with pytest.raises(DomainError):
-        ret.apply_commerce_update(return_snapshot(state="PARTIAL_RETURN", received=0,
-                                                  item_state="PARTIAL_RETURN"),
-                                  version_key=2, fingerprint="f2", actor="a", cause="c")
+    outcome = ret.apply_commerce_update(return_snapshot(state="PARTIAL_RETURN", received=0,
+                                                        item_state="PARTIAL_RETURN"),
+                                        version_key=2, fingerprint="f2", actor="a", cause="c")
+    (event,) = ret.collect_events()
+    assert outcome == "overridden"
+    assert "quantity received cannot go down" in event.reason
+    assert ret.items[0]["quantityReceived"] == 0
+
+
+def test_an_update_that_omits_the_rma_keeps_the_one_returnflow_issued() -> None:
+    ret = new_return()
+    ret.authorize(rma="RMA-1", tracking_number=None, return_label=None, shipment_required=None,
+                  actor="operator:a", cause="c")
+    ret.apply_commerce_update(return_snapshot(), version_key=2, fingerprint="f2", actor="a",
+                              cause="c")
+    assert ret.details["rma"] == "RMA-1"
 
 
 def test_replaying_the_same_events_yields_the_same_state() -> None:
