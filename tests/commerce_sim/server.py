@@ -133,8 +133,8 @@ class Refused(Exception):
 def _return_item_key(member: dict[str, Any]) -> Any:
     """commerceItemId + shippingGroupId (oms-integration-overview.txt:411,414); a stored member
     may hold its commerce item nested, as the webhook shows it."""
-    nested = member.get("commerceItem") if isinstance(member.get("commerceItem"), dict) else {}
-    item = member.get("commerceItemId") or nested.get("id")
+    nested = member.get("commerceItem")
+    item = member.get("commerceItemId") or (nested.get("id") if isinstance(nested, dict) else None)
     return None if item is None else (item, member.get("shippingGroupId"))
 
 

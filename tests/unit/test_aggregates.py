@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from domain.errors import DomainError
 from domain.identity import order_uuid, return_uuid
-from domain.machines import IllegalTransition
 from domain.orders import Order
 from domain.returns import ReturnRequest
 from service.store import EventStore
