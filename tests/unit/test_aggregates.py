@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -170,3 +171,31 @@ def test_order_refresh_only_for_newer_different_snapshots() -> None:
                                        fingerprint="g", actor="a", cause="c")
     (event,) = order.collect_events()
     assert (event.source, event.target) == ("SUBMITTED", "PROCESSING")
+
+
+def test_an_rma_answered_for_a_named_return_is_remembered_by_the_order() -> None:
+    """So a Return Request Update keyed by that RMA is found to be the same return."""
+    order = Order.submit(order_snapshot(), last_modified=1, fingerprint="f", origin="order-submit",
+                         actor="commerce-webhook", cause="c")
+    order.record_validation(context="Initiate_Return", facts={}, answer={"rma": "RMA-r1",
+                                                                       "returnId": "r1"},
+                            answer_fingerprint="a", refund_quote=None, actor="commerce-webhook",
+                            cause="c")
+    assert order.issued_rmas == {"RMA-r1": "r1"}
+
+
+def test_credits_are_commerces_report_plus_ours_since() -> None:
+    snapshot = order_snapshot()
+    snapshot["paymentGroups"] = [{"id": "pg1", "paymentMethod": "card", "amount": "100.00",
+                                  "amountCredited": "5.00"}]
+    order = Order.submit(snapshot, last_modified=1, fingerprint="f", origin="order-submit",
+                         actor="commerce-webhook", cause="c")
+    order.credit({"pg1": "10.00"}, return_id="r1", actor="operator:a", cause="c")
+    assert order.amount_credited("pg1") == Decimal("15.00")
+    unchanged = copy.deepcopy(snapshot) | {"state": "PROCESSING"}
+    order.refresh_from_commerce(unchanged, last_modified=2, fingerprint="f2", actor="a", cause="c")
+    assert order.amount_credited("pg1") == Decimal("15.00"), "a report of the old figure"
+    reported = copy.deepcopy(snapshot)
+    reported["paymentGroups"][0]["amountCredited"] = "15.00"
+    order.refresh_from_commerce(reported, last_modified=3, fingerprint="f3", actor="a", cause="c")
+    assert order.amount_credited("pg1") == Decimal("15.00"), "Commerce's figure holds ours now"

@@ -67,7 +67,7 @@ def test_refund_methods_are_commerces_own_with_only_amounts_changed() -> None:
     """Issue 13 item 2: the manualRefund method Commerce reported is kept, no invented type."""
     assert refund_methods(return_view()) == [
         {"refundType": "manualRefund", "state": "INCOMPLETE", "amount": D("88.13")}]
-    card_and_gift = [
+    card_and_gift: list[dict[str, Any]] = [
         {"refundType": "creditCard", "paymentGroupId": "pg1", "state": "PENDING", "amount": "1"},
         {"refundType": "giftCard", "paymentGroupId": "pg2", "state": None, "amount": "0"}]
     methods = refund_methods(return_view(methods=card_and_gift,

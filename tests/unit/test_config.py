@@ -57,3 +57,12 @@ def test_policy_file_unknown_key_is_a_start_error(tmp_path: Path) -> None:
     assert load_policy(str(path)).return_window_days == 14
     with pytest.raises(ConfigError, match="No such file"):
         load_policy(str(tmp_path / "missing.toml"))
+
+
+def test_commerce_flavour_is_a_variable_and_a_flag_and_checked() -> None:
+    assert Settings.from_env({}).flavour == "classic"
+    assert Settings.from_env({"RETURNFLOW_COMMERCE_FLAVOUR": "op"}).flavour == "op"
+    assert Settings.from_env({"RETURNFLOW_COMMERCE_FLAVOUR": "op"},
+                             commerce_flavour="classic").flavour == "classic"
+    with pytest.raises(ConfigError, match="RETURNFLOW_COMMERCE_FLAVOUR"):
+        Settings.from_env({"RETURNFLOW_COMMERCE_FLAVOUR": "ReceiveReturns"}).check()
