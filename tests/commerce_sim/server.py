@@ -629,9 +629,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--app-key", default="sim-app-key")
+    parser.add_argument("--flavour", choices=["classic", "op"], default="classic")
     args = parser.parse_args()
     simulator = CommerceSimulator(app_key=args.app_key, latency_ms=args.latency_ms,
-                                  host=args.host, port=args.port)
+                                  host=args.host, port=args.port, flavour=args.flavour)
     web.run_app(simulator.create_app(), host=args.host, port=args.port, access_log=None,
                 print=None)
 

@@ -118,7 +118,10 @@ def settled_in(orders: dict[str, Any], returns: dict[str, Any], n: int) -> bool:
 
 
 def assert_commerce_holds_the_return(sim: CommerceSimulator, n: int) -> None:
-    """What Commerce ends with: our figures on its own members, nothing of its own erased."""
+    """What Commerce ends with: our figures on its own members, nothing of its own erased, and
+    no call it refused for its shape (a 400 the test did not inject)."""
+    for path in (f"/ccadmin/v1/returnRequests/R{n}", f"/ccadmin/v1/orders/o{n}"):
+        assert [c.body for c in sim.calls_to(path, "PUT") if c.status == 400 and not c.fault] == []
     ret = sim.returns[f"R{n}"]
     assert ret["state"] == "COMPLETE"
     assert ret["authorizationNumber"] == f"RMA{n}"
