@@ -18,6 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -98,7 +99,14 @@ class LoggingCommerce:
 
 
 def _jsonable(body: dict[str, Any]) -> Any:
-    return orjson.loads(orjson.dumps(body, default=str))
+    """The body as it would go out: amounts as JSON numbers, as the client sends them."""
+    return orjson.loads(orjson.dumps(body, default=_number))
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    return str(value)
 
 
 def body_hash(body: dict[str, Any]) -> str:
