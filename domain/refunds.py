@@ -636,24 +636,7 @@ def calculate_refund(
     before = {i: selection.already_returned.get(i, 0) for i in by_id}
     after = {i: before[i] + selection.quantities.get(i, 0) for i in by_id}
     splits = _line_splits(money, selection, before, after)
-    charges = {c.shipping_group_id: c for c in money.shipping}
-    for group_id in dict.fromkeys(s.line.shipping_group_id for s in splits):
-        charge = charges.get(group_id)
-        if charge is None:
-            continue
-        group_lines = [ln for ln in money.lines if ln.shipping_group_id == group_id]
-        ship, ship_tax = _group_shipping(policy, charge, group_lines, before, after, cur)
-        members = [k for k, s in enumerate(splits) if s.line.shipping_group_id == group_id]
-        weights = [Fraction(splits[k].amount) for k in members]
-        for k, s_part, t_part in zip(
-            members,
-            _allocate_units(ship, weights),
-            _allocate_units(ship_tax, weights),
-            strict=True,
-        ):
-            old = splits[k]
-            splits[k] = _Split(old.line, old.quantity, old.amount, old.tax, s_part + t_part, t_part,
-                               old.surcharge)
+    splits = _with_shipping(splits, money, policy, before, after)
 
     item_total = sum(s.amount for s in splits)
     tax_total = sum(s.tax for s in splits)
@@ -679,6 +662,33 @@ def calculate_refund(
         surcharge_total=_money(surcharge_total, cur),
         tax_included=money.tax_included,
     )
+
+
+def _with_shipping(splits: list[_Split], money: OrderMoney, policy: RefundTerms,
+                   before: Mapping[str, int], after: Mapping[str, int]) -> list[_Split]:
+    """Each group's shipping (and its tax) for this return, split over its returned lines by
+    item amount."""
+    cur = money.currency
+    splits = list(splits)
+    charges = {c.shipping_group_id: c for c in money.shipping}
+    for group_id in dict.fromkeys(s.line.shipping_group_id for s in splits):
+        charge = charges.get(group_id)
+        if charge is None:
+            continue
+        group_lines = [ln for ln in money.lines if ln.shipping_group_id == group_id]
+        ship, ship_tax = _group_shipping(policy, charge, group_lines, before, after, cur)
+        members = [k for k, s in enumerate(splits) if s.line.shipping_group_id == group_id]
+        weights = [Fraction(splits[k].amount) for k in members]
+        for k, s_part, t_part in zip(
+            members,
+            _allocate_units(ship, weights),
+            _allocate_units(ship_tax, weights),
+            strict=True,
+        ):
+            old = splits[k]
+            splits[k] = _Split(old.line, old.quantity, old.amount, old.tax, s_part + t_part, t_part,
+                               old.surcharge)
+    return splits
 
 
 def _line_splits(money: OrderMoney, selection: ReturnSelection, before: Mapping[str, int],

@@ -220,6 +220,8 @@ def op_calls(event_type: str, trigger: str | None, view: Json) -> list[tuple[str
                 "adjustedTaxRefund": figures["actualTaxRefund"],
                 "adjustedShippingRefund": figures["actualShippingRefund"]
                 + figures["shippingTaxRefund"]}))
+        if (view.get("refundPlan") or {}).get("manualReasons"):
+            return calls  # a person refunds it (markManualRefund follows): Commerce must not too
         return [*calls, ("initiateRefund", {})]
     if name == "RefundStep" and trigger == "require_manual_refund":
         return [("markManualRefund", {})]

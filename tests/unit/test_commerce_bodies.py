@@ -136,3 +136,13 @@ def test_flavour_is_one_of_two() -> None:
     assert flavour_choice("op") == "op"
     with pytest.raises(ValueError, match="classic, op"):
         flavour_choice("ReceiveReturns")
+
+
+def test_op_flavour_never_has_commerce_refund_what_a_person_refunds() -> None:
+    """`initiate` on a manual payment method records initiate then MANUAL_REFUND: Commerce
+    gets the adjusted amounts and markManualRefund, never initiateRefund."""
+    view = return_view()
+    view["refundPlan"]["manualReasons"] = ["payment method invoice of pg1 is refunded by hand"]
+    ops = [c.body["op"] for c in commerce_calls("ReturnRequest.RefundStep", "initiate_refund", view,
+                                                "op")]
+    assert ops == ["adjustRefundAmounts"]
