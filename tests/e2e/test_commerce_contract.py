@@ -149,3 +149,31 @@ async def test_every_classic_call_is_one_a_documented_commerce_accepts(tmp_path:
             for member in call.body["returnItemList"]:
                 assert {"commerceItemId", "shippingGroupId"} <= set(member)
                 assert not {"id", "quantityToReturn", "returnShipmentRequired"} & set(member)
+
+
+async def test_an_agents_state_change_stands_and_is_not_overwritten(tmp_path: Path) -> None:
+    """Issue 13 item 6 end to end: the agent completes the return in Commerce (refunded in the
+    console, goods never received); the update is recorded as an override (it was answered 409
+    and lost), and nothing we send undoes it."""
+    async with CommerceSimulator() as sim:
+        seed_commerce(sim, 25)
+        async with serving(tmp_path / "rf.db", None, commerce_url=sim.url) as driver:
+            await ship(driver, 25)
+            await driver.webhook("return-request-update", return_with_order(25))
+            await driver.act("/returns/R25/authorize", {"rma": "RMA25"})
+            await wait_for(lambda: sim.returns["R25"].get("authorizationNumber") == "RMA25", 30,
+                           "the RMA at Commerce")
+            sim.agent_set_state("R25", "COMPLETE")
+            closed = return_with_order(25, authorization="RMA25", item_state="AWAITING_RETURN",
+                                       modified_after=2000)
+            closed["return"]["state"] = "COMPLETE"
+            receipt = await driver.webhook("return-request-update", closed)
+            assert (receipt["id"], receipt["status"]) == ("R25", "overridden")
+            async with driver.http.post(f"{driver.url}/returns/R25/receive",
+                                        data=b'{"items": [{"commerceItemId": "ci2000007", '
+                                             b'"quantity": 1}]}',
+                                        headers={"Authorization": "Bearer scenario-token"}) as r:
+                assert r.status == 409, "a return Commerce completed takes no receipt"
+            calls = len(sim.puts())
+        assert sim.returns["R25"]["state"] == "COMPLETE"
+        assert len(sim.puts()) == calls, "the echo of Commerce's own change is not sent back"
