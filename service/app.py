@@ -160,14 +160,6 @@ async def metrics(request: web.Request) -> web.Response:
     ]
     for (outcome, path), count in sorted(services.counters.items()):
         lines.append(f'returnflow_requests_total{{outcome="{outcome}",path="{path}"}} {count}')
-    overrides = sum(n for (outcome, _), n in services.counters.items()
-                    if outcome == "webhook_overridden")
-    lines += [
-        "# HELP returnflow_commerce_overrides_total Return Request Updates recorded as Commerce"
-        " overrides (a state the machines would not reach).",
-        "# TYPE returnflow_commerce_overrides_total counter",
-        f"returnflow_commerce_overrides_total {overrides}",
-    ]
     stats = services.writer.stats
     lines += [
         "# TYPE returnflow_writer_batches_total counter",
