@@ -299,14 +299,14 @@ def _payment_group(group: JsonReader, currency: str) -> Json:
 
 
 def parse_return_update(document: Json) -> ReturnPayload:
-    """`snapshot["details"]["currency"]` is None when neither the return nor an embedded order
-    names one: the stored order's is taken then (`settle_currency`), never an assumed USD."""
     root = JsonReader(document, "$")
     ret = root.obj("return")
     assert ret is not None
     origin = ret.obj("originatingOrder", required=False)
     order = _order(origin) if origin is not None else None
     order_id = order.snapshot["id"] if order else ret.ident("originatingOrderId", "orderId")
+    # None when neither the return nor an embedded order names one: the stored order's is
+    # taken then (`settle_currency`), never an assumed USD
     currency = _return_currency(ret) or (order.snapshot["currency"] if order else None)
     items = [_return_item(i, currency) for i in ret.objects("returnItemList", required=True)]
     seen: set[str] = set()
