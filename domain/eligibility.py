@@ -120,7 +120,8 @@ def order_money(order: Order) -> OrderMoney:
     )
     price = snap["priceInfo"]
     discount = Decimal(price.get("discountAmount", "0")) + max(
-        Decimal(0), -Decimal(price.get("manualAdjustmentTotal") or "0"))
+        Decimal(0), -Decimal(price.get("manualAdjustmentTotal") or "0")
+    )
     if discount > 0 and all(line.order_discount_share == 0 for line in lines):
         lines = allocate_order_discount(lines, discount, currency)
     shipping = tuple(
@@ -128,12 +129,11 @@ def order_money(order: Order) -> OrderMoney:
         for g in snap["shippingGroups"]
     )
     tax_included = bool(snap.get("isTaxIncluded", False))
-    unpaid = OrderMoney(currency=currency, lines=lines, shipping=shipping,
-                        tax_included=tax_included)
+    unpaid = OrderMoney(currency=currency, lines=lines, shipping=shipping, tax_included=tax_included)
     payments = tuple(
-        PaymentShare(p["id"], p.get("paymentMethod") or "unknown",
-                     min(Decimal(p["amount"]), unpaid.total))
+        PaymentShare(p["id"], p.get("paymentMethod") or "unknown", min(Decimal(p["amount"]), unpaid.total))
         for p in snap["paymentGroups"]
     )
-    return OrderMoney(currency=currency, lines=lines, shipping=shipping, payments=payments,
-                      tax_included=tax_included)
+    return OrderMoney(
+        currency=currency, lines=lines, shipping=shipping, payments=payments, tax_included=tax_included
+    )

@@ -32,8 +32,13 @@ Flavour = Literal["classic", "op"]
 FLAVOURS: tuple[str, ...] = get_args(Flavour)
 
 RETURN_EVENTS = frozenset(
-    {"ReturnRequest.Authorized", "ReturnRequest.ItemsReceived", "ReturnRequest.RefundStep",
-     "ReturnRequest.RefundSettled", "ReturnRequest.Closed"}
+    {
+        "ReturnRequest.Authorized",
+        "ReturnRequest.ItemsReceived",
+        "ReturnRequest.RefundStep",
+        "ReturnRequest.RefundSettled",
+        "ReturnRequest.Closed",
+    }
 )
 """Changes Returnflow makes to a return; what Commerce itself sent us is not echoed back."""
 
@@ -42,8 +47,7 @@ ORDER_EVENTS = frozenset({"Order.Shipped", "Order.Credited"})
 UPDATE_RETURN_REQUEST = "updateReturnRequest"
 UPDATE_ORDER = "updateOrder"
 
-OPS = ("receiveReturns", "initiateRefund", "adjustRefundAmounts", "markManualRefund",
-       "markAsComplete")
+OPS = ("receiveReturns", "initiateRefund", "adjustRefundAmounts", "markManualRefund", "markAsComplete")
 """The `op` values, in the casing that is sent (seeds/README.md; oms-integration-overview.txt:454)."""
 
 Json = dict[str, Any]
@@ -55,8 +59,7 @@ def flavour_choice(value: object) -> Flavour:
         return "classic"
     if value == "op":
         return "op"
-    raise ValueError(f"RETURNFLOW_COMMERCE_FLAVOUR must be one of {', '.join(FLAVOURS)}, "
-                     f"got {value!r}")
+    raise ValueError(f"RETURNFLOW_COMMERCE_FLAVOUR must be one of {', '.join(FLAVOURS)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,7 @@ def _money(value: Any) -> Decimal | None:
 
 def _item_identity(item: Json) -> Json:
     """How Commerce matches a return item (oms-integration-overview.txt:411,414), reason kept (:417)."""
-    member: Json = {"commerceItemId": item["commerceItemId"],
-                    "shippingGroupId": item.get("shippingGroupId")}
+    member: Json = {"commerceItemId": item["commerceItemId"], "shippingGroupId": item.get("shippingGroupId")}
     if item.get("returnReason") is not None:
         member["returnReason"] = item["returnReason"]
     return member
@@ -192,8 +194,7 @@ def classic_body(view: Json) -> Json:
     if methods is not None:
         body["refundMethodList"] = methods  # :383-389
     body["returnItemList"] = [  # :407-425
-        _item_member(item, share)
-        for item, share in zip(view["returnItemList"], _shares(view), strict=True)
+        _item_member(item, share) for item, share in zip(view["returnItemList"], _shares(view), strict=True)
     ]
     return body
 
@@ -208,18 +209,35 @@ def op_calls(event_type: str, trigger: str | None, view: Json) -> list[tuple[str
     """
     name = event_type.split(".")[-1]
     if name == "ItemsReceived":
-        return [("receiveReturns", {"returnItems": [
-            {"returnItemId": i["returnItemId"], "quantityReceived": i["quantityReceived"],
-             "dispositionReason": i.get("disposition")}
-            for i in view["returnItemList"]]})]
+        return [
+            (
+                "receiveReturns",
+                {
+                    "returnItems": [
+                        {
+                            "returnItemId": i["returnItemId"],
+                            "quantityReceived": i["quantityReceived"],
+                            "dispositionReason": i.get("disposition"),
+                        }
+                        for i in view["returnItemList"]
+                    ]
+                },
+            )
+        ]
     if name == "RefundStep" and trigger == "initiate_refund":
         calls: list[tuple[str, Json]] = []
         figures = _refund_figures(view)
         if figures:
-            calls.append(("adjustRefundAmounts", {
-                "adjustedTaxRefund": figures["actualTaxRefund"],
-                "adjustedShippingRefund": figures["actualShippingRefund"]
-                + figures["shippingTaxRefund"]}))
+            calls.append(
+                (
+                    "adjustRefundAmounts",
+                    {
+                        "adjustedTaxRefund": figures["actualTaxRefund"],
+                        "adjustedShippingRefund": figures["actualShippingRefund"]
+                        + figures["shippingTaxRefund"],
+                    },
+                )
+            )
         if (view.get("refundPlan") or {}).get("manualReasons"):
             return calls  # a person refunds it (markManualRefund follows): Commerce must not too
         return [*calls, ("initiateRefund", {})]
@@ -238,8 +256,11 @@ def shipment_body(view: Json) -> Json:
     return {
         "state": view["state"],
         "shippingGroups": [
-            {key: group[key] for key in ("id", "state", "trackingNumber", "actualShipDate")
-             if group.get(key) is not None}
+            {
+                key: group[key]
+                for key in ("id", "state", "trackingNumber", "actualShipDate")
+                if group.get(key) is not None
+            }
             for group in view["shippingGroups"]
         ],
     }
@@ -248,23 +269,27 @@ def shipment_body(view: Json) -> Json:
 def credit_body(view: Json) -> Json:
     """Every payment group by `id`, amountCredited = what Commerce reported + what we credited
     since (oms-integration-overview.txt:456; the order view holds that sum)."""
-    return {"paymentGroups": [
-        {"id": p["id"], "amountCredited": _money(p.get("amountCredited") or "0")}
-        for p in view["paymentGroups"]
-    ]}
+    return {
+        "paymentGroups": [
+            {"id": p["id"], "amountCredited": _money(p.get("amountCredited") or "0")}
+            for p in view["paymentGroups"]
+        ]
+    }
 
 
-def commerce_calls(event_type: str, trigger: str | None, view: Json,
-                   flavour: Flavour = "classic") -> list[CommerceCall]:
+def commerce_calls(
+    event_type: str, trigger: str | None, view: Json, flavour: Flavour = "classic"
+) -> list[CommerceCall]:
     """The calls an event needs, in order; none when Commerce already knows (it told us)."""
     ident = view["id"]
     if event_type in RETURN_EVENTS:
         path = f"/ccadmin/v1/returnRequests/{ident}"
         if flavour == "classic":
             return [CommerceCall("PUT", path, classic_body(view), ident, UPDATE_RETURN_REQUEST)]
-        return [CommerceCall("PUT", path, {"op": op, **body}, ident,
-                             f"{UPDATE_RETURN_REQUEST}:{op}")
-                for op, body in op_calls(event_type, trigger, view)]
+        return [
+            CommerceCall("PUT", path, {"op": op, **body}, ident, f"{UPDATE_RETURN_REQUEST}:{op}")
+            for op, body in op_calls(event_type, trigger, view)
+        ]
     path = f"/ccadmin/v1/orders/{ident}"
     if event_type == "Order.Shipped":
         return [CommerceCall("PUT", path, shipment_body(view), ident, f"{UPDATE_ORDER}:shipment")]
@@ -273,8 +298,9 @@ def commerce_calls(event_type: str, trigger: str | None, view: Json,
     return []
 
 
-def commerce_call(event_type: str, trigger: str | None, view: Json,
-                  flavour: Flavour = "classic") -> CommerceCall | None:
+def commerce_call(
+    event_type: str, trigger: str | None, view: Json, flavour: Flavour = "classic"
+) -> CommerceCall | None:
     """The last call an event needs (kept for callers that want one)."""
     calls = commerce_calls(event_type, trigger, view, flavour)
     return calls[-1] if calls else None

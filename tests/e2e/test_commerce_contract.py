@@ -18,10 +18,16 @@ from tests.e2e.test_sync_kafka import serving
 CARD = "pg20005"
 
 
-def return_with_order(n: int, *, credited: float = 0, quantity: int = 2,
-                      authorization: str | None = None, item_state: str = "INITIAL",
-                      methods: list[dict[str, Any]] | None = None,
-                      modified_after: int = 1000) -> dict[str, Any]:
+def return_with_order(
+    n: int,
+    *,
+    credited: float = 0,
+    quantity: int = 2,
+    authorization: str | None = None,
+    item_state: str = "INITIAL",
+    methods: list[dict[str, Any]] | None = None,
+    modified_after: int = 1000,
+) -> dict[str, Any]:
     """A Return Request Update carrying its originating order as Commerce holds it now."""
     document = return_document(n)
     ret = document["return"]
@@ -50,8 +56,7 @@ def refused(sim: CommerceSimulator) -> list[Any]:
 
 async def ship(driver: Driver, n: int) -> None:
     await driver.webhook("order-submit", order_document(n))
-    await driver.act(f"/orders/o{n}/shipments", {"shippingGroupId": "sg20005",
-                                                  "trackingNumber": f"1Z{n}"})
+    await driver.act(f"/orders/o{n}/shipments", {"shippingGroupId": "sg20005", "trackingNumber": f"1Z{n}"})
 
 
 async def test_agent_credit_on_a_payment_group_is_kept_and_ours_added(tmp_path: Path) -> None:
@@ -61,11 +66,11 @@ async def test_agent_credit_on_a_payment_group_is_kept_and_ours_added(tmp_path: 
         async with serving(tmp_path / "rf.db", None, commerce_url=sim.url) as driver:
             await ship(driver, 21)
             sim.agent_credit("o21", CARD, 5.0)
-            await driver.webhook("return-request-update", return_with_order(21, credited=5.0,
-                                                                            quantity=1))
+            await driver.webhook("return-request-update", return_with_order(21, credited=5.0, quantity=1))
             await driver.act("/returns/R21/authorize", {"rma": "RMA21"})
-            await driver.act("/returns/R21/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                                 "quantity": 1}]})
+            await driver.act(
+                "/returns/R21/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}
+            )
             await driver.act("/returns/R21/refund", {"action": "initiate"})
             await driver.act("/returns/R21/refund", {"action": "settle"})
             await wait_for(lambda: credited_at_commerce(sim, 21) != 5.0, 30, "the credit")
@@ -80,8 +85,7 @@ async def test_commerces_refund_methods_are_kept_and_an_rma_maps_back(tmp_path: 
     """Issue 13 items 2 and 3: Commerce's manualRefund (and an agent's gift card) survive our
     refund; an update keyed by the RMA we issued is the same return, PUTs keep its id."""
     manual = {"refundType": "manualRefund", "amount": 0, "maximumRefundAmount": -1}
-    gift = {"refundType": "giftCard", "paymentGroupId": "pg22-gift", "amount": 0,
-            "state": "PENDING"}
+    gift = {"refundType": "giftCard", "paymentGroupId": "pg22-gift", "amount": 0, "state": "PENDING"}
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 22)
         sim.agent_add_refund_method("R22", {**manual, "state": "INCOMPLETE"})
@@ -89,28 +93,37 @@ async def test_commerces_refund_methods_are_kept_and_an_rma_maps_back(tmp_path: 
             await ship(driver, 22)
             await driver.webhook("return-request-update", return_with_order(22, methods=[manual]))
             await driver.act("/returns/R22/authorize", {"rma": "RMA22"})
-            await wait_for(lambda: sim.returns["R22"].get("authorizationNumber") == "RMA22", 30,
-                           "the RMA at Commerce")
+            await wait_for(
+                lambda: sim.returns["R22"].get("authorizationNumber") == "RMA22", 30, "the RMA at Commerce"
+            )
             sim.agent_add_refund_method("R22", gift)
-            receipt = await driver.webhook("return-request-update", return_with_order(
-                22, authorization="RMA22", item_state="AWAITING_RETURN", methods=[manual, gift],
-                modified_after=2000))
+            receipt = await driver.webhook(
+                "return-request-update",
+                return_with_order(
+                    22,
+                    authorization="RMA22",
+                    item_state="AWAITING_RETURN",
+                    methods=[manual, gift],
+                    modified_after=2000,
+                ),
+            )
             assert (receipt["id"], receipt["status"]) == ("R22", "updated")
             for _ in range(2):
-                await driver.act("/returns/R22/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                                     "quantity": 1}]})
+                await driver.act(
+                    "/returns/R22/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}
+                )
             await driver.act("/returns/R22/refund", {"action": "initiate"})
             await driver.act("/returns/R22/refund", {"action": "settle"})
             await wait_for(lambda: sim.returns["R22"]["state"] == "COMPLETE", 30, "completion")
-            async with driver.http.get(f"{driver.url}/returns/RMA22",
-                                       headers={"Authorization": "Bearer scenario-token"}) as r:
+            async with driver.http.get(
+                f"{driver.url}/returns/RMA22", headers={"Authorization": "Bearer scenario-token"}
+            ) as r:
                 assert r.status == 404, "no second return"
         methods = sim.returns["R22"]["refundMethodList"]
         assert [m["refundType"] for m in methods] == ["manualRefund", "giftCard"]
         assert methods[0] == {**manual, "state": "INCOMPLETE", "amount": 268.4}
         assert methods[1] == {**gift, "amount": 0}
-        assert {c.path for c in sim.puts()} == {"/ccadmin/v1/returnRequests/R22",
-                                                "/ccadmin/v1/orders/o22"}
+        assert {c.path for c in sim.puts()} == {"/ccadmin/v1/returnRequests/R22", "/ccadmin/v1/orders/o22"}
         assert refused(sim) == []
 
 
@@ -138,12 +151,16 @@ async def test_every_classic_call_is_one_a_documented_commerce_accepts(tmp_path:
         before = copy.deepcopy(sim.returns["R24"]["returnItemList"][0])
         async with serving(tmp_path / "rf.db", None, commerce_url=sim.url) as driver:
             await driver.full(24)
-            await wait_for(lambda: sim.returns["R24"]["state"] == "COMPLETE"
-                           and credited_at_commerce(sim, 24) == 268.4, 30, "completion")
+            await wait_for(
+                lambda: sim.returns["R24"]["state"] == "COMPLETE" and credited_at_commerce(sim, 24) == 268.4,
+                30,
+                "completion",
+            )
         assert refused(sim) == []
         item = sim.returns["R24"]["returnItemList"][0]
-        assert {k: item[k] for k in before if k != "state"} == {k: v for k, v in before.items()
-                                                               if k != "state"}
+        assert {k: item[k] for k in before if k != "state"} == {
+            k: v for k, v in before.items() if k != "state"
+        }
         for call in sim.puts("/ccadmin/v1/returnRequests/R24"):
             assert "rma" not in call.body and "totalRefundAmount" not in call.body
             for member in call.body["returnItemList"]:
@@ -161,18 +178,21 @@ async def test_an_agents_state_change_stands_and_is_not_overwritten(tmp_path: Pa
             await ship(driver, 25)
             await driver.webhook("return-request-update", return_with_order(25))
             await driver.act("/returns/R25/authorize", {"rma": "RMA25"})
-            await wait_for(lambda: sim.returns["R25"].get("authorizationNumber") == "RMA25", 30,
-                           "the RMA at Commerce")
+            await wait_for(
+                lambda: sim.returns["R25"].get("authorizationNumber") == "RMA25", 30, "the RMA at Commerce"
+            )
             sim.agent_set_state("R25", "COMPLETE")
-            closed = return_with_order(25, authorization="RMA25", item_state="AWAITING_RETURN",
-                                       modified_after=2000)
+            closed = return_with_order(
+                25, authorization="RMA25", item_state="AWAITING_RETURN", modified_after=2000
+            )
             closed["return"]["state"] = "COMPLETE"
             receipt = await driver.webhook("return-request-update", closed)
             assert (receipt["id"], receipt["status"]) == ("R25", "overridden")
-            async with driver.http.post(f"{driver.url}/returns/R25/receive",
-                                        data=b'{"items": [{"commerceItemId": "ci2000007", '
-                                             b'"quantity": 1}]}',
-                                        headers={"Authorization": "Bearer scenario-token"}) as r:
+            async with driver.http.post(
+                f"{driver.url}/returns/R25/receive",
+                data=b'{"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}',
+                headers={"Authorization": "Bearer scenario-token"},
+            ) as r:
                 assert r.status == 409, "a return Commerce completed takes no receipt"
             calls = len(sim.puts())
         assert sim.returns["R25"]["state"] == "COMPLETE"

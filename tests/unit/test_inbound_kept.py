@@ -18,10 +18,16 @@ def seed() -> dict[str, Any]:
     document = seed_return_request_update()
     ret = document["return"]
     ret["refundMethodList"] = [
-        {"refundType": "manualRefund", "amount": 80.41, "maximumRefundAmount": -1,
-         "state": "INCOMPLETE"},
-        {"refundType": "creditCard", "paymentGroupId": "pg30412", "amount": 0, "state": "PENDING",
-         "token": "9997000107329795", "creditCardNumber": "1111"}]
+        {"refundType": "manualRefund", "amount": 80.41, "maximumRefundAmount": -1, "state": "INCOMPLETE"},
+        {
+            "refundType": "creditCard",
+            "paymentGroupId": "pg30412",
+            "amount": 0,
+            "state": "PENDING",
+            "token": "9997000107329795",
+            "creditCardNumber": "1111",
+        },
+    ]
     item = ret["returnItemList"][0]
     item.update(disposition={"id": "resell"}, comments="box dented")
     item["commerceItem"]["priceInfo"]["shippingSurcharge"] = 4.5
@@ -29,9 +35,12 @@ def seed() -> dict[str, Any]:
     order["commerceItems"][0]["priceInfo"]["shippingSurcharge"] = 4.5
     order["taxPriceInfo"]["isTaxIncluded"] = True
     order["priceInfo"]["manualAdjustmentTotal"] = -2.5
-    ret["replacementOrder"] = {"id": "o99", "state": "SUBMITTED", "priceInfo": {"total": 30},
-                               "commerceItems": [{"id": "ci9", "catalogRefId": "sku9",
-                                                  "productId": "p9", "quantity": 1}]}
+    ret["replacementOrder"] = {
+        "id": "o99",
+        "state": "SUBMITTED",
+        "priceInfo": {"total": 30},
+        "commerceItems": [{"id": "ci9", "catalogRefId": "sku9", "productId": "p9", "quantity": 1}],
+    }
     return document
 
 
@@ -40,15 +49,19 @@ def test_a_return_update_keeps_what_the_calls_back_and_the_maths_need() -> None:
     snapshot = payload.snapshot
     methods = snapshot["refund"]["refundMethodList"]
     assert [(m["refundType"], m["paymentGroupId"], m["state"], m["amount"]) for m in methods] == [
-        ("manualRefund", None, "INCOMPLETE", "80.41"), ("creditCard", "pg30412", "PENDING", "0.00")]
+        ("manualRefund", None, "INCOMPLETE", "80.41"),
+        ("creditCard", "pg30412", "PENDING", "0.00"),
+    ]
     item = snapshot["returnItemList"][0]
     assert (item["disposition"], item["comments"]) == ("resell", "box dented")
     assert (item["actualShippingRefundShare"], item["actualTaxRefundShare"]) == ("16.66", "3.75")
     details = snapshot["details"]
     assert details["replacementOrder"] == {
-        "id": "o99", "state": "SUBMITTED", "total": "30.00",
-        "items": [{"commerceItemId": "ci9", "catalogRefId": "sku9", "productId": "p9",
-                   "quantity": 1}]}
+        "id": "o99",
+        "state": "SUBMITTED",
+        "total": "30.00",
+        "items": [{"commerceItemId": "ci9", "catalogRefId": "sku9", "productId": "p9", "quantity": 1}],
+    }
     assert payload.order is not None
     order = payload.order.snapshot
     assert order["isTaxIncluded"] is True
