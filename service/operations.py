@@ -123,14 +123,17 @@ def _settled(uow: UnitOfWork, payload: ReturnPayload) -> dict[str, Any]:
 
 
 def _known_return(uow: UnitOfWork, snapshot: dict[str, Any]) -> ReturnRequest | None:
-    """The return by its id, else the one of the order an RMA we issued names."""
-    ret = uow.get(return_uuid(snapshot["id"]), ReturnRequest)
-    if ret is not None:
-        return ret
+    """The return by its key, else by its authorization number (a return first seen without
+    a requestId), else the return of the order that an RMA Returnflow issued names."""
+    keys = list(dict.fromkeys(k for k in (snapshot["id"], snapshot["details"].get("authorizationNumber"))
+                              if k is not None))
+    for key in keys:
+        ret = uow.get(return_uuid(key), ReturnRequest)
+        if ret is not None:
+            return ret
     order = uow.get(order_uuid(snapshot["orderId"]), Order)
     if order is None:
         return None
-    keys = {snapshot["id"], snapshot["details"].get("authorizationNumber")} - {None}
     for key in keys:
         mapped = order.issued_rmas.get(str(key))
         if mapped is not None and (found := uow.get(return_uuid(mapped), ReturnRequest)):

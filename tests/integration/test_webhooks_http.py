@@ -142,6 +142,22 @@ async def test_flat_return_takes_the_stored_orders_currency_never_usd(service: R
     assert view["returnItemList"][0]["shippingGroupId"] == "sg20005", "taken from the order"
 
 
+async def test_a_return_is_keyed_by_request_id_and_found_by_its_authorization_number(
+        service: RunningService) -> None:
+    """SPEC 4 identity: requestId when the payload has one; a return first seen without one
+    stays the same return when a later update adds it."""
+    first = return_variant("PENDING_CUSTOMER_ACTION", 0, "AWAITING_RETURN", 1)
+    assert (await post(service, RETURN, first))[1]["id"] == "100003"
+    later = return_variant("PARTIAL_RETURN", 1, "PARTIAL_RETURN", 2)
+    later["return"]["requestId"] = "200001"
+    status, receipt = await post(service, RETURN, later)
+    assert (status, receipt["id"], receipt["status"]) == (200, "100003", "updated")
+    assert (await get(service, "/returns/200001"))[0] == 404
+    fresh = return_variant("PENDING_CUSTOMER_ACTION", 0, "AWAITING_RETURN", 3)
+    fresh["return"].update(requestId="300001", authorizationNumber="RMA-elsewhere")
+    assert (await post(service, RETURN, fresh))[1]["id"] == "300001"
+
+
 async def test_flat_return_with_no_currency_anywhere_is_refused_in_words(
         service: RunningService) -> None:
     status, body = await post(service, RETURN, flat_return("o-unknown"))
