@@ -12,12 +12,19 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from domain.money import quantize
-from domain.states import PAYMENT_GROUP_STATES, SHIPPING_GROUP_STATES, state_name
+from domain.states import (
+    PAYMENT_GROUP_STATES,
+    SHIPPING_GROUP_STATES,
+    ReturnItemState,
+    ReturnState,
+    state_name,
+)
 from service.errors import BadRequest
 from service.redaction import PAYMENT_GROUP_FIELDS, REFUND_METHOD_FIELDS, allow
 
@@ -321,7 +328,7 @@ def parse_return_update(document: Json) -> ReturnPayload:
         "id": ret.opt_ident("requestId") or ret.ident("authorizationNumber", "id"),
         "orderId": order_id,
         "processName": process,
-        "state": ret.text("state") or "PENDING_CUSTOMER_ACTION",
+        "state": _vocabulary(ret, "state", ReturnState, ReturnState.PENDING_CUSTOMER_ACTION),
         "returnItemList": items,
         "refund": _refund(ret, currency),
         "details": {
@@ -422,7 +429,7 @@ def _return_item(item: JsonReader, currency: str | None) -> Json:
         "catalogRefId": (
             nested.opt_ident("catalogRefId") if nested else item.opt_ident("catalogRefId")
         ),
-        "state": item.text("state") or "INITIAL",
+        "state": _vocabulary(item, "state", ReturnItemState, ReturnItemState.INITIAL),
         "quantityToReturn": quantity_to_return,
         "quantityReceived": quantity_received,
         "quantityToExchange": item.integer("quantityToExchange"),
@@ -432,6 +439,17 @@ def _return_item(item: JsonReader, currency: str | None) -> Json:
         "disposition": _text_or_id(item, "disposition"),
         "comments": item.text("comments"),
     }
+
+
+def _vocabulary(reader: JsonReader, key: str, names: type[StrEnum], default: StrEnum) -> str:
+    """A state Commerce documents (oms-integration-overview.txt:434-435), else a 400: an unknown
+    one could be neither judged nor recorded as an override."""
+    value = reader.text(key) or default.value
+    if value not in names.__members__.values():
+        raise BadRequest(f"{reader.path}.{key} must be one of "
+                         f"{', '.join(m.value for m in names.__members__.values())}",
+                         path=f"{reader.path}.{key}")
+    return value
 
 
 def _text_or_id(reader: JsonReader, key: str) -> str | None:

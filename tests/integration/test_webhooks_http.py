@@ -426,3 +426,16 @@ async def test_every_response_and_log_line_of_a_request_carries_its_request_id(
     assert [line["request_id"] for line in received][:1] == ids[:1]
     failed = [line for line in lines if line["event"] == "request_failed"]
     assert failed and failed[-1]["request_id"] == "commerce-trace-1"
+
+
+@pytest.mark.parametrize(("where", "path"), [("return", "$.return.state"),
+                                             ("item", "$.return.returnItemList[0].state")])
+async def test_a_state_commerce_does_not_document_is_refused(service: RunningService, where: str,
+                                                             path: str) -> None:
+    """An override records Commerce's state, so it must be one the machines know."""
+    document = seed_return_request_update()
+    target = document["return"] if where == "return" else document["return"]["returnItemList"][0]
+    target["state"] = "SHIPPED_BACK"
+    status, error = await post(service, RETURN, document)
+    assert (status, error["o:errorPath"]) == (400, path)
+    assert "PENDING_CUSTOMER_ACTION" in error["message"] or "AWAITING_RETURN" in error["message"]
