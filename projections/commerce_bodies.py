@@ -296,11 +296,3 @@ def commerce_calls(
     if event_type == "Order.Credited" and flavour == "classic":
         return [CommerceCall("PUT", path, credit_body(view), ident, f"{UPDATE_ORDER}:credit")]
     return []
-
-
-def commerce_call(
-    event_type: str, trigger: str | None, view: Json, flavour: Flavour = "classic"
-) -> CommerceCall | None:
-    """The last call an event needs (kept for callers that want one)."""
-    calls = commerce_calls(event_type, trigger, view, flavour)
-    return calls[-1] if calls else None
