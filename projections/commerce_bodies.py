@@ -163,6 +163,28 @@ def refund_methods(view: Json) -> list[Json] | None:
     return methods or None
 
 
+def _method_key(method: Json) -> Any:
+    """How a refund method is matched: the documents are silent; by payment group, else type."""
+    if method.get("paymentGroupId") is not None:
+        return ("paymentGroup", method["paymentGroupId"])
+    return ("type", method.get("refundType"))
+
+
+def with_methods_commerce_holds(body: Json, held: Any) -> Json:
+    """`body` keeping the refund methods Commerce holds now that it has not reported to us yet
+    (an agent's, added since the last webhook): the list replaces Commerce's, so each is sent
+    back as Commerce holds it, under the documented names only (oms-integration-overview.txt:384-388)."""
+    if "refundMethodList" not in body or not isinstance(held, list):
+        return body
+    ours = {_method_key(m) for m in body["refundMethodList"]}
+    kept = [
+        {k: m[k] for k in ("refundType", "paymentGroupId", "amount", "state") if m.get(k) is not None}
+        for m in held
+        if isinstance(m, dict) and _method_key(m) not in ours
+    ]
+    return {**body, "refundMethodList": [*body["refundMethodList"], *kept]} if kept else body
+
+
 def _refund_figures(view: Json) -> Json:
     """Return-level refund figures (oms-integration-overview.txt:376-380,392,426); totals such as
     totalRefundAmount are Commerce's to derive and are not sent."""

@@ -37,6 +37,7 @@ from projections.commerce_bodies import (
     CommerceCall,
     Flavour,
     commerce_calls,
+    with_methods_commerce_holds,
 )
 from projections.lanes import KeyedLanes
 from projections.positions import PositionStore, connect
@@ -275,7 +276,8 @@ class CommerceProjector:
         async with self._slots:
             try:
                 if call.endpoint == UPDATE_RETURN_REQUEST:
-                    outcome = await self.commerce.update_return_request(call.subject, call.body)
+                    body = await self._keeping_commerces_methods(call)
+                    outcome = await self.commerce.update_return_request(call.subject, body)
                 else:
                     outcome = await self.commerce.update_order(call.subject, call.body)
             except Exception as exc:
@@ -297,6 +299,18 @@ class CommerceProjector:
                  status=outcome.status, attempts=outcome.attempts, ok=outcome.ok,
                  reason=outcome.dead_letter_reason)
         return Applied(call, version, digest, message["id"], outcome)
+
+
+    async def _keeping_commerces_methods(self, call: CommerceCall) -> dict[str, Any]:
+        """A refund method list replaces Commerce's: read what Commerce holds just before, so a
+        method an agent added that no webhook has told us of yet is sent back, not erased."""
+        read = getattr(self.commerce, "get_return_request", None)
+        if read is None or "refundMethodList" not in call.body:
+            return call.body
+        held = await read(call.subject)
+        if not getattr(held, "ok", False) or not isinstance(held.response, dict):
+            return call.body
+        return with_methods_commerce_holds(call.body, held.response.get("refundMethodList"))
 
 
 def _version(message: dict[str, Any]) -> int:

@@ -197,3 +197,28 @@ async def test_an_agents_state_change_stands_and_is_not_overwritten(tmp_path: Pa
             calls = len(sim.puts())
         assert sim.returns["R25"]["state"] == "COMPLETE"
         assert len(sim.puts()) == calls, "the echo of Commerce's own change is not sent back"
+
+
+async def test_a_refund_method_an_agent_added_unreported_is_not_erased(tmp_path: Path) -> None:
+    """The list replaces Commerce's: a method no webhook has told us of yet is read back first."""
+    manual = {"refundType": "manualRefund", "amount": 0, "maximumRefundAmount": -1}
+    gift = {"refundType": "giftCard", "paymentGroupId": "pg26-gift", "amount": 0, "state": "PENDING"}
+    async with CommerceSimulator() as sim:
+        seed_commerce(sim, 26)
+        sim.agent_add_refund_method("R26", dict(manual))
+        async with serving(tmp_path / "rf.db", None, commerce_url=sim.url) as driver:
+            await ship(driver, 26)
+            await driver.webhook("return-request-update", return_with_order(26, methods=[manual]))
+            await driver.act("/returns/R26/authorize", {"rma": "RMA26"})
+            sim.agent_add_refund_method("R26", gift)
+            for _ in range(2):
+                await driver.act(
+                    "/returns/R26/receive",
+                    {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]},
+                )
+            await driver.act("/returns/R26/refund", {"action": "initiate"})
+            await wait_for(lambda: sim.returns["R26"]["state"] == "PENDING_REFUND", 30, "refund")
+        methods = sim.returns["R26"]["refundMethodList"]
+        assert methods == [{**manual, "amount": 268.4}, gift]
+        assert sim.calls_to("/ccadmin/v1/returnRequests/R26", "GET"), "read just before"
+        assert refused(sim) == []

@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from projections.commerce_bodies import classic_body, commerce_calls, flavour_choice, refund_methods
+from projections.commerce_bodies import (
+    classic_body,
+    commerce_calls,
+    flavour_choice,
+    refund_methods,
+    with_methods_commerce_holds,
+)
 from tests.commerce_sim.server import ORDER_FIELDS, RETURN_REQUEST_FIELDS, apply_op, check_fields
 
 D = Decimal
@@ -224,3 +230,24 @@ def test_op_flavour_never_has_commerce_refund_what_a_person_refunds() -> None:
     view["refundPlan"]["manualReasons"] = ["payment method invoice of pg1 is refunded by hand"]
     ops = [c.body["op"] for c in commerce_calls("ReturnRequest.RefundStep", "initiate_refund", view, "op")]
     assert ops == ["adjustRefundAmounts"]
+
+
+def test_methods_commerce_holds_unreported_are_sent_back_as_it_holds_them() -> None:
+    body = classic_body(return_view())
+    held = [
+        {"refundType": "manualRefund", "amount": 80.41, "maximumRefundAmount": -1},
+        {
+            "refundType": "giftCard",
+            "paymentGroupId": "pg9",
+            "amount": 5,
+            "state": "PENDING",
+            "maximumRefundAmount": 5,
+        },
+    ]
+    kept = with_methods_commerce_holds(body, held)
+    assert kept["refundMethodList"] == [
+        *body["refundMethodList"],
+        {"refundType": "giftCard", "paymentGroupId": "pg9", "amount": 5, "state": "PENDING"},
+    ]
+    check_fields(kept, RETURN_REQUEST_FIELDS)
+    assert with_methods_commerce_holds({"state": "X"}, held) == {"state": "X"}
