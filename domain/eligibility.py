@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from domain.orders import Order
 from domain.policy import ItemFacts
@@ -84,8 +85,20 @@ def item_facts(order: Order, counts: ReturnCounts) -> dict[str, ItemFacts]:
     return facts
 
 
+def priced_quantity(item: dict[str, Any]) -> int:
+    """The units the line was priced for: its quantity, or more where Commerce's own price
+    details (currentPriceDetailsSorted) price more units than `quantity` says (seen in the
+    seed return: quantity 1, three units priced at 30, two of them returned)."""
+    return max(int(item["quantity"]), int(item.get("pricedQuantity") or 0))
+
+
 def order_money(order: Order) -> OrderMoney:
-    """The order's money for refund maths; payments are capped at the order total."""
+    """The order's money for refund maths; payments are capped at the order total.
+
+    Order-level reductions (promotions' `discountAmount`, and a manual adjustment
+    credit: a negative `manualAdjustmentTotal`) are spread over the lines when
+    Commerce did not give each line its share.
+    """
     snap = order.snapshot
     currency = snap["currency"]
     group_of: dict[str, str] = {}
@@ -96,26 +109,31 @@ def order_money(order: Order) -> OrderMoney:
         OrderLine(
             commerce_item_id=item["id"],
             shipping_group_id=group_of.get(item["id"], ""),
-            quantity=item["quantity"],
+            quantity=priced_quantity(item),
             amount=Decimal(item["amount"]),
             order_discount_share=Decimal(item["orderDiscountShare"]),
             tax=Decimal(item["tax"]),
+            surcharge=Decimal(item.get("shippingSurcharge") or "0"),
         )
         for item in snap["commerceItems"]
-        if item["quantity"] > 0
+        if priced_quantity(item) > 0
     )
-    discount = Decimal(snap["priceInfo"].get("discountAmount", "0"))
+    price = snap["priceInfo"]
+    discount = Decimal(price.get("discountAmount", "0")) + max(
+        Decimal(0), -Decimal(price.get("manualAdjustmentTotal") or "0")
+    )
     if discount > 0 and all(line.order_discount_share == 0 for line in lines):
         lines = allocate_order_discount(lines, discount, currency)
     shipping = tuple(
         ShippingCharge(g["id"], Decimal(g["amount"]), Decimal(g["shippingTax"]))
         for g in snap["shippingGroups"]
     )
-    total = sum((line.paid for line in lines), Decimal(0)) + sum(
-        (s.amount + s.tax for s in shipping), Decimal(0)
-    )
+    tax_included = bool(snap.get("isTaxIncluded", False))
+    unpaid = OrderMoney(currency=currency, lines=lines, shipping=shipping, tax_included=tax_included)
     payments = tuple(
-        PaymentShare(p["id"], p.get("paymentMethod") or "unknown", min(Decimal(p["amount"]), total))
+        PaymentShare(p["id"], p.get("paymentMethod") or "unknown", min(Decimal(p["amount"]), unpaid.total))
         for p in snap["paymentGroups"]
     )
-    return OrderMoney(currency=currency, lines=lines, shipping=shipping, payments=payments)
+    return OrderMoney(
+        currency=currency, lines=lines, shipping=shipping, payments=payments, tax_included=tax_included
+    )

@@ -52,6 +52,8 @@ class Order(Aggregate):
         self.return_ids: list[str] = []
         self.shipments: list[dict[str, Any]] = []
         self.credited: dict[str, str] = {}
+        self.credited_since: dict[str, str] = {}
+        self.issued_rmas: dict[str, str] = {}
 
     @classmethod
     def submit(
@@ -117,10 +119,14 @@ class Order(Aggregate):
         actor: str,
         cause: str,
     ) -> None:
+        reported_before = _reported_credits(self.snapshot)
         self.snapshot = snapshot
         self.last_modified = last_modified
         self.fingerprint = fingerprint
         self.state = target
+        reported = _reported_credits(snapshot)
+        self.credited_since = {group_id: amount for group_id, amount in self.credited_since.items()
+                               if reported.get(group_id) == reported_before.get(group_id)}
 
     def link_return(self, return_id: str, *, actor: str, cause: str) -> bool:
         """Remember the order's returns, so eligibility can count what is already returned."""
@@ -186,6 +192,8 @@ class Order(Aggregate):
     ) -> None:
         self.lifecycle_state = target
         self.answers = {**self.answers, context: answer_fingerprint}
+        if answer.get("rma") and answer.get("returnId"):
+            self.issued_rmas = {**self.issued_rmas, str(answer["rma"]): str(answer["returnId"])}
         if refund_quote is not None:
             self.refund_quote = refund_quote
 
@@ -291,6 +299,27 @@ class Order(Aggregate):
     def _credited(self, return_id: str, amounts: dict[str, str], totals: dict[str, str],
                   trigger: str, source: str, target: str, actor: str, cause: str) -> None:
         self.credited = totals
+        since = dict(self.credited_since)
+        for group_id, amount in amounts.items():
+            since[group_id] = str(Decimal(since.get(group_id, "0")) + Decimal(amount))
+        self.credited_since = since
+
+    def amount_credited(self, payment_group_id: str) -> Decimal:
+        """What Commerce last reported credited to the group, plus what Returnflow credited since.
+
+        A newer Commerce report of a different figure is taken to include our
+        earlier credits (Commerce is told them at once), so they are not added twice.
+        """
+        reported = _reported_credits(self.snapshot).get(payment_group_id, Decimal(0))
+        return reported + Decimal(self.credited_since.get(payment_group_id, "0"))
+
+    def credited_amounts(self) -> dict[str, Decimal]:
+        """amount_credited of every payment group."""
+        return {p["id"]: self.amount_credited(p["id"]) for p in self.snapshot["paymentGroups"]}
+
+
+def _reported_credits(snapshot: Snapshot) -> dict[str, Decimal]:
+    return {p["id"]: Decimal(p.get("amountCredited") or "0") for p in snapshot["paymentGroups"]}
 
 
 SHIPPED_GROUP_STATES = frozenset({"NO_PENDING_ACTION", "PENDING_CUSTOMER_RETURN"})

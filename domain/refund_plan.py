@@ -35,12 +35,12 @@ def _quote_matches(quote: Mapping[str, Any] | None, selection: Mapping[str, int]
 
 
 def remaining_by_group(order: Order) -> dict[str, Decimal]:
-    """What each payment group can still take: paid (capped at the order total) minus credited."""
+    """What each payment group can still take: paid (capped at the order total) minus credited
+    (by Commerce or an agent, as reported, and by Returnflow since)."""
     money = order_money(order)
-    return {
-        p.payment_group_id: p.amount - Decimal(order.credited.get(p.payment_group_id, "0"))
-        for p in money.payments
-    }
+    credited = order.credited_amounts()
+    return {p.payment_group_id: p.amount - credited.get(p.payment_group_id, Decimal(0))
+            for p in money.payments}
 
 
 def plan_refund(
@@ -68,10 +68,10 @@ def plan_refund(
             ReturnSelection(
                 quantities=selection,
                 already_returned={
-                    ci: min(counts.returned.get(ci, 0), qty - selection.get(ci, 0))
+                    ci: max(0, min(counts.returned.get(ci, 0), qty - selection.get(ci, 0)))
                     for ci, qty in lines.items()
                 },
-                already_credited={k: Decimal(v) for k, v in order.credited.items()},
+                already_credited=order.credited_amounts(),
             ),
             terms,
         )

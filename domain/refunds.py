@@ -195,8 +195,10 @@ class OrderLine:
 
     `amount` is Commerce `priceInfo.amount` (after item discounts);
     `order_discount_share` is this line's (positive) part of the order-level
-    discounts; `tax` is the line's tax. What the shopper paid for the line is
-    amount - order_discount_share + tax.
+    discounts and adjustments; `tax` is the line's tax; `surcharge` the line's
+    shipping surcharge (`priceInfo.shippingSurcharge`). What the shopper paid
+    for the line is amount - order_discount_share + tax + surcharge (on a
+    tax-inclusive site the tax is inside the amount: `OrderMoney.line_paid`).
     """
 
     commerce_item_id: str
@@ -205,6 +207,7 @@ class OrderLine:
     amount: Decimal
     order_discount_share: Decimal = ZERO
     tax: Decimal = ZERO
+    surcharge: Decimal = ZERO
 
     @property
     def net(self) -> Decimal:
@@ -212,7 +215,7 @@ class OrderLine:
 
     @property
     def paid(self) -> Decimal:
-        return self.net + self.tax
+        return self.net + self.tax + self.surcharge
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,11 @@ class OrderMoney:
     lines: tuple[OrderLine, ...]
     shipping: tuple[ShippingCharge, ...] = ()
     payments: tuple[PaymentShare, ...] = ()
+    tax_included: bool = False
+    """VAT sites (`taxPriceInfo.isTaxIncluded`): item amounts already hold their tax."""
+
+    def line_paid(self, line: OrderLine) -> Decimal:
+        return line.paid - line.tax if self.tax_included else line.paid
 
     def __post_init__(self) -> None:
         cur = self.currency
@@ -258,8 +266,10 @@ class OrderMoney:
             amount = _units(line.amount, cur, f"{where} amount")
             discount = _units(line.order_discount_share, cur, f"{where} order discount share")
             tax = _units(line.tax, cur, f"{where} tax")
-            if amount < 0 or tax < 0 or discount < 0:
-                raise RefundError(f"{where}: amount, order discount share and tax must be >= 0")
+            surcharge = _units(line.surcharge, cur, f"{where} surcharge")
+            if amount < 0 or tax < 0 or discount < 0 or surcharge < 0:
+                raise RefundError(
+                    f"{where}: amount, order discount share, tax and surcharge must be >= 0")
             if discount > amount:
                 raise RefundError(
                     f"{where}: order discount share {line.order_discount_share} "
@@ -279,7 +289,7 @@ class OrderMoney:
     @property
     def total(self) -> Decimal:
         """What the order cost: lines paid plus shipping and shipping tax."""
-        lines = sum((line.paid for line in self.lines), ZERO)
+        lines = sum((self.line_paid(line) for line in self.lines), ZERO)
         shipping = sum((s.amount + s.tax for s in self.shipping), ZERO)
         return quantize(lines + shipping, self.currency)
 
@@ -317,6 +327,7 @@ def allocate_order_discount(
             line.amount,
             _money(share, currency),
             line.tax,
+            line.surcharge,
         )
         for line, share in zip(lines, shares, strict=True)
     )
@@ -352,7 +363,8 @@ class ReturnSelection:
 
 @dataclass(frozen=True)
 class ItemRefund:
-    """One returned line's refund. `shipping` includes `shipping_tax`."""
+    """One returned line's refund. `shipping` includes `shipping_tax`; `surcharge` is the line's
+    share of its shipping surcharge; with `tax_included` the tax is inside `amount`."""
 
     commerce_item_id: str
     shipping_group_id: str
@@ -361,10 +373,13 @@ class ItemRefund:
     tax: Decimal
     shipping: Decimal
     shipping_tax: Decimal
+    surcharge: Decimal = ZERO
+    tax_included: bool = False
 
     @property
     def total(self) -> Decimal:
-        return self.amount + self.tax + self.shipping
+        tax = ZERO if self.tax_included else self.tax
+        return self.amount + tax + self.shipping + self.surcharge
 
 
 @dataclass(frozen=True)
@@ -392,7 +407,8 @@ _DECIMAL_TOTALS = (
 class RefundCalculation:
     """A return's refund. Construction checks that every split sums exactly to its total.
 
-    refund_total = item_total + tax_total + shipping_total - fee, and
+    refund_total = item_total + tax_total + shipping_total + surcharge_total - fee
+    (without tax_total when `tax_included`: the tax is inside the item amounts), and
     refund_total = sum(payments) + unallocated, where `unallocated` is what no
     payment group could take (then `requires_manual`).
     """
@@ -408,14 +424,19 @@ class RefundCalculation:
     payments: tuple[PaymentRefund, ...]
     unallocated: Decimal
     manual_reasons: tuple[str, ...] = ()
+    surcharge_total: Decimal = ZERO
+    tax_included: bool = False
 
     def __post_init__(self) -> None:
         cur = self.currency
         amounts: list[tuple[str, Decimal]] = [(n, getattr(self, n)) for n in _DECIMAL_TOTALS]
+        amounts.append(("surcharge_total", self.surcharge_total))
         for item in self.items:
+            if item.tax_included != self.tax_included:
+                raise RefundError(f"{item.commerce_item_id}: tax_included differs from the refund's")
             amounts += [
                 (f"{item.commerce_item_id}.{n}", getattr(item, n))
-                for n in ("amount", "tax", "shipping", "shipping_tax")
+                for n in ("amount", "tax", "shipping", "shipping_tax", "surcharge")
             ]
         amounts += [(f"payment {p.payment_group_id}", p.amount) for p in self.payments]
         for what, value in amounts:
@@ -430,10 +451,12 @@ class RefundCalculation:
         check("tax_total", self.tax_total, [i.tax for i in self.items])
         check("shipping_total", self.shipping_total, [i.shipping for i in self.items])
         check("shipping_tax_total", self.shipping_tax_total, [i.shipping_tax for i in self.items])
+        check("surcharge_total", self.surcharge_total, [i.surcharge for i in self.items])
         for item in self.items:
             if item.shipping_tax > item.shipping:
                 raise RefundError(f"{item.commerce_item_id}: shipping tax exceeds shipping")
-        gross = self.item_total + self.tax_total + self.shipping_total
+        tax = ZERO if self.tax_included else self.tax_total
+        gross = self.item_total + tax + self.shipping_total + self.surcharge_total
         check("refund_total", self.refund_total, [gross, -self.fee])
         check(
             "refund_total",
@@ -462,11 +485,14 @@ class RefundCalculation:
                     "tax": text(i.tax),
                     "shipping": text(i.shipping),
                     "shipping_tax": text(i.shipping_tax),
+                    "surcharge": text(i.surcharge),
                     "total": text(i.total),
                 }
                 for i in self.items
             ],
             **{name: text(getattr(self, name)) for name in _DECIMAL_TOTALS},
+            "surcharge_total": text(self.surcharge_total),
+            "tax_included": self.tax_included,
             "payments": [
                 {
                     "payment_group_id": p.payment_group_id,
@@ -484,6 +510,7 @@ class RefundCalculation:
     def from_primitive(cls, data: Mapping[str, Any]) -> RefundCalculation:
         """Inverse of `to_primitive`; derived fields (`total`, `requires_manual`) are recomputed."""
         currency = str(data["currency"])
+        tax_included = bool(data.get("tax_included", False))
 
         def dec(value: Any) -> Decimal:
             if isinstance(value, bool) or not isinstance(value, str | int):
@@ -503,6 +530,8 @@ class RefundCalculation:
                 dec(i["tax"]),
                 dec(i["shipping"]),
                 dec(i["shipping_tax"]),
+                dec(i.get("surcharge", "0")),
+                tax_included,
             )
             for i in data["items"]
         )
@@ -521,6 +550,8 @@ class RefundCalculation:
             items=items,
             payments=payments,
             manual_reasons=tuple(str(r) for r in data.get("manual_reasons", ())),
+            surcharge_total=dec(data.get("surcharge_total", "0")),
+            tax_included=tax_included,
             **totals,
         )
 
@@ -535,6 +566,7 @@ class _Split:
     tax: int
     shipping: int = 0
     shipping_tax: int = 0
+    surcharge: int = 0
 
 
 def _returned_value(lines: Sequence[OrderLine], returned: Mapping[str, int], cur: str) -> int:
@@ -603,26 +635,41 @@ def calculate_refund(
 
     before = {i: selection.already_returned.get(i, 0) for i in by_id}
     after = {i: before[i] + selection.quantities.get(i, 0) for i in by_id}
-    splits: list[_Split] = []
-    for line in money.lines:
-        ident, qty = line.commerce_item_id, selection.quantities.get(line.commerce_item_id, 0)
-        if after[ident] > line.quantity:
-            raise RefundError(
-                f"{ident}: returning {qty} after {before[ident]} exceeds the {line.quantity} ordered"
-            )
-        if qty == 0:
-            continue
-        net = _units(line.net, cur, "net")
-        tax = _units(line.tax, cur, "tax")
-        splits.append(
-            _Split(
-                line,
-                qty,
-                _share(net, after[ident], line.quantity) - _share(net, before[ident], line.quantity),
-                _share(tax, after[ident], line.quantity) - _share(tax, before[ident], line.quantity),
-            )
-        )
+    splits = _line_splits(money, selection, before, after)
+    splits = _with_shipping(splits, money, policy, before, after)
 
+    item_total = sum(s.amount for s in splits)
+    tax_total = sum(s.tax for s in splits)
+    shipping_total = sum(s.shipping for s in splits)
+    surcharge_total = sum(s.surcharge for s in splits)
+    gross = item_total + (0 if money.tax_included else tax_total) + shipping_total + surcharge_total
+    fee = min(policy.return_fee.charge(item_total, cur), gross) if policy.return_fee else 0
+    refund = gross - fee
+
+    payments, unallocated, reasons = _credit(money, selection, policy, refund)
+    return RefundCalculation(
+        currency=cur,
+        items=tuple(_item_refund(s, cur, money.tax_included) for s in splits),
+        item_total=_money(item_total, cur),
+        tax_total=_money(tax_total, cur),
+        shipping_total=_money(shipping_total, cur),
+        shipping_tax_total=_money(sum(s.shipping_tax for s in splits), cur),
+        fee=_money(fee, cur),
+        refund_total=_money(refund, cur),
+        payments=payments,
+        unallocated=_money(unallocated, cur),
+        manual_reasons=reasons,
+        surcharge_total=_money(surcharge_total, cur),
+        tax_included=money.tax_included,
+    )
+
+
+def _with_shipping(splits: list[_Split], money: OrderMoney, policy: RefundTerms,
+                   before: Mapping[str, int], after: Mapping[str, int]) -> list[_Split]:
+    """Each group's shipping (and its tax) for this return, split over its returned lines by
+    item amount."""
+    cur = money.currency
+    splits = list(splits)
     charges = {c.shipping_group_id: c for c in money.shipping}
     for group_id in dict.fromkeys(s.line.shipping_group_id for s in splits):
         charge = charges.get(group_id)
@@ -639,39 +686,45 @@ def calculate_refund(
             strict=True,
         ):
             old = splits[k]
-            splits[k] = _Split(old.line, old.quantity, old.amount, old.tax, s_part + t_part, t_part)
+            splits[k] = _Split(old.line, old.quantity, old.amount, old.tax, s_part + t_part, t_part,
+                               old.surcharge)
+    return splits
 
-    item_total = sum(s.amount for s in splits)
-    tax_total = sum(s.tax for s in splits)
-    shipping_total = sum(s.shipping for s in splits)
-    gross = item_total + tax_total + shipping_total
-    fee = min(policy.return_fee.charge(item_total, cur), gross) if policy.return_fee else 0
-    refund = gross - fee
 
-    payments, unallocated, reasons = _credit(money, selection, policy, refund)
-    return RefundCalculation(
-        currency=cur,
-        items=tuple(
-            ItemRefund(
-                s.line.commerce_item_id,
-                s.line.shipping_group_id,
-                s.quantity,
-                _money(s.amount, cur),
-                _money(s.tax, cur),
-                _money(s.shipping, cur),
-                _money(s.shipping_tax, cur),
+def _line_splits(money: OrderMoney, selection: ReturnSelection, before: Mapping[str, int],
+                 after: Mapping[str, int]) -> list[_Split]:
+    """Each returned line's amount, tax and surcharge, split cumulatively over its units."""
+    cur = money.currency
+    splits: list[_Split] = []
+    for line in money.lines:
+        ident, qty = line.commerce_item_id, selection.quantities.get(line.commerce_item_id, 0)
+        if after[ident] > line.quantity:
+            raise RefundError(
+                f"{ident}: returning {qty} after {before[ident]} exceeds the {line.quantity} ordered"
             )
-            for s in splits
-        ),
-        item_total=_money(item_total, cur),
-        tax_total=_money(tax_total, cur),
-        shipping_total=_money(shipping_total, cur),
-        shipping_tax_total=_money(sum(s.shipping_tax for s in splits), cur),
-        fee=_money(fee, cur),
-        refund_total=_money(refund, cur),
-        payments=payments,
-        unallocated=_money(unallocated, cur),
-        manual_reasons=reasons,
+        if qty == 0:
+            continue
+
+        def part(units: int, ident: str = ident, quantity: int = line.quantity) -> int:
+            return _share(units, after[ident], quantity) - _share(units, before[ident], quantity)
+
+        splits.append(_Split(line, qty, part(_units(line.net, cur, "net")),
+                             part(_units(line.tax, cur, "tax")),
+                             surcharge=part(_units(line.surcharge, cur, "surcharge"))))
+    return splits
+
+
+def _item_refund(split: _Split, cur: str, tax_included: bool) -> ItemRefund:
+    return ItemRefund(
+        split.line.commerce_item_id,
+        split.line.shipping_group_id,
+        split.quantity,
+        _money(split.amount, cur),
+        _money(split.tax, cur),
+        _money(split.shipping, cur),
+        _money(split.shipping_tax, cur),
+        _money(split.surcharge, cur),
+        tax_included,
     )
 
 

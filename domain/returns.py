@@ -108,41 +108,67 @@ class ReturnRequest(Aggregate):
         actor: str,
         cause: str,
     ) -> str:
-        """Apply a Return Request Update; answer `updated`, `duplicate` or `stale`.
+        """Apply a Return Request Update; answer `updated`, `overridden`, `duplicate` or `stale`.
 
-        Raises IllegalTransition (recording nothing) when Commerce reports a state
-        the machines cannot reach from ours, e.g. a late update that would undo receipt.
+        Commerce's word stands: a state the machines would not reach from ours (an
+        agent's edit, a late update that would undo receipt) is recorded as a
+        Commerce override with the reason, never refused (a refused event webhook
+        is retried five times and then lost).
         """
         if fingerprint == self.fingerprint:
             return "duplicate"
         if version_key < self.version_key:
             return "stale"
         new_items: list[Item] = snapshot["returnItemList"]
-        item_steps = [self._item_step(new) for new in new_items]
         source, target = self.state, snapshot["state"]
-        trigger = "commerce_update"
-        if source != target:
-            candidates = triggers_to("return", source, target)
-            if not candidates:
-                raise IllegalTransition("return", f"to {target}", source, [])
-            step = fire("return", source, candidates[0], **_update_facts(new_items))
-            if step.target != target:
-                raise IllegalTransition("return", f"{step.trigger} to {target}", source, [step.trigger])
-            trigger = step.trigger
-        self._commerce_updated(
-            items=new_items,
-            refund=snapshot["refund"],
-            details=snapshot["details"],
-            item_steps=[s for s in item_steps if s is not None],
-            version_key=max(version_key, self.version_key),
-            fingerprint=fingerprint,
-            trigger=trigger,
-            source=source,
-            target=target,
-            actor=actor,
-            cause=cause,
-        )
+        facts = {"items": new_items, "refund": snapshot["refund"], "details": snapshot["details"],
+                 "version_key": max(version_key, self.version_key), "fingerprint": fingerprint,
+                 "source": source, "target": target, "actor": actor, "cause": cause}
+        try:
+            item_steps = [s for s in (self._item_step(new) for new in new_items) if s is not None]
+            trigger = self._reported_trigger(source, target, new_items)
+        except DomainError as exc:
+            self._commerce_overridden(trigger="commerce_override", reason=_override_reason(exc),
+                                      **facts)
+            return "overridden"
+        self._commerce_updated(item_steps=item_steps, trigger=trigger, **facts)
         return "updated"
+
+    @staticmethod
+    def _reported_trigger(source: str, target: str, items: list[Item]) -> str:
+        """The trigger whose transition reaches the reported state (IllegalTransition if none)."""
+        if source == target:
+            return "commerce_update"
+        candidates = triggers_to("return", source, target)
+        if not candidates:
+            raise IllegalTransition("return", f"to {target}", source, [])
+        step = fire("return", source, candidates[0], **_update_facts(items))
+        if step.target != target:
+            raise IllegalTransition("return", f"{step.trigger} to {target}", source, [step.trigger])
+        return step.trigger
+
+    @event("CommerceOverridden")
+    def _commerce_overridden(
+        self,
+        items: list[Item],
+        refund: dict[str, Any],
+        details: dict[str, Any],
+        version_key: int,
+        fingerprint: str,
+        trigger: str,
+        source: str,
+        target: str,
+        reason: str,
+        actor: str,
+        cause: str,
+    ) -> None:
+        self.items = items
+        self.refund = refund
+        self.details = {**details, **{k: v for k, v in self.details.items()
+                                      if k in _OURS and v and not details.get(k)}}
+        self.version_key = version_key
+        self.fingerprint = fingerprint
+        self.state = target
 
     def _item_step(self, new: Item) -> dict[str, Any] | None:
         old = self.item(new["returnItemId"])
@@ -192,7 +218,8 @@ class ReturnRequest(Aggregate):
     ) -> None:
         self.items = items
         self.refund = refund
-        self.details = details
+        self.details = {**details, **{k: v for k, v in self.details.items()
+                                      if k in _OURS and v and not details.get(k)}}
         self.version_key = version_key
         self.fingerprint = fingerprint
         self.state = target
@@ -336,6 +363,14 @@ class ReturnRequest(Aggregate):
                 cause: str) -> None:
         self.close_reason = reason
         self.state = target
+
+
+_OURS = frozenset({"rma", "trackingNumber", "returnLabel"})
+"""Details an operator's authorize sets: an update that does not mention them keeps them."""
+
+
+def _override_reason(exc: DomainError) -> str:
+    return f"Commerce reported a change Returnflow's machines would not make: {exc}"
 
 
 def _update_facts(items: list[Item]) -> dict[str, bool]:

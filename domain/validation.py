@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from domain.eligibility import count_returns, item_facts, order_money
@@ -112,10 +111,11 @@ def judge(
                 ReturnSelection(
                     quantities=selection,
                     already_returned={
-                        ci: min(f.quantity_returned, f.quantity_ordered - selection.get(ci, 0))
+                        ci: max(0, min(f.quantity_returned,
+                                       f.quantity_ordered - selection.get(ci, 0)))
                         for ci, f in facts.items()
                     },
-                    already_credited={k: Decimal(v) for k, v in order.credited.items()},
+                    already_credited=order.credited_amounts(),
                 ),
                 policy,
             )

@@ -50,7 +50,7 @@ def order_view(order: Order) -> Json:
         "paymentGroups": [
             {
                 **{k: p[k] for k in ("id", "paymentMethod", "amount", "currencyCode", "state")},
-                "amountCredited": order.credited.get(p["id"], p["amountCredited"]),
+                "amountCredited": str(order.amount_credited(p["id"])),
             }
             for p in snap["paymentGroups"]
         ],

@@ -113,6 +113,10 @@ def _table(line: Timeline) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    overrides = [e for e in line.events if e["type"] == "ReturnRequest.CommerceOverridden"]
+    if overrides:
+        out += ["", "Commerce overrides (Commerce's word stands):"]
+        out += [f"  v{e['version']}  {e['from']} -> {e['to']}: {e.get('reason')}" for e in overrides]
     out += ["", "Commerce calls:"]
     if not line.calls:
         out.append("  (none recorded)")

@@ -204,8 +204,15 @@ class CommerceClient:
         """updateOrder; `body` must carry every shipping and payment group to keep."""
         return await self.put(f"/ccadmin/v1/orders/{quote(order_id, safe='')}", body)
 
+    async def get_return_request(self, return_id: str) -> CallOutcome:
+        """getReturnRequest: what Commerce holds now (`response`), with the same retries."""
+        return await self._call("GET", f"/ccadmin/v1/returnRequests/{quote(return_id, safe='')}",
+                                None)
+
     async def put(self, path: str, body: dict[str, Any]) -> CallOutcome:
-        data = to_json_bytes(body)
+        return await self._call("PUT", path, to_json_bytes(body))
+
+    async def _call(self, method: str, path: str, data: bytes | None) -> CallOutcome:
         started = self.clock()
         sent = failures = 0
         relogged = False
@@ -214,7 +221,7 @@ class CommerceClient:
             try:
                 token = await self._bearer()
                 sent += 1
-                status, payload, retry_after = await self._send(path, data, token)
+                status, payload, retry_after = await self._send(method, path, data, token)
             except _Transient as exc:
                 status, payload, retry_after = exc.status, exc.detail, exc.retry_after
             else:
@@ -245,12 +252,13 @@ class CommerceClient:
                      delay_s=round(delay, 3))
             await self._sleep(delay)
 
-    async def _send(self, path: str, data: bytes, token: str) -> tuple[int, Any, float | None]:
+    async def _send(self, method: str, path: str, data: bytes | None,
+                    token: str) -> tuple[int, Any, float | None]:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
                    "x-ccasset-language": "en"}
         try:
-            async with self._http().put(self.base_url + path, data=data, headers=headers,
-                                        timeout=self.timeout) as response:
+            async with self._http().request(method, self.base_url + path, data=data,
+                                            headers=headers, timeout=self.timeout) as response:
                 raw = await response.read()
                 return (response.status, _parse(raw),
                         _retry_after(response.headers.get("Retry-After")))

@@ -36,7 +36,8 @@ TRANSITIONS_INDEX = "CREATE INDEX IF NOT EXISTS rf_transitions_subject ON rf_tra
 _QUANTITY_KEYS = ("quantities", "item_steps", "items")
 _AMOUNT_KEYS = ("plan", "credited", "amounts", "totals", "refund_quote")
 _ITEM_KEYS = ("returnItemId", "commerceItemId", "state", "quantityToReturn", "quantityReceived")
-_ITEM_SNAPSHOTS = frozenset({"ReturnRequest.Received", "ReturnRequest.CommerceUpdated"})
+_ITEM_SNAPSHOTS = frozenset({"ReturnRequest.Received", "ReturnRequest.CommerceUpdated",
+                             "ReturnRequest.CommerceOverridden"})
 _RESERVED = frozenset({"version", "time", "type", "from", "to"})
 """Event fields that would shadow a column in the event's view: such events take the slow path."""
 _QUALNAMES: dict[type, str] = {}
@@ -97,7 +98,7 @@ def transition_row_from_view(notification_id: int, event: DomainEvent,
     kind = "return" if isinstance(aggregate, ReturnRequest) else "order"
     quantities = {k: view[k] for k in _QUANTITY_KEYS
                   if view.get(k) and (k != "items" or isinstance(view[k], dict))}
-    if view["type"] == "ReturnRequest.Received" or view["type"] == "ReturnRequest.CommerceUpdated":
+    if view["type"] in _ITEM_SNAPSHOTS:
         quantities = {"items": [{k: i.get(k) for k in ("returnItemId", "commerceItemId", "state",
                                                         "quantityToReturn", "quantityReceived")}
                                 for i in view.get("items", [])],

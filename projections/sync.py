@@ -18,6 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -29,7 +30,15 @@ from eventsourcing.application import Application
 
 from domain.pci import scrub
 from projections.cloudevents import StateFolder, decode
-from projections.commerce_bodies import ORDER_EVENTS, RETURN_EVENTS, CommerceCall, Flavour, commerce_call
+from projections.commerce_bodies import (
+    ORDER_EVENTS,
+    RETURN_EVENTS,
+    UPDATE_RETURN_REQUEST,
+    CommerceCall,
+    Flavour,
+    commerce_calls,
+    with_methods_commerce_holds,
+)
 from projections.lanes import KeyedLanes
 from projections.positions import PositionStore, connect
 from projections.relay import (
@@ -91,7 +100,14 @@ class LoggingCommerce:
 
 
 def _jsonable(body: dict[str, Any]) -> Any:
-    return orjson.loads(orjson.dumps(body, default=str))
+    """The body as it would go out: amounts as JSON numbers, as the client sends them."""
+    return orjson.loads(orjson.dumps(body, default=_number))
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    return str(value)
 
 
 def body_hash(body: dict[str, Any]) -> str:
@@ -201,30 +217,55 @@ class CommerceProjector:
         self.lag_ms: list[float] = []
 
     async def project(self, messages: Sequence[dict[str, Any]]) -> None:
-        """Raises CommerceUnreachable if any resource could not be updated (nothing is lost)."""
-        latest: dict[tuple[str, str], tuple[dict[str, Any], CommerceCall]] = {}
+        """Raises CommerceUnreachable if any resource could not be updated (nothing is lost).
+
+        Per resource and operation only the latest call goes out; one resource's
+        calls go out one after another in event order (an `op` flavour event may
+        need two), different resources' calls alongside.
+        """
+        latest: dict[tuple[str, str], tuple[dict[str, Any], CommerceCall, int]] = {}
         for message in messages:
             event = message["data"]["event"]
-            call = commerce_call(event["type"], event.get("trigger"), message["data"]["state"],
-                                 self.flavour)
-            if call is None:
-                continue
-            key = (call.subject, call.operation)
-            previous = latest.get(key)
-            if previous is None or _version(message) > _version(previous[0]):
-                latest[key] = (message, call)
+            calls = commerce_calls(event["type"], event.get("trigger"), message["data"]["state"],
+                                   self.flavour)
+            for index, call in enumerate(calls):
+                key = (call.subject, call.operation)
+                previous = latest.get(key)
+                if previous is None or _version(message) > _version(previous[0]):
+                    latest[key] = (message, call, index)
         known = self.ledger.last_many(list(latest))
+        by_subject: dict[str, list[tuple[tuple[str, str], dict[str, Any], CommerceCall, int]]] = {}
+        for key, (message, call, index) in latest.items():
+            by_subject.setdefault(call.subject, []).append((key, message, call, index))
         results = await asyncio.gather(
-            *(self._apply(message, call, known.get(key)) for key, (message, call) in latest.items()),
+            *(self._apply_in_order(sorted(entries, key=lambda e: (_version(e[1]), e[3])), known)
+              for entries in by_subject.values()),
             return_exceptions=True,
         )
-        self.ledger.applied([r for r in results if isinstance(r, Applied)])
+        applied = [a for r in results if isinstance(r, list) for a in r]
+        self.ledger.applied(applied)
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             if not isinstance(failure, CommerceUnreachable):
                 raise failure
         if failures:
             raise CommerceUnreachable(f"{len(failures)} resource(s) not updated")
+
+    async def _apply_in_order(
+        self, entries: list[tuple[tuple[str, str], dict[str, Any], CommerceCall, int]],
+        known: dict[tuple[str, str], tuple[int, str]],
+    ) -> list[Applied]:
+        """One resource's calls, one at a time; a failure keeps what was applied before it."""
+        done: list[Applied] = []
+        for key, message, call, _ in entries:
+            try:
+                result = await self._apply(message, call, known.get(key))
+            except CommerceUnreachable:
+                self.ledger.applied(done)
+                raise
+            if result is not None:
+                done.append(result)
+        return done
 
     async def _apply(self, message: dict[str, Any], call: CommerceCall,
                      last: tuple[int, str] | None) -> Applied | None:
@@ -234,8 +275,9 @@ class CommerceProjector:
             return Applied(call, version, digest, message["id"], None) if version > last[0] else None
         async with self._slots:
             try:
-                if call.operation == "updateReturnRequest":
-                    outcome = await self.commerce.update_return_request(call.subject, call.body)
+                if call.endpoint == UPDATE_RETURN_REQUEST:
+                    body = await self._keeping_commerces_methods(call)
+                    outcome = await self.commerce.update_return_request(call.subject, body)
                 else:
                     outcome = await self.commerce.update_order(call.subject, call.body)
             except Exception as exc:
@@ -257,6 +299,18 @@ class CommerceProjector:
                  status=outcome.status, attempts=outcome.attempts, ok=outcome.ok,
                  reason=outcome.dead_letter_reason)
         return Applied(call, version, digest, message["id"], outcome)
+
+
+    async def _keeping_commerces_methods(self, call: CommerceCall) -> dict[str, Any]:
+        """A refund method list replaces Commerce's: read what Commerce holds just before, so a
+        method an agent added that no webhook has told us of yet is sent back, not erased."""
+        read = getattr(self.commerce, "get_return_request", None)
+        if read is None or "refundMethodList" not in call.body:
+            return call.body
+        held = await read(call.subject)
+        if not getattr(held, "ok", False) or not isinstance(held.response, dict):
+            return call.body
+        return with_methods_commerce_holds(call.body, held.response.get("refundMethodList"))
 
 
 def _version(message: dict[str, Any]) -> int:

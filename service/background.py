@@ -68,8 +68,9 @@ class Background:
         self.closers.append(ledger)
         commerce = make_commerce(self.settings)
         self.closers.append(commerce)
-        embedded = EmbeddedSync(self.store, positions, CommerceProjector(commerce, ledger),
-                                idle_s=0.5, cache_entries=self.settings.follower_cache_entries)
+        projector = CommerceProjector(commerce, ledger, flavour=self.settings.flavour)
+        embedded = EmbeddedSync(self.store, positions, projector, idle_s=0.5,
+                                cache_entries=self.settings.follower_cache_entries)
         self._wake_on_commit(embedded.wake)
         self.embedded = embedded
         self.tasks.append(asyncio.create_task(embedded.run(self.stop), name="embedded-sync"))

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
     serve.add_argument("--workers", type=int, help="RETURNFLOW_WORKERS: processes on the one "
                        "port (default: one per core on PostgreSQL, else 1)")
+    serve.add_argument("--commerce-flavour", choices=["classic", "op"],
+                       help="RETURNFLOW_COMMERCE_FLAVOUR: updateReturnRequest bodies (default classic)")
     serve.add_argument("--role", choices=["all", "validation"],
                        help="RETURNFLOW_ROLE: all (default), or only the validation webhook")
     relay = commands.add_parser("relay", help="publish the event store to Kafka (returnflow.events)")
@@ -67,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
     sync.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL (unset: log the calls)")
     sync.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    sync.add_argument("--commerce-flavour", choices=["classic", "op"],
+                      help="RETURNFLOW_COMMERCE_FLAVOUR: updateReturnRequest bodies (default classic)")
     audit = commands.add_parser("audit", help="timeline and state of a return or order, or a bulk export")
     _common(audit)
     audit.add_argument("id", nargs="?", help="a return's authorization number or an order id")
@@ -103,6 +107,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         kafka_bootstrap=getattr(args, "kafka_bootstrap", None),
         commerce_url=getattr(args, "commerce_url", None),
         commerce_app_key=getattr(args, "commerce_app_key", None),
+        commerce_flavour=getattr(args, "commerce_flavour", None),
         role=getattr(args, "role", None),
         workers=getattr(args, "workers", None),
         projections=args.projections,
@@ -164,7 +169,8 @@ def sync(settings: Settings) -> int:
     async def run(stop: asyncio.Event) -> None:
         commerce = make_commerce(settings)
         try:
-            consumer = KafkaSync(settings.kafka_bootstrap or "", CommerceProjector(commerce, ledger),
+            consumer = KafkaSync(settings.kafka_bootstrap or "", CommerceProjector(commerce, ledger,
+                                                                   flavour=settings.flavour),
                                  topic=topics.events, dlq_topic=topics.dlq, group_id=topics.group)
             await consumer.run(stop)
         finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.policy import PolicyError, ReturnPolicy
+from projections.commerce_bodies import Flavour, flavour_choice
 from projections.positions import side_database
 
 DEFAULT_STORE = "sqlite:///./returnflow.db"
@@ -26,6 +27,8 @@ class Settings:
     kafka_bootstrap: str | None = None
     commerce_url: str | None = None
     commerce_app_key: str | None = field(default=None, repr=False)
+    commerce_flavour: str = "classic"
+    """updateReturnRequest bodies: `classic` (the seed's) or `op` (newer releases' operations)."""
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     webhook_basic_auth: tuple[str, ...] = field(default=(), repr=False)
     """`user:password` pairs: Commerce's alternative to signing (RETURNFLOW_WEBHOOK_BASIC_AUTH)."""
@@ -87,6 +90,7 @@ class Settings:
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
             commerce_url=get("COMMERCE_URL"),
             commerce_app_key=get("COMMERCE_APP_KEY"),
+            commerce_flavour=(get("COMMERCE_FLAVOUR") or "classic").lower(),
             webhook_secrets=secrets,
             webhook_basic_auth=tuple(
                 c.strip() for c in (get("WEBHOOK_BASIC_AUTH") or "").split(",") if c.strip()
@@ -111,6 +115,10 @@ class Settings:
         return self.projections or side_database(self.store)
 
     @property
+    def flavour(self) -> Flavour:
+        return flavour_choice(self.commerce_flavour)
+
+    @property
     def development_mode(self) -> bool:
         """Unsigned webhooks or an open API: only ever acceptable on loopback."""
         return not (self.webhook_secrets or self.webhook_basic_auth) or not self.api_token
@@ -124,6 +132,10 @@ class Settings:
             )
         if self.role not in ROLES:
             raise ConfigError(f"RETURNFLOW_ROLE must be one of {', '.join(ROLES)}, not {self.role!r}")
+        try:
+            flavour_choice(self.commerce_flavour)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.max_body_bytes < 1024:
             raise ConfigError("RETURNFLOW_MAX_BODY_BYTES must be at least 1024")
         if self.cache_entries < 1:

@@ -18,7 +18,7 @@ from domain.policy import ReturnPolicy
 from domain.refund_plan import needs_manual, plan_refund
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR
-from service.payloads import OrderPayload, ReturnPayload
+from service.payloads import OrderPayload, ReturnPayload, settle_currency
 from service.unit_of_work import UnitOfWork
 
 
@@ -61,12 +61,15 @@ def receive_order(
 
 
 def receive_return_update(uow: UnitOfWork, payload: ReturnPayload, cause: str) -> Receipt:
-    """The embedded originating order is our copy of the order when Order Submit never came."""
-    commerce_id = payload.snapshot["id"]
-    existing = uow.get(return_uuid(commerce_id), ReturnRequest)
+    """The embedded originating order is our copy of the order when Order Submit never came.
+
+    A return keyed by an RMA Returnflow issued is the return that RMA was issued for.
+    """
+    snapshot = _settled(uow, payload)
+    existing = _known_return(uow, snapshot)
     if existing is None:
         ret = ReturnRequest.receive_request(
-            payload.snapshot,
+            snapshot,
             version_key=payload.version_key,
             fingerprint=payload.fingerprint,
             actor=COMMERCE_WEBHOOK_ACTOR,
@@ -76,7 +79,7 @@ def receive_return_update(uow: UnitOfWork, payload: ReturnPayload, cause: str) -
     else:
         ret = existing
         outcome = ret.apply_commerce_update(
-            payload.snapshot,
+            snapshot,
             version_key=payload.version_key,
             fingerprint=payload.fingerprint,
             actor=COMMERCE_WEBHOOK_ACTOR,
@@ -86,10 +89,60 @@ def receive_return_update(uow: UnitOfWork, payload: ReturnPayload, cause: str) -
         receive_order(uow, payload.order, cause, origin="return-request-update")
     order = uow.get(order_uuid(ret.order_id), Order)
     if order is not None:
-        order.link_return(commerce_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause)
+        order.link_return(ret.commerce_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause)
     if existing is None:
         uow.add(ret)
-    return Receipt("return", commerce_id, outcome, ret.version)
+    return Receipt("return", ret.commerce_id, outcome, ret.version)
+
+
+def _settled(uow: UnitOfWork, payload: ReturnPayload) -> dict[str, Any]:
+    """The snapshot in its currency, each item with the shipping group it was shipped in.
+
+    A flat return that names no currency takes the stored order's; with no stored
+    order either it is refused in words (its amounts cannot be read).
+    """
+    snapshot = payload.snapshot
+    stored = uow.get(order_uuid(snapshot["orderId"]), Order)
+    if snapshot["details"].get("currency") is None:
+        if stored is None:
+            raise DomainError(
+                f"return {snapshot['id']} names no currency and order {snapshot['orderId']} is "
+                "not known yet, so its amounts cannot be read; send the order (Order Submit) "
+                "first or include originatingOrder", code="CURRENCY_UNKNOWN")
+        snapshot = settle_currency(snapshot, stored.snapshot["currency"])
+    order_snapshot = payload.order.snapshot if payload.order is not None else (
+        stored.snapshot if stored is not None else None)
+    if order_snapshot is not None and any(i["shippingGroupId"] is None
+                                          for i in snapshot["returnItemList"]):
+        group_of = {link["commerceItemId"]: g["id"] for g in order_snapshot["shippingGroups"]
+                    for link in g["items"]}
+        items = [{**i, "shippingGroupId": i["shippingGroupId"] or group_of.get(i["commerceItemId"])}
+                 for i in snapshot["returnItemList"]]
+        snapshot = {**snapshot, "returnItemList": items}
+    return snapshot
+
+
+def _known_return(uow: UnitOfWork, snapshot: dict[str, Any]) -> ReturnRequest | None:
+    """The return by its key, else by its authorization number (a return first seen without
+    a requestId), else the return of the order that an RMA Returnflow issued names."""
+    keys = list(dict.fromkeys(k for k in (snapshot["id"], snapshot["details"].get("authorizationNumber"))
+                              if k is not None))
+    for key in keys:
+        ret = uow.get(return_uuid(key), ReturnRequest)
+        if ret is not None:
+            return ret
+    order = uow.get(order_uuid(snapshot["orderId"]), Order)
+    if order is None:
+        return None
+    for key in keys:
+        mapped = order.issued_rmas.get(str(key))
+        if mapped is not None and (found := uow.get(return_uuid(mapped), ReturnRequest)):
+            return found
+    for return_id in order.return_ids:
+        other = uow.get(return_uuid(return_id), ReturnRequest)
+        if other is not None and other.details.get("rma") in keys:
+            return other
+    return None
 
 
 # Operator actions (SPEC section 7): each loads, decides through the aggregates, and answers the id.

@@ -12,12 +12,19 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from domain.money import quantize
-from domain.states import PAYMENT_GROUP_STATES, SHIPPING_GROUP_STATES, state_name
+from domain.states import (
+    PAYMENT_GROUP_STATES,
+    SHIPPING_GROUP_STATES,
+    ReturnItemState,
+    ReturnState,
+    state_name,
+)
 from service.conform import conform
 from service.errors import BadRequest
 from service.redaction import PAYMENT_GROUP_FIELDS, REFUND_METHOD_FIELDS, allow
@@ -132,8 +139,10 @@ class JsonReader:
             raise BadRequest(f"{self._at(key)} must be true or false", path=self._at(key))
         return value
 
-    def money(self, key: str, currency: str) -> str:
-        return str(quantize(self.decimal(key), currency))
+    def money(self, key: str, currency: str | None) -> str:
+        """In the currency's digits; exact while the currency is not known yet (settle_currency)."""
+        value = self.decimal(key)
+        return str(quantize(value, currency)) if currency else str(value)
 
     def decimal(self, key: str) -> Decimal:
         value = self.data.get(key)
@@ -190,8 +199,10 @@ def _order(order: JsonReader) -> OrderPayload:
         "submittedDate": order.time("submittedDate") or order.time("creationTime"),
         "priceInfo": {
             key: price.money(key, currency) if price else "0"
-            for key in ("total", "amount", "shipping", "tax", "discountAmount")
+            for key in ("total", "amount", "shipping", "tax", "discountAmount",
+                        "manualAdjustmentTotal")
         },
+        "isTaxIncluded": _tax_included(order),
         "commerceItems": items,
         "shippingGroups": groups,
         "paymentGroups": [_payment_group(p, currency) for p in order.objects("paymentGroups")],
@@ -203,11 +214,18 @@ def _order(order: JsonReader) -> OrderPayload:
     )
 
 
+def _tax_included(order: JsonReader) -> bool:
+    """VAT sites: prices already hold the tax (taxPriceInfo.isTaxIncluded)."""
+    tax = order.obj("taxPriceInfo", required=False)
+    return tax.boolean("isTaxIncluded", False) if tax else False
+
+
 def _commerce_item(item: JsonReader, currency: str) -> Json:
     price = item.obj("priceInfo", required=False)
     details = price.objects("currentPriceDetailsSorted") if price else []
     tax = sum((d.decimal("tax") for d in details), Decimal(0))
     discount_share = sum((d.decimal("orderDiscountShare") for d in details), Decimal(0))
+    priced = sum((d.integer("quantity") for d in details), 0)
     return {
         "id": item.ident("id"),
         "productId": item.opt_ident("productId"),
@@ -219,6 +237,8 @@ def _commerce_item(item: JsonReader, currency: str) -> Json:
         "listPrice": price.money("listPrice", currency) if price else "0",
         "tax": str(quantize(tax, currency)),
         "orderDiscountShare": str(quantize(abs(discount_share), currency)),
+        "pricedQuantity": priced,
+        "shippingSurcharge": price.money("shippingSurcharge", currency) if price else "0",
     }
 
 
@@ -294,7 +314,9 @@ def parse_return_update(document: Json) -> ReturnPayload:
     origin = ret.obj("originatingOrder", required=False)
     order = _order(origin) if origin is not None else None
     order_id = order.snapshot["id"] if order else ret.ident("originatingOrderId", "orderId")
-    currency = order.snapshot["currency"] if order else "USD"
+    # None when neither the return nor an embedded order names one: the stored order's is
+    # taken then (`settle_currency`), never an assumed USD
+    currency = _return_currency(ret) or (order.snapshot["currency"] if order else None)
     items = [_return_item(i, currency) for i in ret.objects("returnItemList", required=True)]
     seen: set[str] = set()
     for index, item in enumerate(items):
@@ -305,14 +327,15 @@ def parse_return_update(document: Json) -> ReturnPayload:
         seen.add(item["returnItemId"])
     process = ret.text("processName") or "Return"
     snapshot: Json = {
-        "id": ret.ident("authorizationNumber", "requestId", "id"),
+        "id": ret.opt_ident("requestId") or ret.ident("authorizationNumber", "id"),
         "orderId": order_id,
         "processName": process,
-        "state": ret.text("state") or "PENDING_CUSTOMER_ACTION",
+        "state": _vocabulary(ret, "state", ReturnState, ReturnState.PENDING_CUSTOMER_ACTION),
         "returnItemList": items,
         "refund": _refund(ret, currency),
         "details": {
             "rma": ret.text("rma"),
+            "authorizationNumber": ret.opt_ident("authorizationNumber"),
             "trackingNumber": ret.text("trackingNumber"),
             "returnLabel": ret.text("returnLabel"),
             "agentId": ret.text("agentId"),
@@ -320,6 +343,9 @@ def parse_return_update(document: Json) -> ReturnPayload:
             "authorizationDate": ret.time("authorizationDate"),
             "returnPaymentState": ret.text("returnPaymentState"),
             "replacementOrderId": _replacement_order_id(ret),
+            "replacementOrder": _replacement_order(ret, currency),
+            "relatedReplacementOrders": _related_orders(ret),
+            "comments": ret.text("comments"),
             "currency": currency,
         },
     }
@@ -329,6 +355,34 @@ def parse_return_update(document: Json) -> ReturnPayload:
     )
 
 
+def _return_currency(ret: JsonReader) -> str | None:
+    price = ret.obj("priceInfo", required=False)
+    return ret.text("currencyCode") or (price.text("currencyCode") if price else None)
+
+
+RETURN_ITEM_MONEY = ("refundAmount", "actualTaxRefundShare", "actualShippingRefundShare",
+                     "actualShippingSurchargeRefundShare", "orderDiscountAdjustment",
+                     "manualAdjustmentShare")
+REFUND_MONEY = ("totalRefundAmount", "refundSubtotal", "totalItemRefund", "actualShippingRefund",
+                "actualTaxRefund", "shippingTaxRefund", "actualShippingSurchargeRefund",
+                "returnFee", "otherRefund", "adjustmentAmount",
+                "totalOrderPromotionValueAdjustmentChange", "nonReturnItemSubtotalAdjustment")
+
+
+def settle_currency(snapshot: Json, currency: str) -> Json:
+    """A flat return's amounts, read before its currency was known, in that currency's digits."""
+    def q(value: Any) -> Any:
+        return None if value is None else str(quantize(Decimal(value), currency))
+
+    items = [{**i, **{k: q(i.get(k)) for k in RETURN_ITEM_MONEY}} for i in snapshot["returnItemList"]]
+    refund = dict(snapshot["refund"])
+    refund.update({k: q(refund.get(k)) for k in REFUND_MONEY})
+    refund["refundMethodList"] = [{**m, "amount": q(m.get("amount"))}
+                                  for m in refund.get("refundMethodList", [])]
+    return {**snapshot, "returnItemList": items, "refund": refund,
+            "details": {**snapshot["details"], "currency": currency}}
+
+
 def _replacement_order_id(ret: JsonReader) -> str | None:
     replacement = ret.data.get("replacementOrder")
     if isinstance(replacement, dict):
@@ -336,7 +390,33 @@ def _replacement_order_id(ret: JsonReader) -> str | None:
     return ret.opt_ident("replacementOrderId")
 
 
-def _return_item(item: JsonReader, currency: str) -> Json:
+def _replacement_order(ret: JsonReader, currency: str | None) -> Json | None:
+    """An exchange's replacement order: what was sent in place of the returned goods."""
+    replacement = ret.obj("replacementOrder", required=False)
+    if replacement is None:
+        return None
+    price = replacement.obj("priceInfo", required=False)
+    return {
+        "id": replacement.opt_ident("id"),
+        "state": state_name(replacement.data.get("state"), {}),
+        "total": price.money("total", currency) if price else None,
+        "items": [
+            {"commerceItemId": i.ident("id", "commerceItemId"),
+             "catalogRefId": i.opt_ident("catalogRefId"), "productId": i.opt_ident("productId"),
+             "quantity": i.integer("quantity")}
+            for i in replacement.objects("commerceItems")
+        ],
+    }
+
+
+def _related_orders(ret: JsonReader) -> list[str]:
+    related = ret.data.get("relatedReplacementOrders")
+    if not isinstance(related, list):
+        return []
+    return [str(o.get("id")) if isinstance(o, dict) else str(o) for o in related if o is not None]
+
+
+def _return_item(item: JsonReader, currency: str | None) -> Json:
     nested = item.obj("commerceItem", required=False)
     commerce_item_id = nested.ident("id") if nested else item.ident("commerceItemId")
     quantity_to_return = item.integer("quantityToReturn")
@@ -351,17 +431,39 @@ def _return_item(item: JsonReader, currency: str) -> Json:
         "catalogRefId": (
             nested.opt_ident("catalogRefId") if nested else item.opt_ident("catalogRefId")
         ),
-        "state": item.text("state") or "INITIAL",
+        "state": _vocabulary(item, "state", ReturnItemState, ReturnItemState.INITIAL),
         "quantityToReturn": quantity_to_return,
         "quantityReceived": quantity_received,
         "quantityToExchange": item.integer("quantityToExchange"),
         "returnShipmentRequired": item.boolean("returnShipmentRequired", True),
-        "refundAmount": item.money("refundAmount", currency),
+        **{key: item.money(key, currency) for key in RETURN_ITEM_MONEY},
         "returnReason": item.text("returnReason"),
+        "disposition": _text_or_id(item, "disposition"),
+        "comments": item.text("comments"),
     }
 
 
-def _refund(ret: JsonReader, currency: str) -> Json:
+def _vocabulary(reader: JsonReader, key: str, names: type[StrEnum], default: StrEnum) -> str:
+    """A state Commerce documents (oms-integration-overview.txt:434-435), else a 400: an unknown
+    one could be neither judged nor recorded as an override."""
+    value = reader.text(key) or default.value
+    if value not in names.__members__.values():
+        raise BadRequest(f"{reader.path}.{key} must be one of "
+                         f"{', '.join(m.value for m in names.__members__.values())}",
+                         path=f"{reader.path}.{key}")
+    return value
+
+
+def _text_or_id(reader: JsonReader, key: str) -> str | None:
+    """Commerce writes some reasons as a plain string, some as an object with an id."""
+    value = reader.data.get(key)
+    if isinstance(value, dict):
+        return JsonReader(value, f"{reader.path}.{key}").opt_ident("id", "name")
+    return reader.text(key)
+
+
+def _refund(ret: JsonReader, currency: str | None) -> Json:
+    """Commerce's own refund methods (never card data), kept to be sent back as they were."""
     methods = []
     for method in ret.objects("refundMethodList"):
         kept = allow(method.data, REFUND_METHOD_FIELDS)
@@ -369,12 +471,11 @@ def _refund(ret: JsonReader, currency: str) -> Json:
             {
                 "refundType": method.text("refundType") or method.text("type"),
                 "paymentGroupId": method.opt_ident("paymentGroupId", "PaymentId"),
+                "state": method.text("state"),
                 "amount": method.money("amount", currency),
                 "maximumRefundAmount": str(method.decimal("maximumRefundAmount"))
                 if "maximumRefundAmount" in kept
                 else None,
             }
         )
-    fields = ("totalRefundAmount", "refundSubtotal", "totalItemRefund", "actualShippingRefund",
-              "actualTaxRefund", "returnFee", "otherRefund", "adjustmentAmount")
-    return {**{f: ret.money(f, currency) for f in fields}, "refundMethodList": methods}
+    return {**{f: ret.money(f, currency) for f in REFUND_MONEY}, "refundMethodList": methods}

@@ -209,7 +209,8 @@ def decide(
             if record:
                 order.record_validation(
                     context=call.context, facts=verdict.lifecycle_facts,
-                    answer=_summary(call.context, answer), answer_fingerprint=fingerprint,
+                    answer=_summary(call.context, answer, question.return_id),
+                    answer_fingerprint=fingerprint,
                     refund_quote=verdict.refund.to_primitive() if verdict.refund else None,
                     actor=COMMERCE_WEBHOOK_ACTOR, cause=cause,
                 )
@@ -228,7 +229,7 @@ def decide(
     return answers, needs_recording
 
 
-def _summary(context: str, answer: Json) -> Json:
+def _summary(context: str, answer: Json, return_id: str | None = None) -> Json:
     """What the event keeps of an answer: the verdicts and amounts, not Commerce's echo."""
     return {
         "context": context,
@@ -243,6 +244,7 @@ def _summary(context: str, answer: Json) -> Json:
         ],
         "refundTotal": (answer["additionalProperties"].get("refund") or {}).get("refund_total"),
         "rma": answer["rma"],
+        "returnId": return_id,
         "trackingNumber": answer["trackingNumber"],
         "returnLabel": answer["returnLabel"],
     }

@@ -1,13 +1,20 @@
-"""A faithful stand-in for Oracle Commerce's Admin API, for tests and benchmarks.
+"""A stand-in for Oracle Commerce's Admin API built from the documents, for tests and benchmarks.
 
 - `POST /ccadmin/v1/login` (form `grant_type=client_credentials`, `Authorization: Bearer
   <app key>`) and `POST /ccadmin/v1/refresh`; tokens expire after `token_ttl_s`, and an
   expired or unknown token gets 401 on every API call.
-- `PUT /ccadmin/v1/returnRequests/{id}` and `PUT /ccadmin/v1/orders/{id}` with Commerce's
-  PUT semantics: properties left out are kept, scalars overwrite, and a list or map in the
-  body replaces the stored one. List members are matched to stored members (by `id`, else
-  `returnItemId`, `paymentGroupId`, or `commerceItemId` + `shippingGroupId`) and merged onto
-  them; unmatched members are created, stored members left out are deleted, [] deletes all.
+- `PUT /ccadmin/v1/returnRequests/{id}` accepts only the fields of the one documented
+  updateReturnRequest body (seed oms-integration-overview.txt:375-428); anything else is a 400
+  naming its path. `PUT /ccadmin/v1/orders/{id}`: `state` and the shipping and payment groups.
+  PUT semantics (oms-integration-overview.txt:232-236): properties left out are kept, scalars
+  overwrite, a list or map in the body replaces the stored one; list members are matched as
+  Commerce matches them (return items by `commerceItemId` + `shippingGroupId`, groups by `id`,
+  refund methods by payment group else type) and merged; unmatched members are created, stored
+  members left out are deleted, [] deletes all.
+- `flavour="op"`: updateReturnRequest takes one `op` (`receiveReturns`, `initiateRefund`,
+  `adjustRefundAmounts`, `markManualRefund`, `markAsComplete`) with that release's body.
+- Agent-side edits between calls (`agent_credit`, `agent_set_state`, `agent_add_refund_method`),
+  so tests show a call erases nothing Commerce or an agent recorded.
 - `GET` of both, with a token like any API call; `order()`/`return_request()` for tests.
 - Every request lands in `calls`; faults (429 with Retry-After, 5xx, a 4xx errorModel,
   latency, a dropped connection) for the next N calls, optionally under a path prefix, from
@@ -62,68 +69,194 @@ def _json(document: Any, status: int = 200) -> web.Response:
 
 
 # --- Commerce PUT semantics -----------------------------------------------------------------------
+#
+# Built from the documents, not from Returnflow's bodies. `oms-integration-overview.txt` is the
+# seed `../shared/seeds/oms-integration-overview.txt`; line numbers are that file's.
+
+RETURN_REQUEST_FIELDS = frozenset({
+    # seed oms-integration-overview.txt:376-427, the one documented updateReturnRequest body
+    "shippingTaxRefund", "agentId", "secondaryCurrencyShippingTaxRefund", "actualShippingRefund",
+    "actualTaxRefund", "otherRefund", "secondaryCurrencyActualTaxRefund", "refundMethodList",
+    "returnLabel", "authorizationNumber", "returnFee", "requestId",
+    "secondaryCurrencyActualShippingRefund", "links", "state", "additionalProperties",
+    "originOfReturn", "trackingNumber", "returnItemList", "actualShippingSurchargeRefund",
+    "secondaryCurrencyActualShippingSurchargeRefund",
+})
+RETURN_ITEM_FIELDS = frozenset({
+    # seed oms-integration-overview.txt:409-423
+    "secondaryCurrencyActualTaxRefundShare", "comments", "shippingGroupId",
+    "secondaryCurrencyActualShippingSurchargeRefundShare", "quantityWithFractionReceived",
+    "commerceItemId", "secondaryCurrencyActualShippingRefundShare",
+    "actualShippingSurchargeRefundShare", "returnReason", "actualShippingRefundShare", "state",
+    "additionalProperties", "actualTaxRefundShare", "quantityReceived", "refundAmount",
+})
+REFUND_METHOD_FIELDS = frozenset({
+    # seed oms-integration-overview.txt:385-387; `paymentGroupId` is SPEC section 4's "payment
+    # group reference" (the webhook's methods carry it; the documents do not show its name)
+    "refundType", "amount", "state", "paymentGroupId",
+})
+ORDER_FIELDS = frozenset({
+    # seed oms-integration-overview.txt:228 ({"state": ...}); the groups: SPEC section 4 and
+    # oms-integration-overview.txt:221 ("components of the order, such as shipping groups") and
+    # :456 ("the amountCredited in the payment group of the original order")
+    "state", "shippingGroups", "paymentGroups",
+})
+SHIPPING_GROUP_FIELDS = frozenset({
+    # names as the Order Submit sample spells them, oms-integration-overview.txt:44-58
+    "id", "state", "trackingNumber", "actualShipDate",
+})
+PAYMENT_GROUP_FIELDS = frozenset({"id", "amountCredited"})  # oms-integration-overview.txt:456
+OPS = frozenset({
+    # seeds/README.md ("Newer Admin API releases add a required op field"), the casing sent;
+    # oms-integration-overview.txt:454 ("the op value set to initiateRefund")
+    "receiveReturns", "initiateRefund", "adjustRefundAmounts", "markManualRefund", "markAsComplete",
+})
+OP_FIELDS = {
+    # seeds/README.md: "returnItems with returnItemId, quantityReceived, dispositionReason;
+    # adjustedTaxRefund, adjustedShippingRefund"
+    "receiveReturns": frozenset({"op", "returnItems"}),
+    "adjustRefundAmounts": frozenset({"op", "adjustedTaxRefund", "adjustedShippingRefund"}),
+    "initiateRefund": frozenset({"op"}),
+    "markManualRefund": frozenset({"op"}),
+    "markAsComplete": frozenset({"op"}),
+}
+OP_RETURN_ITEM_FIELDS = frozenset({"returnItemId", "quantityReceived", "dispositionReason"})
+
+_LISTS: dict[str, tuple[frozenset[str], Any]] = {}
+"""List name -> (allowed member fields, member identity); filled below."""
 
 
-def _identity(member: dict[str, Any]) -> list[tuple[str, Any]]:
-    """What a list member can be matched by, strongest first."""
-    keys: list[tuple[str, Any]] = []
-    for name in ("id", "returnItemId"):
-        if member.get(name) is not None:
-            keys.append(("id", member[name]))
+class Refused(Exception):
+    """A body Commerce would refuse: 400 with the path of what is wrong."""
+
+
+def _return_item_key(member: dict[str, Any]) -> Any:
+    """commerceItemId + shippingGroupId (oms-integration-overview.txt:411,414); a stored member
+    may hold its commerce item nested, as the webhook shows it."""
+    nested = member.get("commerceItem")
+    item = member.get("commerceItemId") or (nested.get("id") if isinstance(nested, dict) else None)
+    return None if item is None else (item, member.get("shippingGroupId"))
+
+
+def _refund_method_key(member: dict[str, Any]) -> Any:
+    """The documents are silent on how refund methods match: by payment group, else by type."""
     if member.get("paymentGroupId") is not None:
-        keys.append(("paymentGroupId", member["paymentGroupId"]))
-    if member.get("commerceItemId") is not None:
-        keys.append(("commerceItem", (member["commerceItemId"], member.get("shippingGroupId"))))
-    return keys
+        return ("paymentGroup", member["paymentGroupId"])
+    return None if member.get("refundType") is None else ("type", member["refundType"])
 
 
-def _matches(stored: dict[str, Any], wanted: tuple[str, Any]) -> bool:
-    kind, value = wanted
-    if kind == "commerceItem":
-        item, group = value
-        return stored.get("commerceItemId") == item and group in (None, stored.get("shippingGroupId"))
-    return any(key == wanted for key in _identity(stored))
+def _id_key(member: dict[str, Any]) -> Any:
+    return member.get("id")
 
 
-def replace_list(stored: Any, update: list[Any]) -> list[Any]:
-    """The body's list becomes the list: matched members merge, the rest are new or gone."""
+_LISTS.update({
+    "returnItemList": (RETURN_ITEM_FIELDS, _return_item_key),
+    "refundMethodList": (REFUND_METHOD_FIELDS, _refund_method_key),
+    "shippingGroups": (SHIPPING_GROUP_FIELDS, _id_key),
+    "paymentGroups": (PAYMENT_GROUP_FIELDS, _id_key),
+})
+
+
+def check_fields(body: dict[str, Any], allowed: frozenset[str], path: str = "$") -> None:
+    """A field the documented body does not have is refused, as is a member of an unknown shape."""
+    for key, value in body.items():
+        where = f"{path}.{key}"
+        if key not in allowed:
+            raise Refused(f"{where} is not a property of this resource")
+        if key in _LISTS:
+            if not isinstance(value, list):
+                raise Refused(f"{where} must be a list")
+            fields, _ = _LISTS[key]
+            for index, member in enumerate(value):
+                if not isinstance(member, dict):
+                    raise Refused(f"{where}[{index}] must be an object")
+                check_fields(member, fields, f"{where}[{index}]")
+        elif key == "additionalProperties" and not (
+                isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+            raise Refused(f"{where} must be a map of strings")
+
+
+def replace_list(name: str, stored: Any, update: list[Any]) -> list[Any]:
+    """oms-integration-overview.txt:234-236: the body's list becomes the list; a member matching
+    a stored one is merged onto it, one matching none is created, stored members left out go."""
+    _, key_of = _LISTS.get(name, (frozenset(), _id_key))
     pool = [m for m in stored if isinstance(m, dict)] if isinstance(stored, list) else []
     taken: set[int] = set()
     result: list[Any] = []
     for member in update:
-        match: dict[str, Any] | None = None
-        if isinstance(member, dict):
-            for wanted in _identity(member):
-                index = next((i for i, old in enumerate(pool)
-                              if i not in taken and _matches(old, wanted)), None)
-                if index is not None:
-                    taken.add(index)
-                    match = pool[index]
-                    break
-        result.append(merge_properties(match, member) if match is not None else copy.deepcopy(member))
+        key = key_of(member)
+        index = None if key is None else next(
+            (i for i, old in enumerate(pool) if i not in taken and key_of(old) == key), None)
+        if index is None:
+            result.append(copy.deepcopy(member))
+            continue
+        taken.add(index)
+        result.append(merge_properties(pool[index], member))
     return result
 
 
 def replace_map(stored: Any, update: dict[str, Any]) -> dict[str, Any]:
-    """A map in the body replaces the stored map; keys kept are merged like any value."""
-    old = stored if isinstance(stored, dict) else {}
-    return {key: _value(old.get(key), value) for key, value in update.items()}
+    """A map in the body replaces the stored map (oms-integration-overview.txt:234,236)."""
+    return copy.deepcopy(update)
 
 
 def merge_properties(stored: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """A resource (or a matched list member): properties not in the body are kept."""
+    """oms-integration-overview.txt:234: properties not in the body are kept."""
     merged = copy.deepcopy(stored)
     for key, value in update.items():
-        merged[key] = _value(stored.get(key), value)
+        if isinstance(value, list):
+            merged[key] = replace_list(key, stored.get(key), value)
+        elif isinstance(value, dict):
+            merged[key] = replace_map(stored.get(key), value)
+        else:
+            merged[key] = copy.deepcopy(value)
     return merged
 
 
-def _value(stored: Any, update: Any) -> Any:
-    if isinstance(update, list):
-        return replace_list(stored, update)
-    if isinstance(update, dict):
-        return replace_map(stored, update)
-    return copy.deepcopy(update)
+def apply_op(stored: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The `op` flavour: one operation on the stored return (its body per seeds/README.md)."""
+    op = body.get("op")
+    if op not in OPS:
+        raise Refused(f"$.op must be one of {', '.join(sorted(OPS))}")
+    for key in body:
+        if key not in OP_FIELDS[op]:
+            raise Refused(f"$.{key} is not a property of the {op} operation")
+    result = copy.deepcopy(stored)
+    if op == "receiveReturns":
+        _receive_returns(result, body.get("returnItems"))
+    elif op == "adjustRefundAmounts":
+        for ours, theirs in (("adjustedTaxRefund", "actualTaxRefund"),
+                             ("adjustedShippingRefund", "actualShippingRefund")):
+            if ours in body:
+                result[theirs] = body[ours]
+    else:
+        result["state"] = {"initiateRefund": "PENDING_REFUND", "markManualRefund": "MANUAL_REFUND",
+                           "markAsComplete": "COMPLETE"}[op]
+        if op == "initiateRefund":
+            result["refundIssuedByCommerce"] = True
+    return result
+
+
+def _receive_returns(stored: dict[str, Any], items: Any) -> None:
+    if not isinstance(items, list):
+        raise Refused("$.returnItems must be a list")
+    by_id = {str(i.get("id") or i.get("returnItemId")): i for i in stored.get("returnItemList", [])}
+    for index, item in enumerate(items):
+        where = f"$.returnItems[{index}]"
+        if not isinstance(item, dict):
+            raise Refused(f"{where} must be an object")
+        check_fields(item, OP_RETURN_ITEM_FIELDS, where)
+        target = by_id.get(str(item.get("returnItemId")))
+        if target is None:
+            raise Refused(f"{where}.returnItemId names no item of this return")
+        target["quantityReceived"] = item.get("quantityReceived", 0)
+        if item.get("dispositionReason") is not None:
+            target["disposition"] = item["dispositionReason"]
+        wanted = target.get("quantityToReturn") or 0
+        target["state"] = "RETURNED" if target["quantityReceived"] >= wanted else "PARTIAL_RETURN"
+    items_left = [i for i in by_id.values() if i.get("state") != "RETURN_NOT_REQUIRED"]
+    done = all(i.get("state") == "RETURNED" for i in items_left)
+    stored["state"] = "FULL_RETURN" if done else "PARTIAL_RETURN"
 
 
 # --- recording and faults -------------------------------------------------------------------------
@@ -194,6 +327,7 @@ class CommerceSimulator:
     """The simulated Commerce instance: state, tokens, recorded calls, faults; `start()` serves it."""
 
     app_key: str = "sim-app-key"
+    flavour: str = "classic"
     token_ttl_s: float = 300.0
     latency_ms: float = 0.0
     host: str = "127.0.0.1"
@@ -232,6 +366,22 @@ class CommerceSimulator:
 
     def return_request(self, return_id: str) -> dict[str, Any]:
         return copy.deepcopy(self.returns[return_id])
+
+    def agent_credit(self, order_id: str, payment_group_id: str, amount: float) -> None:
+        """An agent (or Commerce) records a credit on a payment group: amountCredited grows."""
+        for group in self.orders[order_id].setdefault("paymentGroups", []):
+            if group.get("id") == payment_group_id:
+                group["amountCredited"] = round(float(group.get("amountCredited") or 0) + amount, 6)
+                return
+        raise KeyError(payment_group_id)
+
+    def agent_set_state(self, return_id: str, state: str) -> None:
+        """An agent changes the return's state in the Agent Console."""
+        self.returns[return_id]["state"] = state
+
+    def agent_add_refund_method(self, return_id: str, method: dict[str, Any]) -> None:
+        """An agent adds a refund method (a gift card, a manual refund) to the return."""
+        self.returns[return_id].setdefault("refundMethodList", []).append(copy.deepcopy(method))
 
     def fail_next(self, status: int, times: int = 1, *, prefix: str = "",
                   retry_after: float | None = None, code: str | None = None,
@@ -402,8 +552,20 @@ class CommerceSimulator:
         store, ident = self._store(request), request.match_info["id"]
         if ident not in store:
             return error_response(404, f"No resource found with id {ident}.")
-        store[ident] = merge_properties(store[ident], body)
+        try:
+            store[ident] = self._apply(store is self.orders, store[ident], body)
+        except Refused as exc:
+            return error_response(400, str(exc))
         return _json(store[ident])
+
+    def _apply(self, is_order: bool, stored: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        if is_order:
+            check_fields(body, ORDER_FIELDS)
+            return merge_properties(stored, body)
+        if self.flavour == "op":
+            return apply_op(stored, body)
+        check_fields(body, RETURN_REQUEST_FIELDS)
+        return merge_properties(stored, body)
 
     async def _get(self, request: web.Request) -> web.Response:
         if self._token(request) is None:
@@ -467,9 +629,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--app-key", default="sim-app-key")
+    parser.add_argument("--flavour", choices=["classic", "op"], default="classic")
     args = parser.parse_args()
     simulator = CommerceSimulator(app_key=args.app_key, latency_ms=args.latency_ms,
-                                  host=args.host, port=args.port)
+                                  host=args.host, port=args.port, flavour=args.flavour)
     web.run_app(simulator.create_app(), host=args.host, port=args.port, access_log=None,
                 print=None)
 

@@ -62,10 +62,11 @@ def names(monkeypatch: pytest.MonkeyPatch) -> Names:
 
 @asynccontextmanager
 async def serving(db: Path, bootstrap: str | None, commerce_url: str | None = None,
-                  relay_inline: bool = True) -> AsyncIterator[Driver]:
+                  relay_inline: bool = True, flavour: str = "classic") -> AsyncIterator[Driver]:
     settings = Settings(store=f"sqlite:///{db}", kafka_bootstrap=bootstrap, relay_inline=relay_inline,
                         webhook_secrets=(SECRET,), api_token=TOKEN, port=free_port(),
-                        commerce_url=commerce_url, commerce_app_key="sim-app-key")
+                        commerce_url=commerce_url, commerce_app_key="sim-app-key",
+                        commerce_flavour=flavour)
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", settings.port).start()

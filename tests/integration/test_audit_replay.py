@@ -286,3 +286,30 @@ def test_a_failing_worker_fails_the_replay_and_leaves_the_live_models(store_db: 
         live.close()
         store.close()
     assert read_models_of(store_db) == before
+
+
+async def test_a_commerce_override_is_shown_by_the_audit(service: RunningService,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    await shipped_order(service)
+    assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
+    completed = return_update("R1")
+    completed["return"]["state"] = "COMPLETE"
+    completed["return"]["lastModifiedTime"] = 2
+    status, answer = await webhook(service, "return-request-update", completed)
+    assert (status, answer["status"]) == (200, "overridden")
+    code, out, _ = run(capsys, "audit", "R1", "--store", service.store,
+                       "--projections", str(service.services.settings.projections))
+    assert code == 0
+    assert "CommerceOverridden  commerce_override  PENDING_CUSTOMER_ACTION -> COMPLETE" in out
+    assert "Commerce overrides (Commerce's word stands):" in out
+    assert "v2  PENDING_CUSTOMER_ACTION -> COMPLETE: Commerce reported a change" in out
+    store = open_store(service.store)
+    try:
+        folded: dict[object, object] = {}
+        for notification_id, event in read_page(store, 0, 100):
+            aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
+            folded[event.originator_id] = aggregate
+            assert transition_row(notification_id, event, aggregate) == \
+                transition_row_from_view(notification_id, event, aggregate)
+    finally:
+        store.close()

@@ -345,3 +345,13 @@ async def test_secrets_stay_out_of_logs(sim: CommerceSimulator, make_client: Any
     assert {"commerce_retry", "commerce_token_rejected", "commerce_refused"} <= {e["event"] for e in entries}
     assert sim.app_key not in logged and sim.app_key not in repr(c)
     assert sim.issued_tokens and not any(t in logged for t in sim.issued_tokens)
+
+
+async def test_get_return_request_reads_what_commerce_holds_with_the_same_retries(
+        sim: CommerceSimulator, make_client: Any) -> None:
+    sim.fail_next(503, 1, prefix="/ccadmin/v1/returnRequests/r1")
+    client = make_client()
+    outcome = await client.get_return_request("r1")
+    assert (outcome.status, outcome.attempts) == (200, 2)
+    assert outcome.response["returnItemList"] == [{"id": "ri1", "state": "INITIAL"}]
+    assert [c.method for c in sim.calls_to("/ccadmin/v1/returnRequests/r1")] == ["GET", "GET"]

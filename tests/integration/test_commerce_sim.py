@@ -191,13 +191,16 @@ async def test_empty_list_deletes_all_members(sim: CommerceSimulator, http: Clie
     assert len(sim.orders["o1"]["paymentGroups"]) == 2
 
 
-async def test_return_items_match_by_return_item_id_or_commerce_item(sim: CommerceSimulator,
-                                                                     http: ClientSession) -> None:
+async def test_return_items_match_by_commerce_item_and_shipping_group(sim: CommerceSimulator,
+                                                                      http: ClientSession) -> None:
+    """seed oms-integration-overview.txt:411,414: a member is the commerce item in its group."""
     bearer = await token(http, sim)
     status, body, _ = await call(http, sim, "PUT", "/ccadmin/v1/returnRequests/100003", bearer, {
         "state": "PARTIAL_RETURN",
-        "returnItemList": [{"returnItemId": "ri1", "state": "RETURNED", "quantityReceived": 1},
-                           {"commerceItemId": "ci2", "shippingGroupId": "sg1", "state": "AWAITING_RETURN"}],
+        "returnItemList": [
+            {"commerceItemId": "ci1", "shippingGroupId": "sg1", "state": "RETURNED",
+             "quantityReceived": 1},
+            {"commerceItemId": "ci2", "shippingGroupId": "sg1", "state": "AWAITING_RETURN"}],
         "refundMethodList": [{"paymentGroupId": "pg1", "amount": 49.99}],
     })
     assert status == 200
@@ -209,12 +212,114 @@ async def test_return_items_match_by_return_item_id_or_commerce_item(sim: Commer
                                          "refundType": "originalPayment"}]
 
 
+async def test_a_member_in_another_shipping_group_is_a_new_member(sim: CommerceSimulator,
+                                                                  http: ClientSession) -> None:
+    bearer = await token(http, sim)
+    await call(http, sim, "PUT", "/ccadmin/v1/returnRequests/100003", bearer, {"returnItemList": [
+        {"commerceItemId": "ci1", "shippingGroupId": "sg9", "state": "RETURNED"},
+        {"commerceItemId": "ci2", "shippingGroupId": "sg1"}]})
+    items = sim.returns["100003"]["returnItemList"]
+    assert [i.get("id") for i in items] == [None, "ri2"], "ri1 was replaced by a new member"
+    assert "returnReason" not in items[0]
+
+
+@pytest.mark.parametrize("body", [
+    {"rma": "RMA1"},
+    {"totalRefundAmount": 10},
+    {"returnItemList": [{"id": "ri1", "state": "RETURNED"}]},
+    {"returnItemList": [{"commerceItemId": "ci1", "shippingGroupId": "sg1",
+                         "quantityToReturn": 1}]},
+    {"refundMethodList": [{"refundType": "manualRefund", "amount": 1, "maximumRefundAmount": 1}]},
+    {"additionalProperties": {"a": 1}},
+    {"op": "receiveReturns"},
+])
+async def test_a_field_the_documented_body_lacks_is_refused(sim: CommerceSimulator,
+                                                            http: ClientSession, body: Any) -> None:
+    bearer = await token(http, sim)
+    before = sim.return_request("100003")
+    status, answer, _ = await call(http, sim, "PUT", "/ccadmin/v1/returnRequests/100003", bearer, body)
+    assert status == 400
+    assert_error_model(answer, 400)
+    assert "$." in answer["message"]
+    assert sim.return_request("100003") == before
+
+
+@pytest.mark.parametrize("body", [
+    {"priceInfo": {"total": 1}},
+    {"paymentGroups": [{"id": "pg1", "amount": 1}]},
+    {"shippingGroups": [{"id": "sg1", "items": []}]},
+])
+async def test_an_order_field_outside_the_contract_is_refused(sim: CommerceSimulator,
+                                                              http: ClientSession, body: Any) -> None:
+    bearer = await token(http, sim)
+    status, _, _ = await call(http, sim, "PUT", "/ccadmin/v1/orders/o1", bearer, body)
+    assert status == 400
+    assert sim.order("o1") == ORDER
+
+
+async def test_refund_methods_match_by_payment_group_else_type(sim: CommerceSimulator,
+                                                               http: ClientSession) -> None:
+    sim.agent_add_refund_method("100003", {"refundType": "manualRefund", "amount": 0,
+                                           "state": "INCOMPLETE", "maximumRefundAmount": -1})
+    bearer = await token(http, sim)
+    await call(http, sim, "PUT", "/ccadmin/v1/returnRequests/100003", bearer, {"refundMethodList": [
+        {"paymentGroupId": "pg1", "amount": 5}, {"refundType": "manualRefund", "amount": 7}]})
+    assert sim.returns["100003"]["refundMethodList"] == [
+        {"paymentGroupId": "pg1", "amount": 5, "refundType": "originalPayment"},
+        {"refundType": "manualRefund", "amount": 7, "state": "INCOMPLETE", "maximumRefundAmount": -1}]
+
+
 async def test_return_item_left_out_is_deleted(sim: CommerceSimulator, http: ClientSession) -> None:
     bearer = await token(http, sim)
     await call(http, sim, "PUT", "/ccadmin/v1/returnRequests/100003", bearer,
-               {"returnItemList": [{"id": "ri2", "state": "AWAITING_RETURN"}], "refundMethodList": []})
+               {"returnItemList": [{"commerceItemId": "ci2", "shippingGroupId": "sg1",
+                                    "state": "AWAITING_RETURN"}], "refundMethodList": []})
     assert [i["id"] for i in sim.returns["100003"]["returnItemList"]] == ["ri2"]
     assert sim.returns["100003"]["refundMethodList"] == []
+
+
+async def test_agent_edits_are_what_commerce_then_holds(sim: CommerceSimulator,
+                                                        http: ClientSession) -> None:
+    sim.agent_credit("o1", "pg1", 5.0)
+    sim.agent_set_state("100003", "MANUAL_REFUND")
+    bearer = await token(http, sim)
+    _, order, _ = await call(http, sim, "GET", "/ccadmin/v1/orders/o1", bearer)
+    _, ret, _ = await call(http, sim, "GET", "/ccadmin/v1/returnRequests/100003", bearer)
+    assert order["paymentGroups"][0]["amountCredited"] == 5.0
+    assert ret["state"] == "MANUAL_REFUND"
+
+
+async def test_op_flavour_runs_the_documented_operations(sim: CommerceSimulator,
+                                                         http: ClientSession) -> None:
+    sim.flavour = "op"
+    bearer = await token(http, sim)
+    path = "/ccadmin/v1/returnRequests/100003"
+    status, body, _ = await call(http, sim, "PUT", path, bearer, {"op": "receiveReturns", "returnItems": [
+        {"returnItemId": "ri1", "quantityReceived": 1, "dispositionReason": "resell"},
+        {"returnItemId": "ri2", "quantityReceived": 1}]})
+    assert status == 200
+    assert body["state"] == "PARTIAL_RETURN"
+    assert [(i["state"], i["quantityReceived"]) for i in body["returnItemList"]] == [
+        ("RETURNED", 1), ("PARTIAL_RETURN", 1)]
+    assert body["returnItemList"][0]["disposition"] == "resell"
+    for op, state in (("initiateRefund", "PENDING_REFUND"), ("markAsComplete", "COMPLETE")):
+        status, body, _ = await call(http, sim, "PUT", path, bearer, {"op": op})
+        assert (status, body["state"]) == (200, state)
+    assert body["refundIssuedByCommerce"] is True
+
+
+@pytest.mark.parametrize("body", [
+    {"state": "COMPLETE"},
+    {"op": "ReceiveReturns", "returnItems": []},
+    {"op": "initiateRefund", "returnItemList": []},
+    {"op": "receiveReturns", "returnItems": [{"returnItemId": "nope", "quantityReceived": 1}]},
+])
+async def test_op_flavour_refuses_other_bodies(sim: CommerceSimulator, http: ClientSession,
+                                               body: Any) -> None:
+    sim.flavour = "op"
+    bearer = await token(http, sim)
+    status, _, _ = await call(http, sim, "PUT", "/ccadmin/v1/returnRequests/100003", bearer, body)
+    assert status == 400
 
 
 async def test_a_map_in_the_body_replaces_the_stored_map(sim: CommerceSimulator,

@@ -64,3 +64,28 @@ async def test_dead_letters_carry_the_reason_and_no_card_data(tmp_path: Path) ->
     assert "4111111111111111" not in str(letter)
     assert ledger.calls_for("R9")[0]["reason"] == "commerce refused: 400 X"
     ledger.close()
+
+
+def refund_message(version: int) -> dict[str, Any]:
+    plan = {"total": "10.00", "payments": {"pg": "10.00"}, "manualReasons": [], "calculation": {
+        "items": [], "tax_total": "1.00", "shipping_total": "2.00", "shipping_tax_total": "0.50",
+        "surcharge_total": "0.00", "fee": "0.00"}}
+    document = message(version, "PENDING_REFUND", 2)
+    document["data"]["event"].update(type="ReturnRequest.RefundStep", trigger="initiate_refund")
+    document["data"]["state"]["refundPlan"] = plan
+    return document
+
+
+async def test_op_flavour_sends_one_returns_operations_in_event_order(tmp_path: Path) -> None:
+    """A burst keeps every operation (an op is not an absolute state) and their order."""
+    commerce = FakeCommerce(LoggedOutcome(status=200, attempts=1))
+    ledger = SyncLedger(str(tmp_path / "p.db"))
+    projector = CommerceProjector(commerce, ledger, flavour="op")
+    await projector.project([message(3, "PARTIAL_RETURN", 1), message(4, "FULL_RETURN", 2),
+                             refund_message(5)])
+    assert [b["op"] for _, b in commerce.sent] == ["receiveReturns", "adjustRefundAmounts",
+                                                   "initiateRefund"]
+    assert commerce.sent[0][1]["returnItems"][0]["quantityReceived"] == 2, "the latest receipt"
+    await projector.project([refund_message(5)])
+    assert len(commerce.sent) == 3, "applied operations are not sent again"
+    ledger.close()

@@ -114,19 +114,68 @@ async def test_seed_return_request_update_creates_return_and_imports_its_order(
     assert order["priceInfo"]["tax"] == "7.19"
 
 
-async def test_flat_return_item_shape_is_accepted(service: RunningService) -> None:
+def flat_return(order_id: str = "o30430") -> dict[str, Any]:
     document = seed_return_request_update()
     ret = document["return"]
     del ret["originatingOrder"]
-    ret["originatingOrderId"] = "o30430"
+    ret["originatingOrderId"] = order_id
     item = ret["returnItemList"][0]
     del item["commerceItem"]
     item["returnItemId"] = item.pop("id")
     item["commerceItemId"] = "ci3000439"
+    return document
+
+
+async def test_flat_return_item_shape_is_accepted(service: RunningService) -> None:
+    document = flat_return()
+    document["return"]["currencyCode"] = "USD"
     status, _ = await post(service, RETURN, document)
     assert status == 200
     _, view = await get(service, "/returns/100003")
     assert view["returnItemList"][0]["commerceItemId"] == "ci3000439"
+    assert view["currency"] == "USD"
+
+
+async def test_flat_return_takes_the_stored_orders_currency_never_usd(service: RunningService) -> None:
+    """Issue 13 item 5: a flat return without originatingOrder was assumed to be USD."""
+    order = order_variant("o-jpy", 1)
+    order["order"]["priceInfo"]["currencyCode"] = "JPY"
+    assert (await post(service, ORDER, order))[0] == 200
+    document = flat_return("o-jpy")
+    document["return"]["returnItemList"][0]["refundAmount"] = 6000
+    document["return"]["returnItemList"][0]["commerceItemId"] = "ci2000007"
+    document["return"]["returnItemList"][0]["shippingGroupId"] = None
+    status, _ = await post(service, RETURN, document)
+    assert status == 200
+    _, view = await get(service, "/returns/100003")
+    assert view["currency"] == "JPY"
+    assert view["returnItemList"][0]["refundAmount"] == "6000"
+    assert view["returnItemList"][0]["shippingGroupId"] == "sg20005", "taken from the order"
+
+
+async def test_a_return_is_keyed_by_request_id_and_found_by_its_authorization_number(
+        service: RunningService) -> None:
+    """SPEC 4 identity: requestId when the payload has one; a return first seen without one
+    stays the same return when a later update adds it."""
+    first = return_variant("PENDING_CUSTOMER_ACTION", 0, "AWAITING_RETURN", 1)
+    assert (await post(service, RETURN, first))[1]["id"] == "100003"
+    later = return_variant("PARTIAL_RETURN", 1, "PARTIAL_RETURN", 2)
+    later["return"]["requestId"] = "200001"
+    status, receipt = await post(service, RETURN, later)
+    assert (status, receipt["id"], receipt["status"]) == (200, "100003", "updated")
+    assert (await get(service, "/returns/200001"))[0] == 404
+    fresh = return_variant("PENDING_CUSTOMER_ACTION", 0, "AWAITING_RETURN", 3)
+    fresh["return"].update(requestId="300001", authorizationNumber="RMA-elsewhere")
+    assert (await post(service, RETURN, fresh))[1]["id"] == "300001"
+
+
+async def test_flat_return_with_no_currency_anywhere_is_refused_in_words(
+        service: RunningService) -> None:
+    status, body = await post(service, RETURN, flat_return("o-unknown"))
+    assert status == 409
+    assert body["errorCode"] == "CURRENCY_UNKNOWN"
+    assert "names no currency" in body["message"] and "o-unknown" in body["message"]
+    assert (await get(service, "/returns/100003"))[0] == 404
 
 
 @pytest.mark.parametrize("strip", ["fields", "groups"])
@@ -224,18 +273,27 @@ async def test_older_return_update_after_newer_does_not_roll_back(service: Runni
     assert history["events"][1]["item_steps"][0]["to"] == "PARTIAL_RETURN"
 
 
-async def test_illegal_commerce_transition_is_409_and_stores_nothing(
+async def test_a_state_the_machines_would_not_reach_is_recorded_as_commerce_override(
     service: RunningService,
 ) -> None:
+    """Issue 13 item 6: this was answered 409, so Commerce retried five times and lost it."""
     await post(service, RETURN, return_variant("PENDING_CUSTOMER_ACTION", 0, "AWAITING_RETURN", 1))
     before = service.events_stored()
-    status, error = await post(
+    status, answer = await post(
         service, RETURN, return_variant("FULL_RETURN", 1, "PARTIAL_RETURN", 2)
     )
-    assert status == 409
-    assert error["errorCode"] == "ILLEGAL_TRANSITION"
-    assert error["state"] == "PENDING_CUSTOMER_ACTION"
-    assert service.events_stored() == before
+    assert (status, answer["status"]) == (200, "overridden")
+    assert service.events_stored() == before + 1
+    _, history = await get(service, "/returns/100003/history")
+    last = history["events"][-1]
+    assert (last["type"], last["trigger"], last["from"], last["to"]) == (
+        "ReturnRequest.CommerceOverridden", "commerce_override", "PENDING_CUSTOMER_ACTION",
+        "FULL_RETURN")
+    assert "would not make" in last["reason"]
+    async with service.http.get(service.url + "/metrics") as response:
+        metrics = await response.text()
+    counted = [line for line in metrics.splitlines() if 'outcome="webhook_overridden"' in line]
+    assert len(counted) == 1 and counted[0].split()[-1] in ("1", "1.0")
 
 
 def _without_order_id(d: dict[str, Any]) -> dict[str, Any]:
@@ -378,3 +436,16 @@ async def test_every_response_and_log_line_of_a_request_carries_its_request_id(
     assert [line["request_id"] for line in received][:1] == ids[:1]
     failed = [line for line in lines if line["event"] == "request_failed"]
     assert failed and failed[-1]["request_id"] == "commerce-trace-1"
+
+
+@pytest.mark.parametrize(("where", "path"), [("return", "$.return.state"),
+                                             ("item", "$.return.returnItemList[0].state")])
+async def test_a_state_commerce_does_not_document_is_refused(service: RunningService, where: str,
+                                                             path: str) -> None:
+    """An override records Commerce's state, so it must be one the machines know."""
+    document = seed_return_request_update()
+    target = document["return"] if where == "return" else document["return"]["returnItemList"][0]
+    target["state"] = "SHIPPED_BACK"
+    status, error = await post(service, RETURN, document)
+    assert (status, error["o:errorPath"]) == (400, path)
+    assert "PENDING_CUSTOMER_ACTION" in error["message"] or "AWAITING_RETURN" in error["message"]

@@ -69,3 +69,12 @@ def test_workers_default_to_the_cores_on_postgresql_only_and_memory_stores_refus
         Settings(store="memory:", workers=2).check()
     with pytest.raises(ConfigError, match="WORKERS"):
         Settings.from_env({"RETURNFLOW_WORKERS": "many"})
+
+
+def test_commerce_flavour_is_a_variable_and_a_flag_and_checked() -> None:
+    assert Settings.from_env({}).flavour == "classic"
+    assert Settings.from_env({"RETURNFLOW_COMMERCE_FLAVOUR": "op"}).flavour == "op"
+    assert Settings.from_env({"RETURNFLOW_COMMERCE_FLAVOUR": "op"},
+                             commerce_flavour="classic").flavour == "classic"
+    with pytest.raises(ConfigError, match="RETURNFLOW_COMMERCE_FLAVOUR"):
+        Settings.from_env({"RETURNFLOW_COMMERCE_FLAVOUR": "ReceiveReturns"}).check()

@@ -94,6 +94,7 @@ def test_seed_order_as_primitive() -> None:
                 "tax": "0.00",
                 "shipping": "6.50",
                 "shipping_tax": "0.00",
+                "surcharge": "0.00",
                 "total": "268.40",
             }
         ],
@@ -114,6 +115,8 @@ def test_seed_order_as_primitive() -> None:
         ],
         "requires_manual": False,
         "manual_reasons": [],
+        "surcharge_total": "0.00",
+        "tax_included": False,
     }
     assert RefundCalculation.from_primitive(primitive) == calc
 
@@ -347,11 +350,13 @@ def orders(draw: st.DrawFn) -> OrderMoney:
                 money_of(draw(st.integers(0, amount)), currency)
                 if draw(st.booleans()) else Decimal(0),
                 money_of(draw(st.integers(0, 50 * scale)), currency),
+                money_of(draw(st.integers(0, 20 * scale)), currency)
+                if draw(st.booleans()) else Decimal(0),
             )
         )
     if draw(st.booleans()):
         without = [OrderLine(ln.commerce_item_id, ln.shipping_group_id, ln.quantity, ln.amount,
-                             Decimal(0), ln.tax) for ln in lines]
+                             Decimal(0), ln.tax, ln.surcharge) for ln in lines]
         total_amount = sum(int(ln.amount.scaleb(digits(currency))) for ln in lines)
         discount = money_of(draw(st.integers(0, total_amount)), currency)
         lines = list(allocate_order_discount(without, discount, currency))
@@ -364,7 +369,8 @@ def orders(draw: st.DrawFn) -> OrderMoney:
         for g in groups
         if draw(st.booleans()) or g == "sg0"
     )
-    partial = OrderMoney(currency, tuple(lines), shipping)
+    tax_included = draw(st.booleans())
+    partial = OrderMoney(currency, tuple(lines), shipping, tax_included=tax_included)
     tenders = draw(st.integers(1, 3))
     weights = [draw(st.integers(0, 10)) for _ in range(tenders)]
     parts = allocate(partial.total, weights, currency)
@@ -372,7 +378,7 @@ def orders(draw: st.DrawFn) -> OrderMoney:
     payments = tuple(
         PaymentShare(f"pg{k}", methods[k], part) for k, part in enumerate(parts)
     )
-    return OrderMoney(currency, tuple(lines), shipping, payments)
+    return OrderMoney(currency, tuple(lines), shipping, payments, tax_included)
 
 
 @st.composite
@@ -397,9 +403,9 @@ def assert_quantized(value: Decimal, currency: str) -> None:
 
 def all_amounts(calc: RefundCalculation) -> list[Decimal]:
     values = [calc.item_total, calc.tax_total, calc.shipping_total, calc.shipping_tax_total,
-              calc.fee, calc.refund_total, calc.unallocated]
+              calc.surcharge_total, calc.fee, calc.refund_total, calc.unallocated]
     for item in calc.items:
-        values += [item.amount, item.tax, item.shipping, item.shipping_tax]
+        values += [item.amount, item.tax, item.shipping, item.shipping_tax, item.surcharge]
     values += [p.amount for p in calc.payments]
     return values
 
@@ -419,6 +425,8 @@ def test_partial_returns_add_up_to_exactly_what_was_paid(
     item_sum: dict[str, Decimal] = defaultdict(Decimal)
     tax_sum: dict[str, Decimal] = defaultdict(Decimal)
     ship_sum: dict[str, Decimal] = defaultdict(Decimal)
+    ship_tax_sum: dict[str, Decimal] = defaultdict(Decimal)
+    surcharge_sum: dict[str, Decimal] = defaultdict(Decimal)
     lines = {ln.commerce_item_id: ln for ln in money.lines}
     charges = {c.shipping_group_id: c.amount + c.tax for c in money.shipping}
 
@@ -432,7 +440,12 @@ def test_partial_returns_add_up_to_exactly_what_was_paid(
         assert sum((i.amount for i in calc.items), Decimal(0)) == calc.item_total
         assert sum((i.tax for i in calc.items), Decimal(0)) == calc.tax_total
         assert sum((i.shipping for i in calc.items), Decimal(0)) == calc.shipping_total
-        assert calc.refund_total == calc.item_total + calc.tax_total + calc.shipping_total
+        assert sum((i.shipping_tax for i in calc.items), Decimal(0)) == calc.shipping_tax_total
+        assert sum((i.surcharge for i in calc.items), Decimal(0)) == calc.surcharge_total
+        tax = Decimal(0) if money.tax_included else calc.tax_total
+        assert calc.refund_total == (calc.item_total + tax + calc.shipping_total
+                                     + calc.surcharge_total)
+        assert calc.refund_total == sum((i.total for i in calc.items), Decimal(0))
         assert sum((p.amount for p in calc.payments), Decimal(0)) == calc.refund_total
         assert calc.unallocated == 0 and not calc.requires_manual
         assert {i.commerce_item_id: i.quantity for i in calc.items} == step
@@ -447,6 +460,8 @@ def test_partial_returns_add_up_to_exactly_what_was_paid(
             item_sum[item.commerce_item_id] += item.amount
             tax_sum[item.commerce_item_id] += item.tax
             ship_sum[line.shipping_group_id] += item.shipping
+            ship_tax_sum[line.shipping_group_id] += item.shipping_tax
+            surcharge_sum[item.commerce_item_id] += item.surcharge
             assert item_sum[item.commerce_item_id] <= line.net
             assert tax_sum[item.commerce_item_id] <= line.tax
             assert ship_sum[line.shipping_group_id] <= charges.get(line.shipping_group_id, 0)
@@ -455,12 +470,17 @@ def test_partial_returns_add_up_to_exactly_what_was_paid(
     for ident, line in lines.items():
         assert item_sum[ident] == line.net
         assert tax_sum[ident] == line.tax
+        assert surcharge_sum[ident] == line.surcharge
     shipped_groups = {ln.shipping_group_id for ln in money.lines}
     for group, charge in charges.items():
         expected = charge if refund_shipping != "never" and group in shipped_groups else 0
         assert ship_sum[group] == expected
+    taxes = {c.shipping_group_id: c.tax for c in money.shipping}
+    for group, tax_paid in taxes.items():
+        expected = tax_paid if refund_shipping != "never" and group in shipped_groups else 0
+        assert ship_tax_sum[group] == expected, "shipping tax refunded once, separately"
     total_refunded = sum(credited.values(), Decimal(0))
-    expected_total = sum((ln.paid for ln in money.lines), Decimal(0)) + sum(
+    expected_total = sum((money.line_paid(ln) for ln in money.lines), Decimal(0)) + sum(
         (charges[g] for g in shipped_groups if g in charges and refund_shipping != "never"),
         Decimal(0),
     )
@@ -493,7 +513,7 @@ def test_payment_allocation_never_exceeds_what_a_group_can_take(
     assert sum((p.amount for p in calc.payments), D(0)) + calc.unallocated == calc.refund_total
     assert calc.requires_manual == (calc.unallocated > 0)
     assert calc.refund_total >= 0
-    assert calc.fee <= calc.item_total + calc.tax_total + calc.shipping_total
+    assert calc.fee <= calc.item_total + calc.tax_total + calc.shipping_total + calc.surcharge_total
 
 
 @settings(max_examples=300, deadline=None)
@@ -524,3 +544,30 @@ def test_primitive_is_json_friendly() -> None:
     text = json.dumps(calc.to_primitive(), sort_keys=True)
     loaded: dict[str, Any] = json.loads(text)
     assert RefundCalculation.from_primitive(loaded) == calc
+
+
+def test_tax_inclusive_prices_refund_the_price_and_report_the_tax_inside() -> None:
+    """VAT sites (isTaxIncluded): the amount holds the tax, so the tax is not added on top."""
+    money = OrderMoney("EUR", (OrderLine("ci1", "sg1", 2, D("120.00"), tax=D("20.00")),),
+                       payments=(PaymentShare("pg1", "creditCard", D("120.00")),),
+                       tax_included=True)
+    calc = calculate_refund(money, ReturnSelection({"ci1": 1}), RefundPolicy(refund_shipping="never"))
+    assert (calc.item_total, calc.tax_total, calc.refund_total) == (D("60.00"), D("10.00"),
+                                                                    D("60.00"))
+    assert calc.items[0].total == D("60.00")
+    assert RefundCalculation.from_primitive(calc.to_primitive()) == calc
+
+
+def test_shipping_surcharge_is_refunded_per_unit_and_shipping_tax_apart() -> None:
+    money = OrderMoney(
+        "USD", (OrderLine("ci1", "sg1", 3, D("90.00"), tax=D("5.63"), surcharge=D("10.00")),),
+        (ShippingCharge("sg1", D("25.00"), D("1.56")),),
+        (PaymentShare("pg1", "creditCard", D("200.00")),))
+    policy = RefundPolicy(refund_shipping="always")
+    first = calculate_refund(money, ReturnSelection({"ci1": 2}), policy)
+    assert (first.surcharge_total, first.items[0].surcharge) == (D("6.67"), D("6.67"))
+    assert (first.shipping_total, first.shipping_tax_total) == (D("17.71"), D("1.04"))
+    assert first.refund_total == D("60.00") + D("3.75") + D("17.71") + D("6.67")
+    rest = calculate_refund(money, ReturnSelection({"ci1": 1}, {"ci1": 2}), policy)
+    assert first.surcharge_total + rest.surcharge_total == D("10.00")
+    assert first.refund_total + rest.refund_total == money.total
