@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from domain.pci import scrub
 from projections.cloudevents import StateFolder, decode
 from projections.commerce_bodies import ORDER_EVENTS, RETURN_EVENTS, CommerceCall, Flavour, commerce_call
 from projections.lanes import KeyedLanes
+from projections.metrics import COMMERCE_CALL_SECONDS, DEAD_LETTERS, SYNC_LAG_SECONDS
 from projections.positions import PositionStore, connect
 from projections.relay import (
     DLQ_TOPIC,
@@ -233,6 +235,7 @@ class CommerceProjector:
         if last is not None and (version <= last[0] or digest == last[1]):
             return Applied(call, version, digest, message["id"], None) if version > last[0] else None
         async with self._slots:
+            started = time.perf_counter()
             try:
                 if call.operation == "updateReturnRequest":
                     outcome = await self.commerce.update_return_request(call.subject, call.body)
@@ -241,10 +244,15 @@ class CommerceProjector:
             except Exception as exc:
                 if type(exc).__name__ in ("CommerceUnavailable", "CommerceUnreachable"):
                     log.warning("commerce_unavailable", subject=call.subject, error=str(exc))
+                    _observe_call(call.operation, "unavailable", started)
                     raise CommerceUnreachable(str(exc)) from exc
                 raise
+        _observe_call(call.operation, _outcome_label(outcome), started)
         self.calls += 1
         self.lag_ms.append(_lag_ms(message))
+        SYNC_LAG_SECONDS.observe(self.lag_ms[-1] / 1000)
+        if not outcome.ok:
+            DEAD_LETTERS.labels(call.operation).inc()
         if not outcome.ok and self.dead_letter is not None:
             await self.dead_letter({
                 "event": message["id"], "subject": call.subject, "operation": call.operation,
@@ -257,6 +265,16 @@ class CommerceProjector:
                  status=outcome.status, attempts=outcome.attempts, ok=outcome.ok,
                  reason=outcome.dead_letter_reason)
         return Applied(call, version, digest, message["id"], outcome)
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    if not outcome.ok:
+        return "dead_letter"
+    return "logged" if isinstance(outcome, LoggedOutcome) else "ok"
+
+
+def _observe_call(operation: str, outcome: str, started: float) -> None:
+    COMMERCE_CALL_SECONDS.labels(operation, outcome).observe(time.perf_counter() - started)
 
 
 def _version(message: dict[str, Any]) -> int:

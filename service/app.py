@@ -21,6 +21,7 @@ from service.background import Background
 from service.config import Settings, load_policy
 from service.context import SERVICES, Services
 from service.errors import ApiError, error_response
+from service.metrics import METRICS, AppMetrics
 from service.queries import Queries
 from service.signatures import SignatureVerifier
 from service.store import EventStore, Writer, open_store
@@ -59,6 +60,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
     response.headers["X-Request-Id"] = request_id
+    request.app[METRICS].requests.observe(request, response.status, time.perf_counter() - started)
     if response.status >= 400:
         log.info("request_failed", request_id=request_id, method=request.method,
                  path=request.path, status=response.status,
@@ -152,26 +154,6 @@ async def readyz(request: web.Request) -> web.Response:
     return _json({"status": "ready", "notificationId": position or 0})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    lines = [
-        "# HELP returnflow_requests_total Webhooks and operator actions by outcome and route.",
-        "# TYPE returnflow_requests_total counter",
-    ]
-    for (outcome, path), count in sorted(services.counters.items()):
-        lines.append(f'returnflow_requests_total{{outcome="{outcome}",path="{path}"}} {count}')
-    stats = services.writer.stats
-    lines += [
-        "# TYPE returnflow_writer_batches_total counter",
-        f"returnflow_writer_batches_total {stats.batches}",
-        "# TYPE returnflow_writer_commands_total counter",
-        f"returnflow_writer_commands_total {stats.commands}",
-        "# TYPE returnflow_writer_conflicts_total counter",
-        f"returnflow_writer_conflicts_total {stats.conflicts}",
-    ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-
 def create_app(settings: Settings, store: EventStore | None = None) -> web.Application:
     """Build the service; the caller owns `store` if it passes one in."""
     settings.check()
@@ -193,6 +175,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         middlewares=[edge],
     )
     app[SERVICES] = services
+    app[METRICS] = AppMetrics(services.counters, lambda: writer.stats)
     validation.add_routes(app)
     if settings.role == "all":
         webhooks.add_routes(app)
@@ -203,7 +186,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         app.router.add_get("/returns/{id}/history", get_return_history)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", app[METRICS].handler)
 
     background = Background(settings, store, writer) if settings.role == "all" else None
 

@@ -30,6 +30,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from domain.errors import DomainError
+from projections.metrics import WRITER_BATCH_SIZE, WRITER_COMMIT_SECONDS
 from projections.relay import sqlite_file
 from service.change_notice import ChangeNotice
 from service.transcoding import OrjsonTranscoder
@@ -449,6 +450,7 @@ class Writer:
         self.stats.batches += 1
         self.stats.commands += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        WRITER_BATCH_SIZE.observe(len(batch))
         if len(batch) > 1 and self._commit_together(batch):
             self._deliver(batch)
             return
@@ -504,7 +506,8 @@ class Writer:
         return True
 
     def _save(self, pending: list[Aggregate]) -> None:
-        recordings = self.store.save(*pending)
+        with WRITER_COMMIT_SECONDS.time():
+            recordings = self.store.save(*pending)
         try:
             self.copies.saved([r.notification.id for r in recordings])
         except Exception:
