@@ -42,7 +42,9 @@ def allowed_actions(view: dict[str, Any]) -> list[Allowed]:
     found: list[Allowed] = []
     approvable = tuple(i["returnItemId"] for i in items
                        if _fires("return_item", i["state"], "approve", shipment_required=True))
-    if approvable:
+    if approvable or state == "PENDING_CUSTOMER_ACTION":
+        # Before goods arrive an RMA or tracking number may still be recorded (the domain
+        # refuses an authorize only when final, or when it would change nothing).
         found.append(Allowed("authorize", approvable))
     receivable = tuple(i["returnItemId"] for i in items
                        if i["quantityReceived"] < i["quantityToReturn"]
