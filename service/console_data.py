@@ -103,7 +103,8 @@ def _diagrams(line: Timeline) -> list[Diagram]:
 
 
 def answers_of(store: EventStore, order_id: str | None, until: str | None) -> list[dict[str, Any]]:
-    """The validation answers given about an order (up to a moment), one row per item verdict."""
+    """The validation answers given about an order (up to a moment), as their events keep them
+    (`service.validation._summary`: verdicts and amounts, not Commerce's echo)."""
     if not order_id:
         return []
     found = []
@@ -114,18 +115,17 @@ def answers_of(store: EventStore, order_id: str | None, until: str | None) -> li
         if until is not None and parse_time(moment) > parse_time(until):
             continue
         answer: dict[str, Any] = event.answer  # type: ignore[attr-defined]
-        for request in answer.get("returnRequests") or [answer]:
-            verdicts = [{"commerceItemId": i.get("commerceItemId"),
-                         "nonreturnable": bool(i.get("nonreturnable")),
-                         "reason": i.get("nonReturnableReason") or "",
-                         "code": (i.get("additionalProperties") or {}).get("reasonCode") or "",
-                         "available": i.get("quantityAvailable"),
-                         "refund": i.get("refundAmount")}
-                        for i in request.get("returnItemList") or []]
-            found.append({"time": moment, "context": event.context,  # type: ignore[attr-defined]
-                          "actor": event.actor, "rma": request.get("rma"),  # type: ignore[attr-defined]
-                          "transition": f"{event.source} -> {event.target}",  # type: ignore[attr-defined]
-                          "items": verdicts})
+        verdicts = [{"commerceItemId": i.get("commerceItemId"),
+                     "nonreturnable": bool(i.get("nonreturnable")),
+                     "code": i.get("reasonCode") or "",
+                     "reason": answer.get("nonReturnableReason") if i.get("nonreturnable") else "",
+                     "available": i.get("quantityAvailable"), "refund": i.get("refundAmount")}
+                    for i in answer.get("items") or []]
+        found.append({"time": moment, "context": event.context,  # type: ignore[attr-defined]
+                      "actor": event.actor, "rma": answer.get("rma"),  # type: ignore[attr-defined]
+                      "refundTotal": answer.get("refundTotal"),
+                      "transition": f"{event.source} -> {event.target}",  # type: ignore[attr-defined]
+                      "items": verdicts})
     return found
 
 

@@ -80,3 +80,18 @@ async def test_a_disallowed_action_posted_anyway_is_refused_and_records_nothing(
         page = await r.text()
     assert "not allowed in state PENDING_CUSTOMER_ACTION" in page
     assert len((await get(service, "/returns/R1/history"))["events"]) == before
+
+
+async def test_the_return_page_shows_the_validation_answers_and_the_order_page_links_it(
+        service: RunningService, browser: ClientSession) -> None:
+    await a_return(service)
+    await sign_in(service, browser)
+    async with browser.get(service.url + "/console/returns/R1") as r:
+        page = await r.text()
+    answers = page[page.index('id="answers"'):page.index('id="calls"')]
+    for context in ("Initiate_Return", "CalculateRefund_Return", "Submit_Return"):
+        assert context in answers
+    assert "REFUND_CALCULATED -&gt; RETURN_SUBMITTED" in answers and "returnable" in answers
+    async with browser.get(service.url + "/console/?q=o20005") as r:
+        assert str(r.url).endswith("/console/orders/o20005")
+        assert 'href="/console/returns/R1"' in await r.text()
