@@ -15,7 +15,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from service import console, operator_api, validation, webhooks
+from service import api_description, console, operator_api, validation, webhooks
 from service.answer_memo import AnswerMemo
 from service.background import Background
 from service.config import Settings, load_policy
@@ -29,7 +29,7 @@ from service.store import EventStore, Writer, open_store
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 _ID_PREFIX = secrets.token_hex(4)
 _ID_COUNTER = itertools.count(1)
 
@@ -188,6 +188,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", app[METRICS].handler)
+    api_description.add_routes(app)
 
     background = Background(settings, store, writer) if settings.role == "all" else None
 
