@@ -25,6 +25,7 @@ from service.app import create_app
 from service.config import Settings
 from tests.commerce_sim.server import CommerceSimulator
 from tests.conftest import free_port
+from tests.contracts.asyncapi import drain, problems
 from tests.e2e.scenario import (
     SECRET,
     TOKEN,
@@ -58,6 +59,17 @@ def names(monkeypatch: pytest.MonkeyPatch) -> Names:
     for key, value in chosen.env().items():
         monkeypatch.setenv(key, value)
     return chosen
+
+
+@pytest.fixture(autouse=True)
+async def messages_match_asyncapi(kafka_broker: KafkaBroker, names: Names) -> AsyncIterator[None]:
+    """After each test: every message it published matches the AsyncAPI document."""
+    yield
+    published = {channel: await drain(kafka_broker.bootstrap, topic)
+                 for channel, topic in (("events", names.events), ("deadLetters", names.dlq))}
+    assert published["events"], "the test published events"
+    wrong = [p for channel, messages in published.items() for m in messages for p in problems(m, channel)]
+    assert not wrong, wrong[:10]
 
 
 @asynccontextmanager
