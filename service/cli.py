@@ -16,9 +16,10 @@ from aiohttp import web
 
 from projections.audit import NotFound, export, parse_time, render, timeline, transitions
 from projections.positions import PositionStore
+from projections.progress import ProgressBar
 from projections.read_models import ReadModels
 from projections.relay import Relay
-from projections.replay import ProgressBar, default_workers, rebuild, summary, verify
+from projections.replay import default_workers, rebuild, summary, verify
 from projections.sync import CommerceProjector, KafkaSync, SyncLedger
 from service import logs
 from service.app import create_app
