@@ -8,7 +8,7 @@ stays quiet: the commands print their summary when they finish.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Never, TextIO
 
 from tqdm import tqdm
 
@@ -18,17 +18,18 @@ class ProgressBar:
         self.label = label
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
-        self._bar: tqdm[None] | None = None
+        self._bar: tqdm[Never] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
-        if self._bar is None:
-            self._bar = tqdm(desc=self.label, total=total, unit=" events", unit_scale=True,
-                             file=self.stream, dynamic_ncols=True, mininterval=0.2)
-        elif self._bar.total != total:
-            self._bar.total = total
-        self._bar.update(done - self._bar.n)
+        bar = self._bar
+        if bar is None:
+            bar = self._bar = tqdm(desc=self.label, total=total, unit=" events", unit_scale=True,
+                                   file=self.stream, dynamic_ncols=True, mininterval=0.2)
+        elif bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
         if done >= total:
             self.close()
 
