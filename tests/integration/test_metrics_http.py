@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -65,3 +68,15 @@ async def test_commerce_calls_are_timed_per_operation_and_outcome(service: Runni
     else:
         raise AssertionError("the embedded sync's call was not timed")
     assert value(samples, "returnflow_sync_lag_seconds_count") >= 1
+
+
+async def test_the_grafana_dashboard_reads_only_metrics_the_service_exposes(
+        service: RunningService) -> None:
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    wanted = {re.sub(r"_(bucket|count|sum|total)$", "", name)
+              for panel in dashboard["panels"] for target in panel["targets"]
+              for name in re.findall(r"returnflow_\w+", target["expr"])}
+    async with service.http.get(service.url + "/metrics") as r:
+        exposed = {family.name for family in text_string_to_metric_families(await r.text())}
+    assert len(wanted) >= 10
+    assert wanted <= exposed, wanted - exposed
