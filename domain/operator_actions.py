@@ -40,15 +40,21 @@ def allowed_actions(view: dict[str, Any]) -> list[Allowed]:
     if state in ("COMPLETE", "INCOMPLETE"):
         return []
     found: list[Allowed] = []
-    approvable = tuple(i["returnItemId"] for i in items
-                       if _fires("return_item", i["state"], "approve", shipment_required=True))
+    approvable = tuple(
+        i["returnItemId"]
+        for i in items
+        if _fires("return_item", i["state"], "approve", shipment_required=True)
+    )
     if approvable or state == "PENDING_CUSTOMER_ACTION":
         # Before goods arrive an RMA or tracking number may still be recorded (the domain
         # refuses an authorize only when final, or when it would change nothing).
         found.append(Allowed("authorize", approvable))
-    receivable = tuple(i["returnItemId"] for i in items
-                       if i["quantityReceived"] < i["quantityToReturn"]
-                       and _fires("return_item", i["state"], "receive", fully_received=False))
+    receivable = tuple(
+        i["returnItemId"]
+        for i in items
+        if i["quantityReceived"] < i["quantityToReturn"]
+        and _fires("return_item", i["state"], "receive", fully_received=False)
+    )
     if receivable and _fires("return", state, "receive", some_received=True):
         found.append(Allowed("receive", receivable))
     facts = receipt_facts(items)

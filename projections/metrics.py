@@ -22,15 +22,20 @@ M = TypeVar("M", Counter, Gauge, Histogram)
 _made: dict[str, Any] = {}
 _lock = threading.Lock()
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                   10.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds: from a validation answer (~1 ms) to a Commerce call retried with backoff."""
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-def _make(kind: type[M], name: str, documentation: str, labels: Sequence[str],
-          registry: CollectorRegistry, **extra: Any) -> M:
+def _make(
+    kind: type[M],
+    name: str,
+    documentation: str,
+    labels: Sequence[str],
+    registry: CollectorRegistry,
+    **extra: Any,
+) -> M:
     with _lock:
         key = f"{id(registry)}:{name}"
         made = _made.get(key)
@@ -41,51 +46,65 @@ def _make(kind: type[M], name: str, documentation: str, labels: Sequence[str],
         return made
 
 
-def counter(name: str, documentation: str, labels: Sequence[str] = (),
-            registry: CollectorRegistry = REGISTRY) -> Counter:
+def counter(
+    name: str, documentation: str, labels: Sequence[str] = (), registry: CollectorRegistry = REGISTRY
+) -> Counter:
     """A counter (`name` without `_total`: prometheus-client adds it)."""
     return _make(Counter, name, documentation, labels, registry)
 
 
-def gauge(name: str, documentation: str, labels: Sequence[str] = (),
-          registry: CollectorRegistry = REGISTRY) -> Gauge:
+def gauge(
+    name: str, documentation: str, labels: Sequence[str] = (), registry: CollectorRegistry = REGISTRY
+) -> Gauge:
     return _make(Gauge, name, documentation, labels, registry)
 
 
-def histogram(name: str, documentation: str, labels: Sequence[str] = (),
-              buckets: Sequence[float] = LATENCY_BUCKETS,
-              registry: CollectorRegistry = REGISTRY) -> Histogram:
+def histogram(
+    name: str,
+    documentation: str,
+    labels: Sequence[str] = (),
+    buckets: Sequence[float] = LATENCY_BUCKETS,
+    registry: CollectorRegistry = REGISTRY,
+) -> Histogram:
     return _make(Histogram, name, documentation, labels, registry, buckets=tuple(buckets))
 
 
 WRITER_BATCH_SIZE = histogram(
-    "returnflow_writer_batch_size", "Commands the writer thread committed together (group commit).",
-    buckets=BATCH_BUCKETS)
+    "returnflow_writer_batch_size",
+    "Commands the writer thread committed together (group commit).",
+    buckets=BATCH_BUCKETS,
+)
 WRITER_COMMIT_SECONDS = histogram(
-    "returnflow_writer_commit_seconds", "Time to save one batch's events in one transaction.")
+    "returnflow_writer_commit_seconds", "Time to save one batch's events in one transaction."
+)
 RELAY_PUBLISHED = counter("returnflow_relay_published", "Events the relay published to Kafka.")
 RELAY_LAG_EVENTS = gauge(
-    "returnflow_relay_lag_events", "Stored events not yet published, after the relay's last page.")
+    "returnflow_relay_lag_events", "Stored events not yet published, after the relay's last page."
+)
 RELAY_LAG_SECONDS = gauge(
     "returnflow_relay_lag_seconds",
-    "Age of the newest event the relay published, when it was acknowledged (0 when caught up).")
+    "Age of the newest event the relay published, when it was acknowledged (0 when caught up).",
+)
 SYNC_LAG_SECONDS = histogram(
-    "returnflow_sync_lag_seconds", "From an event's time to its Commerce call's answer.",
-    buckets=LAG_BUCKETS)
+    "returnflow_sync_lag_seconds", "From an event's time to its Commerce call's answer.", buckets=LAG_BUCKETS
+)
 COMMERCE_CALL_SECONDS = histogram(
     "returnflow_commerce_call_seconds",
     "Commerce Admin API calls (retries included) by operation and outcome: ok, dead_letter "
     "(refused for good), unavailable (left for a later attempt), logged (no Commerce URL).",
-    ["operation", "outcome"])
+    ["operation", "outcome"],
+)
 DEAD_LETTERS = counter(
     "returnflow_commerce_dead_letters",
     "Calls Commerce refused for good (with Kafka, each is sent to the DLQ topic).",
-    ["operation"])
+    ["operation"],
+)
 DRIFT = counter(
     "returnflow_commerce_drift",
     "Differences reconciliation found between Commerce and the event store, by resource kind. "
     "Hook: nothing increments it until reconciliation exists; call record_drift from there.",
-    ["kind"])
+    ["kind"],
+)
 
 
 def record_drift(kind: str, count: int = 1) -> None:

@@ -25,8 +25,15 @@ class ProgressBar:
             return
         bar = self._bar
         if bar is None:
-            bar = self._bar = tqdm(desc=self.label, total=total, unit=" events", unit_scale=True,
-                                   file=self.stream, dynamic_ncols=True, mininterval=0.2)
+            bar = self._bar = tqdm(
+                desc=self.label,
+                total=total,
+                unit=" events",
+                unit_scale=True,
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
         elif bar.total != total:
             bar.total = total
         bar.update(done - bar.n)

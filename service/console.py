@@ -1,6 +1,6 @@
 """The returns console under /console/: server-rendered pages over the same commands and reads.
 
-Pages are Jinja2 templates rendered on the server; the only script is none at all (the
+Pages are Jinja2 templates rendered on the server, with no JavaScript at all (the
 "state as of" slider is a plain GET form). Actions post forms that run the same
 service-layer commands as the operator API, on the writer thread, with the signed-in
 operator as the actor; the page then shows the resource as that commit left it.
@@ -30,8 +30,14 @@ from service.context import SERVICES
 from service.payloads import body_hash
 
 HERE = Path(__file__).parent
-ACTION_LABELS = {"authorize": "Authorize", "receive": "Receive", "refund_initiate": "Initiate refund",
-                 "refund_manual": "Manual refund", "refund_settle": "Settle refund", "close": "Close"}
+ACTION_LABELS = {
+    "authorize": "Authorize",
+    "receive": "Receive",
+    "refund_initiate": "Initiate refund",
+    "refund_manual": "Manual refund",
+    "refund_settle": "Settle refund",
+    "close": "Close",
+}
 
 
 class Reply(Exception):
@@ -47,13 +53,15 @@ def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
-def replies(handler: Callable[[web.Request], Awaitable[web.Response]]
-            ) -> Callable[[web.Request], Awaitable[web.Response]]:
+def replies(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
             return await handler(request)
         except Reply as reply:
             return reply.response
+
     return handle
 
 
@@ -63,18 +71,26 @@ class Console:
         self.services = services
         self.sessions = Sessions(services.settings.api_token)
         self.templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates" / "console"),
-            autoescape=True)
+            loader=jinja2.FileSystemLoader(HERE / "templates" / "console"), autoescape=True
+        )
         self.ledger: SyncLedger | None = None
 
     def page(self, name: str, operator: Operator | None, **context: Any) -> web.Response:
         html = self.templates.get_template(name).render(
-            operator=operator, csrf=self.sessions.csrf(operator) if operator else "",
-            labels=ACTION_LABELS, **context)
-        return web.Response(text=html, content_type="text/html", headers={
-            "Cache-Control": "no-store", "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:",
-        })
+            operator=operator,
+            csrf=self.sessions.csrf(operator) if operator else "",
+            labels=ACTION_LABELS,
+            **context,
+        )
+        return web.Response(
+            text=html,
+            content_type="text/html",
+            headers={
+                "Cache-Control": "no-store",
+                "X-Frame-Options": "DENY",
+                "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:",
+            },
+        )
 
     def who(self, request: web.Request) -> Operator:
         operator = self.sessions.operator(request)
@@ -96,8 +112,9 @@ CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return request.app[CONSOLE].page("login.html", None, error=None,
-                                     token_needed=request.app[CONSOLE].sessions.api_token is not None)
+    return request.app[CONSOLE].page(
+        "login.html", None, error=None, token_needed=request.app[CONSOLE].sessions.api_token is not None
+    )
 
 
 async def login(request: web.Request) -> web.Response:
@@ -105,8 +122,12 @@ async def login(request: web.Request) -> web.Response:
     data = await request.post()
     name, token = str(data.get("operator", "")).strip(), str(data.get("token", ""))
     if not valid_name(name) or not console.sessions.token_ok(token):
-        response = console.page("login.html", None, error="Unknown operator token, or no name given.",
-                                token_needed=console.sessions.api_token is not None)
+        response = console.page(
+            "login.html",
+            None,
+            error="Unknown operator token, or no name given.",
+            token_needed=console.sessions.api_token is not None,
+        )
         response.set_status(401)
         return response
     response = see_other("/console/")
@@ -149,8 +170,15 @@ async def return_view(request: web.Request) -> web.Response:
         response = console.page("search.html", operator, wanted=rid, missing=True)
         response.set_status(404)
         return response
-    return console.page("return.html", operator, page=page, line=page.line, state=page.line.state,
-                        done=request.query.get("done"), error=request.query.get("error"))
+    return console.page(
+        "return.html",
+        operator,
+        page=page,
+        line=page.line,
+        state=page.line.state,
+        done=request.query.get("done"),
+        error=request.query.get("error"),
+    )
 
 
 async def order_view(request: web.Request) -> web.Response:
@@ -176,18 +204,27 @@ def _command(action: str, rid: str, data: Any, policy: Any) -> Callable[..., str
     """The service-layer command a console form asks for (actor and cause added by the caller)."""
     if action == "authorize":
         text = {k: (str(data.get(k, "")).strip() or None) for k in ("rma", "trackingNumber")}
-        request = operations.Authorization(rma=text["rma"], tracking_number=text["trackingNumber"],
-                                           return_label=None, items=None)
+        request = operations.Authorization(
+            rma=text["rma"], tracking_number=text["trackingNumber"], return_label=None, items=None
+        )
         return partial(operations.authorize, return_id=rid, request=request)
     if action == "receive":
-        items = [({"returnItemId": key.removeprefix("qty:"), "commerceItemId": None}, _quantity(data, key))
-                 for key in data if key.startswith("qty:") and _quantity(data, key) > 0]
+        items = [
+            ({"returnItemId": key.removeprefix("qty:"), "commerceItemId": None}, _quantity(data, key))
+            for key in data
+            if key.startswith("qty:") and _quantity(data, key) > 0
+        ]
         if not items:
             raise DomainError("enter the quantity received of at least one item", code="INVALID_INPUT")
         return partial(operations.receive, return_id=rid, items=items)
     if action.startswith("refund_"):
-        return partial(operations.refund, return_id=rid, action=action.removeprefix("refund_"),
-                       amounts=None, policy=policy)
+        return partial(
+            operations.refund,
+            return_id=rid,
+            action=action.removeprefix("refund_"),
+            amounts=None,
+            policy=policy,
+        )
     if action == "close":
         reason = str(data.get("reason", "")).strip()
         if not reason:
@@ -205,8 +242,9 @@ async def act(request: web.Request) -> web.Response:
         raise Reply(web.Response(status=404, text="no such action"))
     try:
         command = _command(action, rid, data, console.services.policy)
-        await console.services.write(partial(command, actor=operator_actor(operator.name),
-                                             cause=body_hash(raw)))
+        await console.services.write(
+            partial(command, actor=operator_actor(operator.name), cause=body_hash(raw))
+        )
         outcome = {"done": ACTION_LABELS[action]}
     except DomainError as exc:
         outcome = {"error": str(exc)}

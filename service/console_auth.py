@@ -80,8 +80,15 @@ class Sessions:
 
 
 def set_session(response: web.StreamResponse, value: str, secure: bool) -> None:
-    response.set_cookie(COOKIE, value, max_age=SESSION_SECONDS, path="/console/", httponly=True,
-                        samesite="Strict", secure=secure)
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=SESSION_SECONDS,
+        path="/console/",
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+    )
 
 
 def valid_name(name: str) -> bool:

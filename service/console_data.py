@@ -55,8 +55,10 @@ def quantity_text(quantities: dict[str, Any] | None) -> list[str]:
         lines.append(f"{step['returnItemId']} {step.get('from')} -> {step.get('to')}{extra}")
     if not lines:
         for item in (quantities or {}).get("items") or []:
-            lines.append(f"{item.get('returnItemId') or item.get('commerceItemId')}: "
-                         f"{item.get('quantityReceived', 0)} of {item.get('quantityToReturn')} received")
+            lines.append(
+                f"{item.get('returnItemId') or item.get('commerceItemId')}: "
+                f"{item.get('quantityReceived', 0)} of {item.get('quantityToReturn')} received"
+            )
     for key, value in ((quantities or {}).get("quantities") or {}).items():
         lines.append(f"{key}: {value}")
     return lines
@@ -68,8 +70,10 @@ def amount_text(amounts: dict[str, Any] | None) -> list[str]:
     for key, value in (amounts or {}).items():
         if key == "plan" and isinstance(value, dict):
             payments = ", ".join(f"{k} {v}" for k, v in sorted((value.get("payments") or {}).items()))
-            lines.append(f"refund {value.get('total')} {value.get('currency')}"
-                         + (f" to {payments}" if payments else ""))
+            lines.append(
+                f"refund {value.get('total')} {value.get('currency')}"
+                + (f" to {payments}" if payments else "")
+            )
         elif isinstance(value, dict):
             lines.append(f"{key}: " + ", ".join(f"{k} {v}" for k, v in sorted(value.items())))
         else:
@@ -92,13 +96,20 @@ def _taken(events: list[dict[str, Any]]) -> tuple[set[tuple[str, str]], dict[str
 
 def _diagrams(line: Timeline) -> list[Diagram]:
     machine, items = _taken(line.events)
-    shown = [Diagram(f"Return {line.commerce_id}",
-                     render("return", line.state["state"], machine, f"return {line.commerce_id}"))]
+    shown = [
+        Diagram(
+            f"Return {line.commerce_id}",
+            render("return", line.state["state"], machine, f"return {line.commerce_id}"),
+        )
+    ]
     for item in line.state["returnItemList"]:
         rid = item["returnItemId"]
-        shown.append(Diagram(f"Item {rid} ({item['commerceItemId']})",
-                             render("return_item", item["state"], items.get(rid, set()),
-                                    f"return item {rid}")))
+        shown.append(
+            Diagram(
+                f"Item {rid} ({item['commerceItemId']})",
+                render("return_item", item["state"], items.get(rid, set()), f"return item {rid}"),
+            )
+        )
     return shown
 
 
@@ -114,35 +125,57 @@ def answers_of(store: EventStore, order_id: str | None, until: str | None) -> li
         moment = event.timestamp.isoformat().replace("+00:00", "Z")
         if until is not None and parse_time(moment) > parse_time(until):
             continue
-        answer: dict[str, Any] = event.answer  # type: ignore[attr-defined]
-        verdicts = [{"commerceItemId": i.get("commerceItemId"),
-                     "nonreturnable": bool(i.get("nonreturnable")),
-                     "code": i.get("reasonCode") or "",
-                     "reason": answer.get("nonReturnableReason") if i.get("nonreturnable") else "",
-                     "available": i.get("quantityAvailable"), "refund": i.get("refundAmount")}
-                    for i in answer.get("items") or []]
-        found.append({"time": moment, "context": event.context,  # type: ignore[attr-defined]
-                      "actor": event.actor, "rma": answer.get("rma"),  # type: ignore[attr-defined]
-                      "refundTotal": answer.get("refundTotal"),
-                      "transition": f"{event.source} -> {event.target}",  # type: ignore[attr-defined]
-                      "items": verdicts})
+        fields = event.__dict__
+        answer: dict[str, Any] = fields["answer"]
+        verdicts = [
+            {
+                "commerceItemId": i.get("commerceItemId"),
+                "nonreturnable": bool(i.get("nonreturnable")),
+                "code": i.get("reasonCode") or "",
+                "reason": answer.get("nonReturnableReason") if i.get("nonreturnable") else "",
+                "available": i.get("quantityAvailable"),
+                "refund": i.get("refundAmount"),
+            }
+            for i in answer.get("items") or []
+        ]
+        found.append(
+            {
+                "time": moment,
+                "context": fields["context"],
+                "actor": fields["actor"],
+                "rma": answer.get("rma"),
+                "refundTotal": answer.get("refundTotal"),
+                "transition": f"{fields['source']} -> {fields['target']}",
+                "items": verdicts,
+            }
+        )
     return found
 
 
-def return_page(store: EventStore, ledger: SyncLedger | None, commerce_id: str,
-                version: int | None) -> Page:
+def return_page(store: EventStore, ledger: SyncLedger | None, commerce_id: str, version: int | None) -> Page:
     """A return at `version` (None: now); NotFound if no such return (or version)."""
     calls = ledger.calls_for(commerce_id) if ledger is not None else []
     latest = timeline(store, commerce_id, calls=calls)
     if latest.kind != "return":
         raise NotFound(f"no return {commerce_id}")
-    line = latest if version is None or version >= latest.version else timeline(
-        store, commerce_id, version=version, calls=calls)
+    line = (
+        latest
+        if version is None or version >= latest.version
+        else timeline(store, commerce_id, version=version, calls=calls)
+    )
     for event, row in zip(line.events, line.rows, strict=True):
         event["quantityText"] = quantity_text(_loads(row[11]))
         event["amountText"] = amount_text(_loads(row[12]))
-    versions = [{"version": e["version"], "time": e["time"], "type": e["type"].split(".")[-1],
-                 "to": e.get("to")} for e in latest.events]
+    versions = [
+        {"version": e["version"], "time": e["time"], "type": e["type"].split(".")[-1], "to": e.get("to")}
+        for e in latest.events
+    ]
     allowed = allowed_actions(latest.state) if line.version == latest.version else []
-    return Page(line, latest.version, versions, _diagrams(line),
-                answers_of(store, line.state.get("orderId"), line.events[-1]["time"]), allowed)
+    return Page(
+        line,
+        latest.version,
+        versions,
+        _diagrams(line),
+        answers_of(store, line.state.get("orderId"), line.events[-1]["time"]),
+        allowed,
+    )

@@ -76,14 +76,21 @@ def _edge_path(lay: Layout, src: str, dst: str, index: int) -> tuple[str, float,
     x2, y2 = lay.position[dst]
     if src == dst:
         left, right, y = x1 + BOX_W * 0.3, x1 + BOX_W * 0.7, y1
-        return (f"M{left:.0f},{y:.0f} C{left - 6:.0f},{y - 26:.0f} {right + 6:.0f},{y - 26:.0f} "
-                f"{right:.0f},{y:.0f}", x1 + BOX_W / 2, y - 23)
+        return (
+            f"M{left:.0f},{y:.0f} C{left - 6:.0f},{y - 26:.0f} {right + 6:.0f},{y - 26:.0f} "
+            f"{right:.0f},{y:.0f}",
+            x1 + BOX_W / 2,
+            y - 23,
+        )
     sx, sy, tx, ty = x1 + BOX_W, y1 + BOX_H / 2, x2, y2 + BOX_H / 2
     span = round((x2 - x1) / (BOX_W + COL_GAP))
     if span == 1:
         mid_x, mid_y = (sx + tx) / 2, (sy + ty) / 2
-        return (f"M{sx:.0f},{sy:.0f} C{mid_x:.0f},{sy:.0f} {mid_x:.0f},{ty:.0f} {tx:.0f},{ty:.0f}",
-                mid_x, mid_y - 4)
+        return (
+            f"M{sx:.0f},{sy:.0f} C{mid_x:.0f},{sy:.0f} {mid_x:.0f},{ty:.0f} {tx:.0f},{ty:.0f}",
+            mid_x,
+            mid_y - 4,
+        )
     if span < 1:
         sx, tx = x1 + BOX_W / 2 + 10, x2 + BOX_W / 2 - 10
         sy, ty = y1 + BOX_H, y2 + (BOX_H if y2 >= y1 else 0)
@@ -95,8 +102,11 @@ def _edge_path(lay: Layout, src: str, dst: str, index: int) -> tuple[str, float,
         sx, tx = x1 + BOX_W * 0.75, x2 + BOX_W * 0.25
         sy, ty = sy_edge, ty_edge
     peak = (min(sy, ty) - lift) if above else (max(sy, ty) + lift)
-    return (f"M{sx:.0f},{sy:.0f} C{sx:.0f},{peak:.0f} {tx:.0f},{peak:.0f} {tx:.0f},{ty:.0f}",
-            (sx + tx) / 2, peak * 0.75 + (sy + ty) / 8 + (-3 if above else 10))
+    return (
+        f"M{sx:.0f},{sy:.0f} C{sx:.0f},{peak:.0f} {tx:.0f},{peak:.0f} {tx:.0f},{ty:.0f}",
+        (sx + tx) / 2,
+        peak * 0.75 + (sy + ty) / 8 + (-3 if above else 10),
+    )
 
 
 def _fit(name: str) -> str:
@@ -104,19 +114,20 @@ def _fit(name: str) -> str:
     return f' textLength="{BOX_W - 12}" lengthAdjust="spacingAndGlyphs"' if len(name) > 19 else ""
 
 
-def render(machine: str, current: str | None, taken: Iterable[tuple[str, str]] = (),
-           title: str = "") -> str:
+def render(machine: str, current: str | None, taken: Iterable[tuple[str, str]] = (), title: str = "") -> str:
     """The machine as SVG: `current` filled, states and transitions in `taken` marked."""
     lay = layout(machine)
     taken_pairs = set(taken)
     visited = {s for pair in taken_pairs for s in pair if s}
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="machine" role="img" '
-             f'data-machine="{escape(machine)}" viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" '
-             f'width="{lay.width:.0f}" height="{lay.height:.0f}">',
-             f"<title>{escape(title or machine)}</title>",
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-             'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-             'fill="context-stroke"/></marker></defs>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="machine" role="img" '
+        f'data-machine="{escape(machine)}" viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" '
+        f'width="{lay.width:.0f}" height="{lay.height:.0f}">',
+        f"<title>{escape(title or machine)}</title>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+        'fill="context-stroke"/></marker></defs>',
+    ]
     long_edges = 0
     labels: list[str] = []
     for src, dst, triggers in lay.edges:
@@ -125,8 +136,10 @@ def render(machine: str, current: str | None, taken: Iterable[tuple[str, str]] =
             index, long_edges = long_edges, long_edges + 1
         path, lx, ly = _edge_path(lay, src, dst, index)
         mark = " taken" if (src, dst) in taken_pairs else ""
-        parts.append(f'<g class="edge{mark}" data-from="{src}" data-to="{dst}">'
-                     f'<path d="{path}" marker-end="url(#arrow)"/></g>')
+        parts.append(
+            f'<g class="edge{mark}" data-from="{src}" data-to="{dst}">'
+            f'<path d="{path}" marker-end="url(#arrow)"/></g>'
+        )
         labels.append(f'<text class="edge-label{mark}" x="{lx:.0f}" y="{ly:.0f}">{escape(triggers)}</text>')
     for state in lay.states:
         x, y = lay.position[state]
@@ -139,10 +152,12 @@ def render(machine: str, current: str | None, taken: Iterable[tuple[str, str]] =
             classes.append("final")
         if state == lay.initial:
             classes.append("initial")
-        parts.append(f'<g class="{" ".join(classes)}" data-state="{state}">'
-                     f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="8"/>'
-                     f'<text x="{x + BOX_W / 2:.0f}" y="{y + BOX_H / 2 + 4:.0f}"{_fit(state)}>{state}</text>'
-                     "</g>")
+        parts.append(
+            f'<g class="{" ".join(classes)}" data-state="{state}">'
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="8"/>'
+            f'<text x="{x + BOX_W / 2:.0f}" y="{y + BOX_H / 2 + 4:.0f}"{_fit(state)}>{state}</text>'
+            "</g>"
+        )
     parts += labels
     parts.append("</svg>")
     return "".join(parts)

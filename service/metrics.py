@@ -32,7 +32,9 @@ class RequestMetrics:
         self.latency = histogram(
             "returnflow_http_request_seconds",
             "HTTP requests by route (the route's pattern), method and outcome (status code).",
-            ["route", "method", "outcome"], registry=registry)
+            ["route", "method", "outcome"],
+            registry=registry,
+        )
         self._children: dict[tuple[str, str, int], ObserveFn] = {}
 
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
@@ -41,8 +43,7 @@ class RequestMetrics:
         key = (route, request.method, status)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self.latency.labels(route, request.method,
-                                                              str(status)).observe
+            child = self._children[key] = self.latency.labels(route, request.method, str(status)).observe
         child(seconds)
 
 
@@ -54,17 +55,21 @@ class _Tallies(Collector):
         self.writer_stats = writer_stats
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily("returnflow_requests", "Webhooks and operator actions by "
-                                       "outcome and route.", labels=["outcome", "path"])
+        requests = CounterMetricFamily(
+            "returnflow_requests",
+            "Webhooks and operator actions by outcome and route.",
+            labels=["outcome", "path"],
+        )
         for (outcome, path), count in sorted(self.counters.items()):
             requests.add_metric([outcome, path], count)
         yield requests
         stats = self.writer_stats()
-        for name, doc in (("batches", "Batches the writer committed."),
-                          ("commands", "Commands the writer ran."),
-                          ("conflicts", "Batches re-run one command at a time after a conflict.")):
-            yield CounterMetricFamily(f"returnflow_writer_{name}", doc,
-                                      value=getattr(stats, name))
+        for name, doc in (
+            ("batches", "Batches the writer committed."),
+            ("commands", "Commands the writer ran."),
+            ("conflicts", "Batches re-run one command at a time after a conflict."),
+        ):
+            yield CounterMetricFamily(f"returnflow_writer_{name}", doc, value=getattr(stats, name))
 
 
 class AppMetrics:
@@ -77,8 +82,7 @@ class AppMetrics:
 
     async def handler(self, request: web.Request) -> web.Response:
         body = generate_latest(self.registry) + generate_latest(REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; "
-                                                                "charset=utf-8"})
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 METRICS: web.AppKey[AppMetrics] = web.AppKey("metrics", AppMetrics)

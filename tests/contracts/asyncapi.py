@@ -41,14 +41,16 @@ def problems(message: Any, channel: str) -> list[str]:
     validator = _validators().get(name)
     if validator is None or (channel == "events") != name.startswith(TYPE_PREFIX):
         return [f"no {channel} message {name!r} in the AsyncAPI document"]
-    return [f"{name} {'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(message)]
+    return [
+        f"{name} {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(message)
+    ]
 
 
 async def drain(bootstrap: str, topic: str, timeout: float = 30) -> list[Any]:
     """Every message on `topic` up to its end offsets when its partitions were assigned."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     seen: list[Any] = []
     if topic not in await consumer.topics():

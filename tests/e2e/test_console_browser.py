@@ -28,8 +28,16 @@ from tests.kafka.broker import environment_says_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("RETURNFLOW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SECRET = "Y29uc29sZS10ZXN0LXNlY3JldA=="
 TOKEN = "console-test-token"
 
@@ -38,8 +46,9 @@ class Server:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def call(self, method: str, path: str, body: Any = None, operator: str | None = None,
-             webhook: bool = False) -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, operator: str | None = None, webhook: bool = False
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         if webhook:
@@ -71,18 +80,33 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`returnflow serve` with the README's "Try it" data loaded."""
     work = tmp_path_factory.mktemp("console")
     port = free_port()
-    argv = [sys.executable, "-m", "service.cli", "serve", "--store", f"sqlite:///{work / 'rf.db'}",
-            "--port", str(port), "--api-token", TOKEN, "--webhook-secrets", SECRET,
-            "--log-format", "json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--store",
+        f"sqlite:///{work / 'rf.db'}",
+        "--port",
+        str(port),
+        "--api-token",
+        TOKEN,
+        "--webhook-secrets",
+        SECRET,
+        "--log-format",
+        "json",
+    ]
     with (work / "serve.log").open("wb") as log:
-        process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=log,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        process = subprocess.Popen(
+            argv, cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
     running = Server(f"http://127.0.0.1:{port}")
     try:
         _wait_until_up(running, process)
         running.call("POST", "/webhooks/order-submit", _example("order-submit"), webhook=True)
-        running.call("POST", "/webhooks/return-request-update", _example("return-request-update"),
-                     webhook=True)
+        running.call(
+            "POST", "/webhooks/return-request-update", _example("return-request-update"), webhook=True
+        )
         yield running
     finally:
         process.terminate()
@@ -136,14 +160,21 @@ def offered(page: Any) -> set[str]:
     return {form.get_attribute("data-action") for form in page.query_selector_all("form.action")}
 
 
-def test_the_seed_scenario_shows_its_states_and_timeline(server: Server, page: Any,
-                                                         tmp_path: Path) -> None:
+def test_the_seed_scenario_shows_its_states_and_timeline(server: Server, page: Any, tmp_path: Path) -> None:
     server.call("POST", "/returns/100003/authorize", {"rma": "RMA-100003"}, operator="alice")
     for _ in range(2):
-        server.call("POST", "/returns/100003/receive",
-                    {"items": [{"returnItemId": "100003", "quantity": 1}]}, operator="warehouse")
-    server.call("POST", "/returns/100003/refund", {"action": "initiate", "amounts": {
-        "paymentGroups": {"pg30412": "80.41"}}}, operator="bob")
+        server.call(
+            "POST",
+            "/returns/100003/receive",
+            {"items": [{"returnItemId": "100003", "quantity": 1}]},
+            operator="warehouse",
+        )
+    server.call(
+        "POST",
+        "/returns/100003/refund",
+        {"action": "initiate", "amounts": {"paymentGroups": {"pg30412": "80.41"}}},
+        operator="bob",
+    )
     server.call("POST", "/returns/100003/refund", {"action": "settle"}, operator="bob")
     sign_in(page, server, "carol")
     page.fill("header input[name=q]", "100003")
@@ -153,23 +184,35 @@ def test_the_seed_scenario_shows_its_states_and_timeline(server: Server, page: A
     assert page.inner_text("#return-state") == "COMPLETE"
     machine = "svg[data-machine=return]"
     assert page.get_attribute(f"{machine} .state.current", "data-state") == "COMPLETE"
-    taken = {(e.get_attribute("data-from"), e.get_attribute("data-to"))
-             for e in page.query_selector_all(f"{machine} .edge.taken")}
-    assert taken == {("PENDING_CUSTOMER_ACTION", "PARTIAL_RETURN"), ("PARTIAL_RETURN", "FULL_RETURN"),
-                     ("FULL_RETURN", "PENDING_REFUND"), ("PENDING_REFUND", "COMPLETE")}
+    taken = {
+        (e.get_attribute("data-from"), e.get_attribute("data-to"))
+        for e in page.query_selector_all(f"{machine} .edge.taken")
+    }
+    assert taken == {
+        ("PENDING_CUSTOMER_ACTION", "PARTIAL_RETURN"),
+        ("PARTIAL_RETURN", "FULL_RETURN"),
+        ("FULL_RETURN", "PENDING_REFUND"),
+        ("PENDING_REFUND", "COMPLETE"),
+    }
     assert page.get_attribute("svg[data-machine=return_item] .state.current", "data-state") == "RETURNED"
     rows = page.query_selector_all("#timeline tr.event")
     assert [r.query_selector("td.actor").inner_text() for r in rows] == [
-        "commerce-webhook", "operator:alice", "operator:warehouse", "operator:warehouse",
-        "operator:bob", "operator:bob"]
+        "commerce-webhook",
+        "operator:alice",
+        "operator:warehouse",
+        "operator:warehouse",
+        "operator:bob",
+        "operator:bob",
+    ]
     assert "Received" in rows[0].inner_text() and "RefundSettled" in rows[-1].inner_text()
     assert "ItemsReceived" in rows[2].inner_text() and "+1 (1 received)" in rows[2].inner_text()
     assert offered(page) == set() and page.is_visible("#no-actions"), "nothing is allowed now"
     assert page.query_selector_all("#calls tr")[1:], "Commerce calls listed"
     page.screenshot(path=str(tmp_path / "console-return.png"), full_page=True)
     if os.environ.get("RETURNFLOW_SCREENSHOT_DIR"):
-        page.screenshot(path=str(Path(os.environ["RETURNFLOW_SCREENSHOT_DIR"]) / "console-return.png"),
-                        full_page=True)
+        page.screenshot(
+            path=str(Path(os.environ["RETURNFLOW_SCREENSHOT_DIR"]) / "console-return.png"), full_page=True
+        )
 
     page.click("#as-of-picker a[href='?version=3']")
     assert page.inner_text("#return-state") == "PARTIAL_RETURN"

@@ -23,9 +23,12 @@ COMMON = {"version", "time", "type"}
 
 
 def domain_events() -> dict[str, type[DomainEvent]]:
-    return {cls.__qualname__: cls for aggregate in (Order, ReturnRequest)
-            for name, cls in vars(aggregate).items()
-            if isinstance(cls, type) and issubclass(cls, DomainEvent) and name not in ("Event", "Created")}
+    return {
+        cls.__qualname__: cls
+        for aggregate in (Order, ReturnRequest)
+        for name, cls in vars(aggregate).items()
+        if isinstance(cls, type) and issubclass(cls, DomainEvent) and name not in ("Event", "Created")
+    }
 
 
 def test_every_event_type_has_a_message_with_exactly_its_fields() -> None:
@@ -63,7 +66,9 @@ def test_every_schema_is_valid_json_schema_and_every_reference_resolves() -> Non
         for part in ref.removeprefix("#/").split("/"):
             target = target[part]
     assert {c["address"] for c in document_["channels"].values()} == {
-        "returnflow.events", "returnflow.commerce.dlq"}
+        "returnflow.events",
+        "returnflow.commerce.dlq",
+    }
 
 
 async def test_the_messages_of_a_whole_return_match_the_document(service: RunningService) -> None:
@@ -71,10 +76,13 @@ async def test_the_messages_of_a_whole_return_match_the_document(service: Runnin
     for context in ("Initiate_Return", "CalculateRefund_Return", "Submit_Return"):
         await webhook(service, "return-request-validation", validation(context, 2))
     await webhook(service, "return-request-update", return_update("R1"))
-    for path, body in (("authorize", {"rma": "RMA1"}),
-                       ("receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}),
-                       ("receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}),
-                       ("refund", {"action": "initiate"}), ("refund", {"action": "settle"})):
+    for path, body in (
+        ("authorize", {"rma": "RMA1"}),
+        ("receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}),
+        ("receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}),
+        ("refund", {"action": "initiate"}),
+        ("refund", {"action": "settle"}),
+    ):
         assert (await act(service, f"/returns/R1/{path}", body))[0] == 200
     await webhook(service, "return-request-update", return_update("R2", quantity=1))
     assert (await act(service, "/returns/R2/close", {"reason": "never came"}))[0] == 200

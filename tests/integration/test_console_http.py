@@ -20,8 +20,9 @@ async def browser(service: RunningService) -> AsyncIterator[ClientSession]:
 
 
 async def sign_in(service: RunningService, http: ClientSession, token: str = API_TOKEN) -> int:
-    async with http.post(service.url + "/console/login", data={"operator": "erin", "token": token},
-                         allow_redirects=False) as r:
+    async with http.post(
+        service.url + "/console/login", data={"operator": "erin", "token": token}, allow_redirects=False
+    ) as r:
         return r.status
 
 
@@ -40,8 +41,9 @@ async def a_return(service: RunningService) -> None:
     assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
 
 
-async def test_signed_out_the_console_asks_who_you_are(service: RunningService,
-                                                       browser: ClientSession) -> None:
+async def test_signed_out_the_console_asks_who_you_are(
+    service: RunningService, browser: ClientSession
+) -> None:
     async with browser.get(service.url + "/console/returns/R1", allow_redirects=False) as r:
         assert (r.status, r.headers["Location"]) == (303, "/console/login")
     assert await sign_in(service, browser, token="wrong") == 401
@@ -49,46 +51,51 @@ async def test_signed_out_the_console_asks_who_you_are(service: RunningService,
 
 
 async def test_the_session_cookie_is_httponly_strict_and_no_token_in_a_url(
-        service: RunningService, browser: ClientSession) -> None:
-    async with browser.post(service.url + "/console/login",
-                            data={"operator": "erin", "token": API_TOKEN}, allow_redirects=False) as r:
+    service: RunningService, browser: ClientSession
+) -> None:
+    async with browser.post(
+        service.url + "/console/login", data={"operator": "erin", "token": API_TOKEN}, allow_redirects=False
+    ) as r:
         assert r.status == 303 and API_TOKEN not in r.headers["Location"]
         cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console/" in cookie
     assert API_TOKEN not in cookie
 
 
-async def test_a_form_without_its_csrf_token_records_nothing(service: RunningService,
-                                                              browser: ClientSession) -> None:
+async def test_a_form_without_its_csrf_token_records_nothing(
+    service: RunningService, browser: ClientSession
+) -> None:
     await a_return(service)
     await sign_in(service, browser)
     before = len((await get(service, "/returns/R1/history"))["events"])
-    async with browser.post(service.url + "/console/returns/R1/authorize", data={"rma": "X"},
-                            allow_redirects=False) as r:
+    async with browser.post(
+        service.url + "/console/returns/R1/authorize", data={"rma": "X"}, allow_redirects=False
+    ) as r:
         assert r.status == 403
     assert len((await get(service, "/returns/R1/history"))["events"]) == before
 
 
 async def test_a_disallowed_action_posted_anyway_is_refused_and_records_nothing(
-        service: RunningService, browser: ClientSession) -> None:
+    service: RunningService, browser: ClientSession
+) -> None:
     await a_return(service)
     await sign_in(service, browser)
     csrf = await csrf_of(service, browser, "/console/returns/R1")
     before = len((await get(service, "/returns/R1/history"))["events"])
-    async with browser.post(service.url + "/console/returns/R1/refund_settle",
-                            data={"csrf": csrf}) as r:
+    async with browser.post(service.url + "/console/returns/R1/refund_settle", data={"csrf": csrf}) as r:
         page = await r.text()
     assert "not allowed in state PENDING_CUSTOMER_ACTION" in page
     assert len((await get(service, "/returns/R1/history"))["events"]) == before
 
 
 async def test_the_return_page_shows_the_validation_answers_and_the_order_page_links_it(
-        service: RunningService, browser: ClientSession) -> None:
+    service: RunningService, browser: ClientSession
+) -> None:
     await a_return(service)
     await sign_in(service, browser)
     async with browser.get(service.url + "/console/returns/R1") as r:
         page = await r.text()
-    answers = page[page.index('id="answers"'):page.index('id="calls"')]
+    answers = page[page.index('id="answers"') : page.index('id="calls"')]
     for context in ("Initiate_Return", "CalculateRefund_Return", "Submit_Return"):
         assert context in answers
     assert "REFUND_CALCULATED -&gt; RETURN_SUBMITTED" in answers and "returnable" in answers

@@ -18,12 +18,14 @@ async def scrape(svc: RunningService) -> dict[tuple[str, frozenset[tuple[str, st
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = await r.text()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
-def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
-          **labels: str) -> float:
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
@@ -41,15 +43,27 @@ async def test_requests_are_timed_per_route_and_outcome(service: RunningService)
     assert value(after, count, route="/webhooks/order-submit", method="POST", outcome="200") == 1
     assert value(after, count, route="/returns/{id}/refund", method="POST", outcome="409") == 1
     assert value(after, count, route="/returns/{id}", method="GET", outcome="401") == 1
-    assert value(after, "returnflow_http_request_seconds_bucket", route="/webhooks/order-submit",
-                 method="POST", outcome="200", le="+Inf") == 1
-    assert value(after, "returnflow_requests_total", outcome="webhook_created",
-                 path="/webhooks/order-submit") == 1
+    assert (
+        value(
+            after,
+            "returnflow_http_request_seconds_bucket",
+            route="/webhooks/order-submit",
+            method="POST",
+            outcome="200",
+            le="+Inf",
+        )
+        == 1
+    )
+    assert (
+        value(after, "returnflow_requests_total", outcome="webhook_created", path="/webhooks/order-submit")
+        == 1
+    )
     assert value(after, "returnflow_writer_commands_total") >= 2
     batches = "returnflow_writer_batch_size_count"
     assert value(after, batches) - value(before, batches) >= 2
     assert value(after, "returnflow_writer_commit_seconds_count") > value(
-        before, "returnflow_writer_commit_seconds_count")
+        before, "returnflow_writer_commit_seconds_count"
+    )
 
 
 async def test_commerce_calls_are_timed_per_operation_and_outcome(service: RunningService) -> None:
@@ -70,12 +84,14 @@ async def test_commerce_calls_are_timed_per_operation_and_outcome(service: Runni
     assert value(samples, "returnflow_sync_lag_seconds_count") >= 1
 
 
-async def test_the_grafana_dashboard_reads_only_metrics_the_service_exposes(
-        service: RunningService) -> None:
+async def test_the_grafana_dashboard_reads_only_metrics_the_service_exposes(service: RunningService) -> None:
     dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
-    wanted = {re.sub(r"_(bucket|count|sum|total)$", "", name)
-              for panel in dashboard["panels"] for target in panel["targets"]
-              for name in re.findall(r"returnflow_\w+", target["expr"])}
+    wanted = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"returnflow_\w+", target["expr"])
+    }
     async with service.http.get(service.url + "/metrics") as r:
         exposed = {family.name for family in text_string_to_metric_families(await r.text())}
     assert len(wanted) >= 10

@@ -34,10 +34,12 @@ def _route_of(path: str) -> str:
 
 
 def _schema_check(schema: dict[str, Any], instance: Any, what: str) -> None:
-    validator = Draft202012Validator({**schema, "components": SPEC["components"]},
-                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
-    problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in validator.iter_errors(instance)]
+    validator = Draft202012Validator(
+        {**schema, "components": SPEC["components"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    problems = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(instance)
+    ]
     assert not problems, f"{what} does not match the document: {problems}"
 
 
@@ -55,8 +57,16 @@ class Contract:
         self.svc = svc
         self.seen: set[tuple[str, str, str]] = set()
 
-    async def __call__(self, method: str, path: str, body: Any = None, *, status: int,
-                       headers: dict[str, str] | None = None, raw: bytes | None = None) -> Any:
+    async def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        status: int,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Any:
         route = _route_of(path)
         operation = SPEC["paths"][route][method.lower()]
         data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
@@ -88,9 +98,11 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 
 def test_every_route_is_documented_and_every_documented_route_exists() -> None:
-    routes = {(r.method.lower(), r.resource.canonical) for r in _router().routes()
-              if r.method != "HEAD" and r.resource is not None
-              and not UNDOCUMENTED.match(r.resource.canonical)}
+    routes = {
+        (r.method.lower(), r.resource.canonical)
+        for r in _router().routes()
+        if r.method != "HEAD" and r.resource is not None and not UNDOCUMENTED.match(r.resource.canonical)
+    }
     documented = {(method, path) for path, item in SPEC["paths"].items() for method in item}
     assert routes == documented
 
@@ -110,19 +122,29 @@ def contract(service: RunningService) -> Contract:
 async def test_a_whole_return_answers_as_documented(contract: Contract) -> None:
     await contract("POST", "/webhooks/order-submit", fresh_order(), status=200)
     await contract("POST", "/webhooks/order-submit", fresh_order(), status=200)
-    await contract("POST", "/orders/o20005/shipments", {"shippingGroupId": "sg20005",
-                                                        "trackingNumber": "1Z9"}, status=200)
+    await contract(
+        "POST",
+        "/orders/o20005/shipments",
+        {"shippingGroupId": "sg20005", "trackingNumber": "1Z9"},
+        status=200,
+    )
     for context in ("Initiate_Return", "CalculateRefund_Return", "Submit_Return"):
         await contract("POST", "/webhooks/return-request-validation", validation(context, 2), status=200)
     await contract("POST", "/webhooks/return-request-update", return_update("R1"), status=200)
     await contract("POST", "/returns/R1/authorize", {"rma": "RMA1"}, status=200)
-    await contract("POST", "/returns/R1/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                              "quantity": 2}]}, status=200)
+    await contract(
+        "POST", "/returns/R1/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 2}]}, status=200
+    )
     await contract("POST", "/returns/R1/refund", {"action": "initiate"}, status=200)
     await contract("POST", "/returns/R1/close", {"reason": "too late"}, status=409)
     await contract("POST", "/returns/R1/refund", {"action": "settle"}, status=200)
-    for path in ("/orders/o20005", "/returns/R1", "/orders/o20005/history", "/returns/R1/history",
-                 "/returns/R1/history?as_of=2000-01-01T00:00:00Z"):
+    for path in (
+        "/orders/o20005",
+        "/returns/R1",
+        "/orders/o20005/history",
+        "/returns/R1/history",
+        "/returns/R1/history?as_of=2000-01-01T00:00:00Z",
+    ):
         await contract("GET", path, status=200)
     await contract("POST", "/webhooks/return-request-update", return_update("R2"), status=200)
     await contract("POST", "/returns/R2/close", {"reason": "never sent"}, status=200)
