@@ -126,8 +126,11 @@ def _wait_until_up(server: Server, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("returnflow serve did not come up")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for the module (the only one that needs it): Playwright's sync API keeps an
+    event loop running in this thread while it is open, which the asyncio tests after this
+    module must not find."""
     if not shutil.which(CHROMIUM):
         if environment_says_ci():
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
