@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 M = TypeVar("M", Counter, Gauge, Histogram)
 _made: dict[str, Any] = {}
@@ -110,3 +110,10 @@ DRIFT = counter(
 def record_drift(kind: str, count: int = 1) -> None:
     """The hook for reconciliation: count resources whose Commerce state drifted."""
     DRIFT.labels(kind=kind).inc(count)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> Any:
+    """`/metrics` for `returnflow relay` and `returnflow sync`, which have no HTTP server of
+    their own (a daemon thread); answers the server, for tests to shut down."""
+    server, _ = start_http_server(port, addr=host)
+    return server

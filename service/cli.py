@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from projections.audit import NotFound, export, parse_time, render, timeline, transitions
+from projections.metrics import serve_metrics
 from projections.positions import PositionStore
 from projections.progress import ProgressBar
 from projections.read_models import ReadModels
@@ -28,6 +30,7 @@ from service.config import ConfigError, KafkaNames, Settings
 from service.store import open_store
 
 log = structlog.get_logger(__name__)
+METRICS_HELP = "RETURNFLOW_METRICS_PORT: serve /metrics on this port (on RETURNFLOW_HOST, default loopback)"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -56,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     relay = commands.add_parser("relay", help="publish the event store to Kafka (returnflow.events)")
     _common(relay)
     relay.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
+    relay.add_argument("--metrics-port", type=int, help=METRICS_HELP)
     sync = commands.add_parser("sync", help="consume returnflow.events into Commerce Admin API calls")
     _common(sync)
     sync.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
     sync.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL (unset: log the calls)")
     sync.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    sync.add_argument("--metrics-port", type=int, help=METRICS_HELP)
     audit = commands.add_parser("audit", help="timeline and state of a return or order, or a bulk export")
     _common(audit)
     audit.add_argument("id", nargs="?", help="a return's authorization number or an order id")
@@ -162,6 +167,14 @@ def sync(settings: Settings) -> int:
         ledger.close()
 
 
+def _serve_metrics(args: argparse.Namespace, settings: Settings) -> None:
+    """`relay` and `sync` keep their lag and call metrics in their own process."""
+    port = args.metrics_port or os.environ.get("RETURNFLOW_METRICS_PORT")
+    if port:
+        serve_metrics(int(port), settings.host)
+        log.info("metrics_serving", port=int(port), host=settings.host)
+
+
 def _time(text: str | None, flag: str) -> datetime | None:
     if text is None:
         return None
@@ -232,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_format, final=argv is None)
         if args.command == "serve":
             return serve(settings)
+        if args.command in ("relay", "sync"):
+            _serve_metrics(args, settings)
         if args.command == "relay":
             return relay(settings)
         if args.command == "sync":

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RunningService
+from projections.metrics import serve_metrics
+from projections.positions import PositionStore
+from projections.relay import Relay
+from tests.conftest import RunningService, free_port
 from tests.integration.test_operator_api import act, fresh_order, return_update, webhook
 
 
@@ -96,3 +100,20 @@ async def test_the_grafana_dashboard_reads_only_metrics_the_service_exposes(serv
         exposed = {family.name for family in text_string_to_metric_families(await r.text())}
     assert len(wanted) >= 10
     assert wanted <= exposed, wanted - exposed
+
+
+async def test_relay_lag_is_exposed_by_a_standalone_process_endpoint(service: RunningService) -> None:
+    """`returnflow relay` has no HTTP server: `--metrics-port` serves the same registry."""
+    await webhook(service, "order-submit", fresh_order())
+    stored = service.events_stored()
+    relay = Relay(service.services.store, PositionStore(":memory:"), "127.0.0.1:1")
+    relay._measure_lag({"time": "2020-01-01T00:00:00Z"}, 0)
+    server = serve_metrics(free_port())
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    finally:
+        server.shutdown()
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["returnflow_relay_lag_events"] == stored
+    assert samples["returnflow_relay_lag_seconds"] > 365 * 24 * 3600
