@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import orjson
 from eventsourcing.domain import DomainEvent
-from jsonschema import Draft202012Validator
+from jsonschema import Draft7Validator, Draft202012Validator
 
 from domain.orders import Order
 from domain.returns import ReturnRequest
@@ -48,6 +50,17 @@ def test_the_resource_states_are_the_http_apis() -> None:
     openapi = orjson.loads(document("openapi.json"))["components"]["schemas"]
     for name in ("Order", "Return", "ReturnItem"):
         assert spec()["components"]["schemas"][name] == openapi[name]
+
+
+def test_the_document_is_valid_asyncapi_3() -> None:
+    """Against the official AsyncAPI 3.0.0 JSON Schema (tests/contracts/asyncapi-3.0.0.schema.json,
+    from the npm package @asyncapi/specs 6.11.1, schemas/3.0.0-without-$id.json, Apache-2.0)."""
+    official = json.loads(
+        (Path(__file__).parents[1] / "contracts" / "asyncapi-3.0.0.schema.json").read_text()
+    )
+    assert not [e.message for e in Draft7Validator(official).iter_errors(spec())]
+    broken = {**spec(), "operations": {"x": {"action": "publish", "channel": {"$ref": "#/channels/events"}}}}
+    assert list(Draft7Validator(official).iter_errors(broken)), "the official schema does catch mistakes"
 
 
 def test_every_schema_is_valid_json_schema_and_every_reference_resolves() -> None:
