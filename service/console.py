@@ -147,6 +147,10 @@ def _exists(console: Console, kind: str, commerce_id: str) -> bool:
     return any(True for _ in console.services.store.events.get(uuid, limit=1))
 
 
+async def to_console(request: web.Request) -> web.Response:
+    return see_other("/console/")
+
+
 async def home(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     operator = console.who(request)
@@ -254,6 +258,7 @@ async def act(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Mount the console; its read of the Commerce call log opens with the app."""
     console = app[CONSOLE] = Console(app)
+    app.router.add_get("/console", replies(to_console))
     app.router.add_get("/console/", replies(home))
     app.router.add_get("/console/login", replies(login_page))
     app.router.add_post("/console/login", replies(login))

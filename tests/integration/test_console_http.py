@@ -46,6 +46,8 @@ async def test_signed_out_the_console_asks_who_you_are(
 ) -> None:
     async with browser.get(service.url + "/console/returns/R1", allow_redirects=False) as r:
         assert (r.status, r.headers["Location"]) == (303, "/console/login")
+    async with browser.get(service.url + "/console") as r:
+        assert r.status == 200 and str(r.url).endswith("/console/login")
     assert await sign_in(service, browser, token="wrong") == 401
     assert not browser.cookie_jar.filter_cookies(service.url + "/console/")
 
