@@ -42,8 +42,9 @@ def new_request_id() -> str:
 @web.middleware
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request: a request id bound to its log lines and echoed back, the operator API's
-    bearer token, errors in Commerce's errorModel. One middleware for all three, since each
-    layer is paid by every request, the function webhook Commerce waits on included."""
+    bearer token, errors in Commerce's errorModel, its latency in the route's histogram. One
+    middleware for all four, since each layer is paid by every request, the function webhook
+    Commerce waits on included."""
     request_id = request.headers.get("X-Request-Id") or new_request_id()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
