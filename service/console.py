@@ -204,6 +204,16 @@ def _quantity(data: Any, key: str) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
+def _amounts(data: Any) -> dict[str, Any] | None:
+    """Amounts typed per payment group override the calculated refund (none typed: calculated)."""
+    given = {
+        key.removeprefix("amount:"): str(data[key]).strip()
+        for key in data
+        if key.startswith("amount:") and str(data[key]).strip()
+    }
+    return {"paymentGroups": given} if given else None
+
+
 def _command(action: str, rid: str, data: Any, policy: Any) -> Callable[..., str]:
     """The service-layer command a console form asks for (actor and cause added by the caller)."""
     if action == "authorize":
@@ -226,7 +236,7 @@ def _command(action: str, rid: str, data: Any, policy: Any) -> Callable[..., str
             operations.refund,
             return_id=rid,
             action=action.removeprefix("refund_"),
-            amounts=None,
+            amounts=_amounts(data),
             policy=policy,
         )
     if action == "close":

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEvent
 
 from domain.identity import order_uuid
 from domain.operator_actions import Allowed, allowed_actions
+from domain.orders import Order
+from domain.views import order_view
 from projections.audit import NotFound, Timeline, parse_time, timeline
 from projections.sync import SyncLedger
 from service.diagrams import render
@@ -37,6 +40,8 @@ class Page:
     diagrams: list[Diagram]
     answers: list[dict[str, Any]]
     allowed: list[Allowed] = field(default_factory=list)
+    payment_groups: list[dict[str, Any]] = field(default_factory=list)
+    """The order's payment groups: where a refund may go (the refund form can override amounts)."""
 
     @property
     def at_latest(self) -> bool:
@@ -152,6 +157,14 @@ def answers_of(store: EventStore, order_id: str | None, until: str | None) -> li
     return found
 
 
+def _payment_groups(store: EventStore, order_id: str | None) -> list[dict[str, Any]]:
+    try:
+        order: Any = store.repository.get(order_uuid(order_id or ""))
+    except AggregateNotFoundError:
+        return []
+    return order_view(order)["paymentGroups"] if isinstance(order, Order) else []
+
+
 def return_page(store: EventStore, ledger: SyncLedger | None, commerce_id: str, version: int | None) -> Page:
     """A return at `version` (None: now); NotFound if no such return (or version)."""
     calls = ledger.calls_for(commerce_id) if ledger is not None else []
@@ -178,4 +191,5 @@ def return_page(store: EventStore, ledger: SyncLedger | None, commerce_id: str, 
         _diagrams(line),
         answers_of(store, line.state.get("orderId"), line.events[-1]["time"]),
         allowed,
+        _payment_groups(store, line.state.get("orderId")) if allowed else [],
     )

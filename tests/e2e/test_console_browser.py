@@ -245,3 +245,12 @@ def test_an_allowed_action_is_recorded_with_the_operators_name(server: Server, p
     assert page.inner_text("#return-state") == "FULL_RETURN"
     assert server.call("GET", "/returns/100004/history")["events"][-1]["actor"] == "operator:dana"
     assert offered(page) == {"refund_initiate", "refund_manual"}, "received in full: refund only"
+
+    page.fill("form[data-action=refund_initiate] input[name='amount:pg30412']", "20.00")
+    page.click("form[data-action=refund_initiate] button")
+    assert page.inner_text("#return-state") == "PENDING_REFUND"
+    assert "refund 20.00 USD to pg30412 20.00" in page.inner_text("#timeline")
+    page.click("form[data-action=refund_settle] button")
+    assert page.inner_text("#return-state") == "COMPLETE" and offered(page) == set()
+    actors = [e["actor"] for e in server.call("GET", "/returns/100004/history")["events"]]
+    assert actors == ["commerce-webhook"] + ["operator:dana"] * 4
