@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiohttp import ClientSession, web
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
 
 from projections.commerce_client import CommerceClient
 from projections.sync import CommerceProjector, KafkaSync, SyncLedger
@@ -198,6 +199,13 @@ async def test_commerce_faults_drain_and_a_400_is_dead_lettered(
         assert dead[0]["status"] == 400
         assert "RETURN_LOCKED" in dead[0]["reason"]
         assert dead[0]["request"]["path"] == "/ccadmin/v1/returnRequests/R2"
+    assert _sample("returnflow_commerce_dead_letters_total", operation="updateReturnRequest") >= 1
+    assert _sample("returnflow_commerce_call_seconds_count", operation="updateReturnRequest",
+                   outcome="dead_letter") >= 1
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def _spawn(command: str, db: Path, bootstrap: str, env: dict[str, str], log: Path,
