@@ -13,13 +13,15 @@ that is reloaded (tests) does not fail on a duplicate registration.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 M = TypeVar("M", Counter, Gauge, Histogram)
-_made: dict[str, Any] = {}
+_made: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = weakref.WeakKeyDictionary()
+"""Per registry (weakly: an application's own registry goes with it), its instruments by name."""
 _lock = threading.Lock()
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -37,10 +39,10 @@ def _make(
     **extra: Any,
 ) -> M:
     with _lock:
-        key = f"{id(registry)}:{name}"
-        made = _made.get(key)
+        known = _made.setdefault(registry, {})
+        made = known.get(name)
         if made is None:
-            made = _made[key] = kind(name, documentation, list(labels), registry=registry, **extra)
+            made = known[name] = kind(name, documentation, list(labels), registry=registry, **extra)
         if not isinstance(made, kind):
             raise TypeError(f"metric {name} already exists as a {type(made).__name__}")
         return made
