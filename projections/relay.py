@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +30,7 @@ from eventsourcing.utils import resolve_topic
 
 from projections.cloudevents import StateFolder, encode, to_cloudevent
 from projections.lru import Lru
+from projections.metrics import RELAY_LAG_EVENTS, RELAY_LAG_SECONDS, RELAY_PUBLISHED
 from projections.positions import PositionStore
 
 log = structlog.get_logger(__name__)
@@ -222,6 +224,8 @@ class Relay:
             page = (await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
                                             self.page_size)).messages
             if not page:
+                RELAY_LAG_EVENTS.set(0)
+                RELAY_LAG_SECONDS.set(0)
                 self.wake.clear()
                 await sleep_or_stop(self.wake, self.idle_s)
                 continue
@@ -235,10 +239,20 @@ class Relay:
             await asyncio.to_thread(self.positions.set, self.name, last)
             position = last
             self.published += len(page)
+            RELAY_PUBLISHED.inc(len(page))
+            await asyncio.to_thread(self._measure_lag, page[-1], last)
             if self.progress:
                 self.progress(self.published)
             log.info("relay_published", events=len(page), position=last,
                      ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+    def _measure_lag(self, newest: dict[str, Any], position: int) -> None:
+        """After a page: events still unpublished, and how old the newest published one was."""
+        stored = int(self.store.recorder.max_notification_id() or 0)
+        RELAY_LAG_EVENTS.set(max(stored - position, 0))
+        sent = datetime.fromisoformat(newest["time"].replace("Z", "+00:00"))
+        RELAY_LAG_SECONDS.set(max((datetime.now(UTC) - sent).total_seconds(), 0.0))
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

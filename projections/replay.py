@@ -17,13 +17,12 @@ import gc
 import multiprocessing
 import os
 import queue
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -44,30 +43,6 @@ Reopen = Callable[[], Application[UUID]]
 """Opens the same store again in a worker process (picklable: e.g. a partial of open_store)."""
 PARALLEL_FROM_EVENTS = 50_000
 """Below this, starting worker processes costs more than it saves."""
-
-
-class ProgressBar:
-    """`\\r`-updated count, rate and ETA on a terminal (stderr); a line every 10 % otherwise."""
-
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.started = time.perf_counter()
-        self._last_decile = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate else 0.0
-        percent = 100 * done / total if total else 100.0
-        line = (f"{self.label}: {done:,}/{total:,} events ({percent:5.1f}%) "
-                f"{rate:,.0f} events/s, ETA {eta:,.0f}s")
-        if self.stream.isatty():
-            self.stream.write("\r" + line + ("\n" if done >= total else ""))
-        elif int(percent // 10) != self._last_decile or done >= total:
-            self._last_decile = int(percent // 10)
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 @dataclass

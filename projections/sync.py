@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from projections.commerce_bodies import (
     with_methods_commerce_holds,
 )
 from projections.lanes import KeyedLanes
+from projections.metrics import COMMERCE_CALL_SECONDS, DEAD_LETTERS, SYNC_LAG_SECONDS
 from projections.positions import PositionStore, connect
 from projections.relay import (
     DLQ_TOPIC,
@@ -274,6 +276,7 @@ class CommerceProjector:
         if last is not None and (version <= last[0] or digest == last[1]):
             return Applied(call, version, digest, message["id"], None) if version > last[0] else None
         async with self._slots:
+            started = time.perf_counter()
             try:
                 if call.endpoint == UPDATE_RETURN_REQUEST:
                     body = await self._keeping_commerces_methods(call)
@@ -283,10 +286,15 @@ class CommerceProjector:
             except Exception as exc:
                 if type(exc).__name__ in ("CommerceUnavailable", "CommerceUnreachable"):
                     log.warning("commerce_unavailable", subject=call.subject, error=str(exc))
+                    _observe_call(call.operation, "unavailable", started)
                     raise CommerceUnreachable(str(exc)) from exc
                 raise
+        _observe_call(call.operation, _outcome_label(outcome), started)
         self.calls += 1
         self.lag_ms.append(_lag_ms(message))
+        SYNC_LAG_SECONDS.observe(self.lag_ms[-1] / 1000)
+        if not outcome.ok:
+            DEAD_LETTERS.labels(call.operation).inc()
         if not outcome.ok and self.dead_letter is not None:
             await self.dead_letter({
                 "event": message["id"], "subject": call.subject, "operation": call.operation,
@@ -300,7 +308,6 @@ class CommerceProjector:
                  reason=outcome.dead_letter_reason)
         return Applied(call, version, digest, message["id"], outcome)
 
-
     async def _keeping_commerces_methods(self, call: CommerceCall) -> dict[str, Any]:
         """A refund method list replaces Commerce's: read what Commerce holds just before, so a
         method an agent added that no webhook has told us of yet is sent back, not erased."""
@@ -311,6 +318,16 @@ class CommerceProjector:
         if not getattr(held, "ok", False) or not isinstance(held.response, dict):
             return call.body
         return with_methods_commerce_holds(call.body, held.response.get("refundMethodList"))
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    if not outcome.ok:
+        return "dead_letter"
+    return "logged" if isinstance(outcome, LoggedOutcome) else "ok"
+
+
+def _observe_call(operation: str, outcome: str, started: float) -> None:
+    COMMERCE_CALL_SECONDS.labels(operation, outcome).observe(time.perf_counter() - started)
 
 
 def _version(message: dict[str, Any]) -> int:

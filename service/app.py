@@ -17,13 +17,13 @@ import structlog
 from aiohttp import web
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from projections.lru import live_caches
-from service import operator_api, validation, webhooks
+from service import api_description, console, operator_api, validation, webhooks
 from service.answer_memo import AnswerMemo
 from service.background import Background
 from service.config import Settings, load_policy
 from service.context import SERVICES, Services
 from service.errors import ApiError, error_response
+from service.metrics import METRICS, AppMetrics
 from service.queries import Queries
 from service.signatures import SignatureVerifier
 from service.store import EventStore, open_store
@@ -32,7 +32,7 @@ from service.writer import StoreContended, Writer
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/console"})
 _ID_PREFIX = secrets.token_hex(4)
 _ID_COUNTER = itertools.count(1)
 
@@ -45,8 +45,9 @@ def new_request_id() -> str:
 @web.middleware
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request: a request id bound to its log lines and echoed back, the operator API's
-    bearer token, errors in Commerce's errorModel. One middleware for all three, since each
-    layer is paid by every request, the function webhook Commerce waits on included."""
+    bearer token, errors in Commerce's errorModel, its latency in the route's histogram. One
+    middleware for all four, since each layer is paid by every request, the function webhook
+    Commerce waits on included."""
     request_id = request.headers.get("X-Request-Id") or new_request_id()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -65,6 +66,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
     response.headers["X-Request-Id"] = request_id
+    request.app[METRICS].requests.observe(request, response.status, time.perf_counter() - started)
     if response.status >= 400:
         log.info("request_failed", request_id=request_id, method=request.method,
                  path=request.path, status=response.status,
@@ -99,8 +101,8 @@ def _http_error(exc: web.HTTPException) -> ApiError:
 
 def _authorize(request: web.Request) -> None:
     """Bearer token on the operator and query API; webhooks authenticate by signature."""
-    if request.path.startswith("/webhooks/") or request.path in OPEN_PATHS:
-        return
+    if request.path.startswith(("/webhooks/", "/console/")) or request.path in OPEN_PATHS:
+        return  # the console signs its operators in itself (service/console_auth.py)
     token = request.app[SERVICES].settings.api_token
     if token is None:
         return
@@ -175,47 +177,6 @@ async def readyz(request: web.Request) -> web.Response:
     return _json({"status": "ready", "notificationId": position or 0})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    lines = [
-        "# HELP returnflow_requests_total Webhooks and operator actions by outcome and route.",
-        "# TYPE returnflow_requests_total counter",
-    ]
-    for (outcome, path), count in sorted(services.counters.items()):
-        lines.append(f'returnflow_requests_total{{outcome="{outcome}",path="{path}"}} {count}')
-    stats = services.writer.stats
-    lines += [
-        "# TYPE returnflow_writer_batches_total counter",
-        f"returnflow_writer_batches_total {stats.batches}",
-        "# TYPE returnflow_writer_commands_total counter",
-        f"returnflow_writer_commands_total {stats.commands}",
-        "# TYPE returnflow_writer_conflicts_total counter",
-        f"returnflow_writer_conflicts_total {stats.conflicts}",
-        "# TYPE returnflow_writer_contended_total counter",
-        f"returnflow_writer_contended_total {stats.contended}",
-        *cache_metrics(),
-    ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-
-def cache_metrics() -> list[str]:
-    """Every bounded cache of this process, summed by name (entries, capacity, hits, misses,
-    evictions): a hit rate that falls as the store grows says RETURNFLOW_CACHE_ENTRIES is low."""
-    totals: dict[str, list[int]] = {}
-    for c in live_caches():
-        sums = totals.setdefault(c.name, [0, 0, 0, 0, 0])
-        for n, value in enumerate((c.entries, c.capacity, c.hits, c.misses, c.evictions)):
-            sums[n] += value
-    lines = []
-    for n, (metric, kind) in enumerate((("entries", "gauge"), ("capacity", "gauge"),
-                                        ("hits_total", "counter"), ("misses_total", "counter"),
-                                        ("evictions_total", "counter"))):
-        lines.append(f"# TYPE returnflow_cache_{metric} {kind}")
-        lines += [f'returnflow_cache_{metric}{{cache="{name}"}} {sums[n]}'
-                  for name, sums in sorted(totals.items())]
-    return lines
-
-
 def create_app(settings: Settings, store: EventStore | None = None) -> web.Application:
     """Build the service; the caller owns `store` if it passes one in."""
     settings.check()
@@ -237,17 +198,20 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         middlewares=[edge],
     )
     app[SERVICES] = services
+    app[METRICS] = AppMetrics(services.counters, lambda: writer.stats)
     validation.add_routes(app)
     if settings.role == "all":
         webhooks.add_routes(app)
         operator_api.add_routes(app)
+        console.add_routes(app)
         app.router.add_get("/orders/{id}", get_order)
         app.router.add_get("/orders/{id}/history", get_order_history)
         app.router.add_get("/returns/{id}", get_return)
         app.router.add_get("/returns/{id}/history", get_return_history)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", app[METRICS].handler)
+    api_description.add_routes(app)
 
     duties = settings.role == "all" and settings.worker == 0
     background = Background(settings, store, writer) if duties else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -17,10 +18,12 @@ import structlog
 from aiohttp import web
 
 from projections.audit import NotFound, export, parse_time, render, timeline, transitions
+from projections.metrics import serve_metrics
 from projections.positions import PositionStore
+from projections.progress import ProgressBar
 from projections.read_models import ReadModels
 from projections.relay import Relay
-from projections.replay import ProgressBar, default_workers, rebuild, summary, verify
+from projections.replay import default_workers, rebuild, summary, verify
 from projections.sync import CommerceProjector, KafkaSync, SyncLedger
 from service import logs
 from service.app import create_app
@@ -30,6 +33,7 @@ from service.store import open_store
 from service.workers import Supervisor, listen
 
 log = structlog.get_logger(__name__)
+METRICS_HELP = "RETURNFLOW_METRICS_PORT: serve /metrics on this port (on RETURNFLOW_HOST, default loopback)"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay = commands.add_parser("relay", help="publish the event store to Kafka (returnflow.events)")
     _common(relay)
     relay.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
+    relay.add_argument("--metrics-port", type=int, help=METRICS_HELP)
     sync = commands.add_parser("sync", help="consume returnflow.events into Commerce Admin API calls")
     _common(sync)
     sync.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
@@ -71,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
     sync.add_argument("--commerce-flavour", choices=["classic", "op"],
                       help="RETURNFLOW_COMMERCE_FLAVOUR: updateReturnRequest bodies (default classic)")
+    sync.add_argument("--metrics-port", type=int, help=METRICS_HELP)
     audit = commands.add_parser("audit", help="timeline and state of a return or order, or a bulk export")
     _common(audit)
     audit.add_argument("id", nargs="?", help="a return's authorization number or an order id")
@@ -185,6 +191,14 @@ def sync(settings: Settings) -> int:
         ledger.close()
 
 
+def _serve_metrics(args: argparse.Namespace, settings: Settings) -> None:
+    """`relay` and `sync` keep their lag and call metrics in their own process."""
+    port = args.metrics_port or os.environ.get("RETURNFLOW_METRICS_PORT")
+    if port:
+        serve_metrics(int(port), settings.host)
+        log.info("metrics_serving", port=int(port), host=settings.host)
+
+
 def _time(text: str | None, flag: str) -> datetime | None:
     if text is None:
         return None
@@ -255,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_format, final=argv is None)
         if args.command == "serve":
             return serve(settings)
+        if args.command in ("relay", "sync"):
+            _serve_metrics(args, settings)
         if args.command == "relay":
             return relay(settings)
         if args.command == "sync":

@@ -24,6 +24,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import DomainError
+from projections.metrics import WRITER_BATCH_SIZE, WRITER_COMMIT_SECONDS
 from service.aggregate_cache import AggregateCache, PrivateCopies
 from service.store import EventStore
 from service.unit_of_work import Mode, UnitOfWork
@@ -181,6 +182,7 @@ class Writer:
         self.stats.batches += 1
         self.stats.commands += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        WRITER_BATCH_SIZE.observe(len(batch))
         if len(batch) > 1 and self._commit_together(batch):
             self._deliver(batch)
             return
@@ -237,7 +239,8 @@ class Writer:
         return True
 
     def _save(self, pending: list[Aggregate]) -> None:
-        recordings = self.store.save(*pending)
+        with WRITER_COMMIT_SECONDS.time():
+            recordings = self.store.save(*pending)
         try:
             self.copies.saved([r.notification.id for r in recordings])
         except Exception:

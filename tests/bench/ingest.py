@@ -83,7 +83,7 @@ def created_count(url: str) -> tuple[int, int]:
     for line in text.splitlines():
         for outcome in counts:
             if line.startswith(f'returnflow_requests_total{{outcome="webhook_{outcome}"'):
-                counts[outcome] += int(line.rsplit(" ", 1)[1])
+                counts[outcome] += int(float(line.rsplit(" ", 1)[1]))
     return counts["created"], counts["duplicate"]
 
 

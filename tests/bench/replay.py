@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from domain.orders import Order
 from domain.returns import ReturnRequest
 from projections.positions import side_database
+from projections.progress import ProgressBar
 from projections.read_models import ReadModels, transition_row, view_row
 from projections.relay import read_page
-from projections.replay import ProgressBar, collector_paused, default_workers, rebuild
+from projections.replay import collector_paused, default_workers, rebuild
 from service.store import EventStore, open_store
 
 EVENTS_PER_PAIR = 13

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from aiohttp import ClientSession, web
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
 
 from projections.commerce_client import CommerceClient
 from projections.sync import CommerceProjector, KafkaSync, SyncLedger
@@ -25,6 +26,7 @@ from service.app import create_app
 from service.config import Settings
 from tests.commerce_sim.server import CommerceSimulator
 from tests.conftest import free_port
+from tests.contracts.asyncapi import drain, problems
 from tests.e2e.scenario import (
     SECRET,
     TOKEN,
@@ -58,6 +60,17 @@ def names(monkeypatch: pytest.MonkeyPatch) -> Names:
     for key, value in chosen.env().items():
         monkeypatch.setenv(key, value)
     return chosen
+
+
+@pytest.fixture(autouse=True)
+async def messages_match_asyncapi(kafka_broker: KafkaBroker, names: Names) -> AsyncIterator[None]:
+    """After each test: every message it published matches the AsyncAPI document."""
+    yield
+    published = {channel: await drain(kafka_broker.bootstrap, topic)
+                 for channel, topic in (("events", names.events), ("deadLetters", names.dlq))}
+    assert published["events"], "the test published events"
+    wrong = [p for channel, messages in published.items() for m in messages for p in problems(m, channel)]
+    assert not wrong, wrong[:10]
 
 
 @asynccontextmanager
@@ -187,6 +200,13 @@ async def test_commerce_faults_drain_and_a_400_is_dead_lettered(
         assert dead[0]["status"] == 400
         assert "RETURN_LOCKED" in dead[0]["reason"]
         assert dead[0]["request"]["path"] == "/ccadmin/v1/returnRequests/R2"
+    assert _sample("returnflow_commerce_dead_letters_total", operation="updateReturnRequest") >= 1
+    assert _sample("returnflow_commerce_call_seconds_count", operation="updateReturnRequest",
+                   outcome="dead_letter") >= 1
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def _spawn(command: str, db: Path, bootstrap: str, env: dict[str, str], log: Path,
