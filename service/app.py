@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from service.metrics import METRICS, AppMetrics
 from service.queries import Queries
 from service.signatures import SignatureVerifier
 from service.store import EventStore, open_store
+from service.worker_metrics import WorkerMetrics
 from service.writer import StoreContended, Writer
 
 log = structlog.get_logger(__name__)
@@ -199,6 +201,10 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     )
     app[SERVICES] = services
     app[METRICS] = AppMetrics(services.counters, lambda: writer.stats)
+    shared = None
+    if settings.metrics_dir is not None:
+        shared = WorkerMetrics(Path(settings.metrics_dir), settings.worker, app[METRICS].text)
+        app[METRICS].workers = shared
     validation.add_routes(app)
     if settings.role == "all":
         webhooks.add_routes(app)
@@ -216,8 +222,13 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
     duties = settings.role == "all" and settings.worker == 0
     background = Background(settings, store, writer) if duties else None
 
+    stopping = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
     async def start(_: web.Application) -> None:
         writer.start()
+        if shared is not None:
+            tasks.append(asyncio.create_task(shared.run(stopping)))
         if background is not None:
             await background.start()
         if settings.development_mode:
@@ -230,6 +241,8 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
             )
 
     async def stop(_: web.Application) -> None:
+        stopping.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if background is not None:
             await background.close()
         await asyncio.to_thread(writer.stop)

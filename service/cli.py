@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -131,11 +132,13 @@ def serve(settings: Settings) -> int:
                     access_log=None)
         return 0
 
-    def worker(sock: socket.socket, index: int) -> None:
-        app = create_app(replace(settings, worker=index))
-        web.run_app(app, sock=sock, print=None, access_log=None)
+    with tempfile.TemporaryDirectory(prefix="returnflow-workers-") as shared:
 
-    return Supervisor(listen(settings.host, settings.port), count, worker).run()
+        def worker(sock: socket.socket, index: int) -> None:
+            app = create_app(replace(settings, worker=index, metrics_dir=shared))
+            web.run_app(app, sock=sock, print=None, access_log=None)
+
+        return Supervisor(listen(settings.host, settings.port), count, worker).run()
 
 
 def _run_until_signalled(runner: Callable[[asyncio.Event], Awaitable[None]]) -> int:

@@ -54,6 +54,8 @@ class Settings:
     worker: int = 0
     """Which of them this is; worker 0 runs the single-process duties (read models, embedded
     sync or relay)."""
+    metrics_dir: str | None = None
+    """Where the workers of one `serve` leave their metrics for each other (the supervisor's)."""
     cache_entries: int = 4096
     """RETURNFLOW_CACHE_ENTRIES: the bound of the writer's aggregate cache and of the remembered
     validation answers; each notification-log follower keeps a quarter of it. A miss reads the

@@ -8,6 +8,7 @@ process-wide (`projections.metrics`). The answer is both registries' text.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from projections.lru import live_caches
 from projections.metrics import histogram
+from service.worker_metrics import WorkerMetrics
 
 ObserveFn = Callable[[float], None]
 
@@ -104,9 +106,14 @@ class AppMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = RequestMetrics(self.registry)
         self.registry.register(_Tallies(counters, writer_stats))
+        self.workers: WorkerMetrics | None = None
+        """With `serve --workers N`: answers for every worker (see `service.worker_metrics`)."""
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry) + generate_latest(REGISTRY)
 
     async def handler(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.registry) + generate_latest(REGISTRY)
+        body = self.text() if self.workers is None else await asyncio.to_thread(self.workers.answer)
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

@@ -74,6 +74,25 @@ async def workers_seen(http: ClientSession, url: str, want: int, timeout: float 
     return seen
 
 
+async def created_in_metrics(http: ClientSession, url: str, want: int = 20) -> float:
+    """Orders created, summed over the workers of one scrape (others' figures are up to a
+    second old, so this asks again for a few seconds)."""
+    deadline = time.monotonic() + 5
+    while True:
+        async with http.get(url + "/metrics") as r:
+            text = await r.text()
+        for index in (0, 1):
+            assert f'process_cpu_seconds_total{{worker="{index}"}}' in text
+        created = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('returnflow_requests_total{outcome="webhook_created"')
+        )
+        if created >= want or time.monotonic() > deadline:
+            return created
+        await asyncio.sleep(0.2)
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_workers_share_the_port_and_the_store_and_are_restarted(
     backend: str,
@@ -96,6 +115,7 @@ async def test_workers_share_the_port_and_the_store_and_are_restarted(
             for n in range(20):
                 async with http.get(f"{url}/orders/o-w{n}") as r:
                     assert r.status == 200, f"o-w{n} stored, seen by whichever worker answers"
+            assert await created_in_metrics(http, url) == 20, "every worker's figures, labelled"
             os.kill(pids[1], signal.SIGKILL)
             deadline = time.monotonic() + 20
             while (await workers_seen(http, url, 2)).get(1) == pids[1]:
