@@ -20,8 +20,12 @@ SCHEMA_LOCK = 0x7266_5F73_6368_656D
 """pg_advisory_xact_lock key held while the projections' tables are created ("rf_schem")."""
 _TYPES = {
     "sqlite": {"int": "INTEGER", "blob": "BLOB", "real": "REAL", "serial": "INTEGER PRIMARY KEY"},
-    "postgresql": {"int": "BIGINT", "blob": "BYTEA", "real": "DOUBLE PRECISION",
-                   "serial": "BIGSERIAL PRIMARY KEY"},
+    "postgresql": {
+        "int": "BIGINT",
+        "blob": "BYTEA",
+        "real": "DOUBLE PRECISION",
+        "serial": "BIGSERIAL PRIMARY KEY",
+    },
 }
 
 
@@ -139,6 +143,7 @@ class Database:
 def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     """INSERT, or UPDATE every other column of the row with the same key (both backends)."""
     others = [c for c in columns if c not in key]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in others))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
+    )

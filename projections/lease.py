@@ -172,16 +172,24 @@ class PostgresLease(_Counted):
     def _connect(self) -> Any:
         import psycopg
 
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5,
-                               application_name=f"returnflow-lease {self.name} {self.me}"[:63],
-                               keepalives=1, keepalives_idle=5, keepalives_interval=2,
-                               keepalives_count=2)
+        conn = psycopg.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=f"returnflow-lease {self.name} {self.me}"[:63],
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=2,
+        )
         conn.execute(f"SET idle_session_timeout = '{IDLE_SESSION_S}s'")
         conn.execute("SET statement_timeout = '5s'")
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS rf_leases (name TEXT PRIMARY KEY, holder TEXT "
-                         "NOT NULL, renewed_at TIMESTAMPTZ)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS rf_leases (name TEXT PRIMARY KEY, holder TEXT "
+                "NOT NULL, renewed_at TIMESTAMPTZ)"
+            )
         return conn
 
     def try_acquire(self) -> float | None:
@@ -192,10 +200,13 @@ class PostgresLease(_Counted):
             return None
         previous = self._conn.execute(
             "SELECT holder, extract(epoch FROM now() - renewed_at) FROM rf_leases WHERE name = %s",
-            (self.name,)).fetchone()
+            (self.name,),
+        ).fetchone()
         self._conn.execute(
             "INSERT INTO rf_leases VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE SET "
-            "holder = excluded.holder, renewed_at = excluded.renewed_at", (self.name, self.me))
+            "holder = excluded.holder, renewed_at = excluded.renewed_at",
+            (self.name, self.me),
+        )
         self.held, self.acquired = True, self.acquired + 1
         if previous is None or previous[1] is None or previous[0] == self.me:
             return 0.0
@@ -205,7 +216,8 @@ class PostgresLease(_Counted):
         try:
             changed = self._conn.execute(
                 "UPDATE rf_leases SET renewed_at = now() WHERE name = %s AND holder = %s",
-                (self.name, self.me)).rowcount
+                (self.name, self.me),
+            ).rowcount
         except Exception as exc:
             log.warning("lease_renewal_failed", duty=self.name, error=type(exc).__name__)
             changed = 0
@@ -215,8 +227,7 @@ class PostgresLease(_Counted):
         if self._conn is None or self._conn.closed:
             return None
         with contextlib.suppress(Exception):
-            row = self._conn.execute("SELECT holder FROM rf_leases WHERE name = %s",
-                                     (self.name,)).fetchone()
+            row = self._conn.execute("SELECT holder FROM rf_leases WHERE name = %s", (self.name,)).fetchone()
             return str(row[0]) if row else None
         return None
 
@@ -234,8 +245,10 @@ class PostgresLease(_Counted):
     def release(self) -> None:
         if self.held and self._conn is not None:
             with contextlib.suppress(Exception):
-                self._conn.execute("UPDATE rf_leases SET renewed_at = NULL WHERE name = %s AND "
-                                   "holder = %s", (self.name, self.me))
+                self._conn.execute(
+                    "UPDATE rf_leases SET renewed_at = NULL WHERE name = %s AND holder = %s",
+                    (self.name, self.me),
+                )
                 self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
         self.held = False
 
@@ -261,14 +274,23 @@ async def run_under_lease(lease: Lease, duty: Duty, stop: asyncio.Event) -> None
             await _sleep(stop, RETRY_S)
             continue
         reported = None
-        log.info("lease_acquired", duty=lease.name, holder=identity(), grace_s=round(wait, 2),
-                 at=datetime.now(UTC).isoformat())
-        await _hold(lease, duty, stop, wait)
+        log.info(
+            "lease_acquired",
+            duty=lease.name,
+            holder=identity(),
+            grace_s=round(wait, 2),
+            at=datetime.now(UTC).isoformat(),
+        )
+        if not await _hold(lease, duty, stop, wait):
+            # A process that just lost its lease (its connection broke) lets the others,
+            # who try every second, take it first.
+            await _sleep(stop, 2 * RETRY_S)
     await asyncio.to_thread(lease.release)
 
 
-async def _hold(lease: Lease, duty: Duty, stop: asyncio.Event, wait: float) -> None:
-    """Renew every second; the duty runs (after `wait`) until stop, or is cancelled on a loss."""
+async def _hold(lease: Lease, duty: Duty, stop: asyncio.Event, wait: float) -> bool:
+    """Renew every second; the duty runs (after `wait`) until stop, or is cancelled on a loss
+    (answers False)."""
     duty_stop = asyncio.Event()
     task: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
@@ -281,8 +303,7 @@ async def _hold(lease: Lease, duty: Duty, stop: asyncio.Event, wait: float) -> N
                 log.error("leased_duty_failed", duty=lease.name, error=repr(task.exception()))
             task = None
             starts_at = loop.time() + RETRY_S
-        await _sleep(stop, min(RETRY_S, max(0.0, starts_at - loop.time())) if task is None
-                     else RETRY_S)
+        await _sleep(stop, min(RETRY_S, max(0.0, starts_at - loop.time())) if task is None else RETRY_S)
         if stop.is_set():
             break
         try:
@@ -290,16 +311,16 @@ async def _hold(lease: Lease, duty: Duty, stop: asyncio.Event, wait: float) -> N
         except TimeoutError:
             held = False
         if not held:
+            lease.held = False  # the fence: nothing more is sent from here on
             lease.lost += 1
             log.warning("lease_lost", duty=lease.name, holder=identity())
-            with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.to_thread(lease.abandon), RENEW_TIMEOUT_S)
-            lease.held = False
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            return
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.to_thread(lease.abandon), RENEW_TIMEOUT_S)
+            return False
     duty_stop.set()
     if task is not None:
         try:
@@ -308,6 +329,7 @@ async def _hold(lease: Lease, duty: Duty, stop: asyncio.Event, wait: float) -> N
             pass
         except Exception:
             log.exception("leased_duty_failed", duty=lease.name)
+    return True
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -64,8 +64,10 @@ async def test_the_duty_runs_once_and_moves_when_its_holder_goes(projections: st
     duties = Duties()
     leases = {name: open_lease(projections, "sync") for name in ("a", "b")}
     stops = {name: asyncio.Event() for name in leases}
-    tasks = {name: asyncio.create_task(run_under_lease(lease, duties.duty(name), stops[name]))
-             for name, lease in leases.items()}
+    tasks = {
+        name: asyncio.create_task(run_under_lease(lease, duties.duty(name), stops[name]))
+        for name, lease in leases.items()
+    }
     await _wait(lambda: duties.running, 5)
     await asyncio.sleep(1.5)
     (holder,) = duties.running

@@ -30,8 +30,21 @@ def projections(store_url: str) -> str:
 
 
 def _transition(notification_id: int, subject: str, version: int) -> tuple[Any, ...]:
-    return (notification_id, "return", subject, version, "2026-11-30T00:00:00Z", "T", "t", "A",
-            "B", "operator:x", "c", None, None)
+    return (
+        notification_id,
+        "return",
+        subject,
+        version,
+        "2026-11-30T00:00:00Z",
+        "T",
+        "t",
+        "A",
+        "B",
+        "operator:x",
+        "c",
+        None,
+        None,
+    )
 
 
 def test_projections_of_a_postgresql_store_live_in_its_database(store_url: str) -> None:
@@ -53,9 +66,9 @@ def test_a_page_is_written_once_even_by_two_followers(projections: str) -> None:
     first, second = ReadModels(projections), ReadModels(projections)
     view = ("rf_return_view", "R1", 2, orjson.dumps({"state": "B"}))
     assert first.apply([_transition(1, "R1", 1), _transition(2, "R1", 2)], [view], 2, after=0)
-    assert not second.apply([_transition(1, "R1", 1), _transition(2, "R1", 2)],
-                            [("rf_return_view", "R1", 1, b"{}")], 2, after=0), \
-        "the same page again from the same position is refused"
+    assert not second.apply(
+        [_transition(1, "R1", 1), _transition(2, "R1", 2)], [("rf_return_view", "R1", 1, b"{}")], 2, after=0
+    ), "the same page again from the same position is refused"
     assert second.position() == 2
     assert second.document("rf_return_view", "R1") == {"state": "B"}
     assert [row[0] for row in second.rows("rf_transitions")] == [1, 2]
@@ -117,8 +130,9 @@ def test_claims_refuse_older_versions_and_allow_a_retry(projections: str) -> Non
 
 
 def _call(version: int) -> CommerceCall:
-    return CommerceCall("PUT", "/ccadmin/v1/returnRequests/R9", {"state": f"S{version}"}, "R9",
-                        "updateReturnRequest")
+    return CommerceCall(
+        "PUT", "/ccadmin/v1/returnRequests/R9", {"state": f"S{version}"}, "R9", "updateReturnRequest"
+    )
 
 
 def _seed(store: EventStore) -> None:
@@ -126,12 +140,25 @@ def _seed(store: EventStore) -> None:
     writer = Writer(store)
     writer.start()
     try:
-        writer.run(partial(operations.receive_order, payload=parse_order_submit(seed_order_submit()),
-                           cause="c"))
-        writer.run(partial(operations.receive_return_update,
-                           payload=parse_return_update(seed_return_request_update()), cause="c"))
-        writer.run(partial(operations.receive, return_id="100003",
-                           items=[({"returnItemId": "100003"}, 1)], actor="operator:x", cause="c"))
+        writer.run(
+            partial(operations.receive_order, payload=parse_order_submit(seed_order_submit()), cause="c")
+        )
+        writer.run(
+            partial(
+                operations.receive_return_update,
+                payload=parse_return_update(seed_return_request_update()),
+                cause="c",
+            )
+        )
+        writer.run(
+            partial(
+                operations.receive,
+                return_id="100003",
+                items=[({"returnItemId": "100003"}, 1)],
+                actor="operator:x",
+                cause="c",
+            )
+        )
     finally:
         writer.stop()
 
@@ -148,8 +175,10 @@ def test_concurrent_claims_end_at_the_newest_state(projections: str) -> None:
         if ledger.claim([("R9", "updateReturnRequest", version)]):
             granted.append(version)
 
-    threads = [threading.Thread(target=race, args=(ledger, version))
-               for version, ledger in zip([3, 8, 5, 7, 4, 6], ledgers, strict=True)]
+    threads = [
+        threading.Thread(target=race, args=(ledger, version))
+        for version, ledger in zip([3, 8, 5, 7, 4, 6], ledgers, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -168,13 +197,11 @@ def _open_everything(projections: str, ready: Any, go: Any) -> None:
 
 
 @pytest.mark.parametrize("trial", range(3))
-def test_schema_created_by_five_processes_at_once(store_url: str, projections: str,
-                                                  trial: int) -> None:
+def test_schema_created_by_five_processes_at_once(store_url: str, projections: str, trial: int) -> None:
     """Replicas starting together on an empty database: none fails creating the tables."""
     context = multiprocessing.get_context("spawn")
     ready, go = context.Barrier(6), context.Event()
-    processes = [context.Process(target=_open_everything, args=(projections, ready, go))
-                 for _ in range(5)]
+    processes = [context.Process(target=_open_everything, args=(projections, ready, go)) for _ in range(5)]
     for process in processes:
         process.start()
     ready.wait()
