@@ -17,6 +17,7 @@ from projections.read_models import ReadModels
 from projections.replay import ReadModelFollower, compare, rebuild
 from projections.sync import Applied, CommerceProjector, LoggedOutcome, SyncLedger
 from service import operations
+from service.cli import main
 from service.payloads import parse_order_submit, parse_return_update
 from service.store import EventStore, Writer, open_store
 from tests.commerce_sim.seeds import seed_order_submit, seed_return_request_update
@@ -232,3 +233,24 @@ def test_schema_created_by_threads_at_once(projections: str) -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_replay_and_verify_from_the_command_line(
+    store_url: str, projections: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`returnflow replay [--verify]` reads and rebuilds the projections where they live."""
+    store = open_store(store_url)
+    _seed(store)
+    live = ReadModels(projections)
+    follower = ReadModelFollower(store, live)
+    while follower.step():
+        pass
+    assert main(["replay", "--verify", "--store", store_url]) == 0
+    live.execute("UPDATE rf_return_view SET version = 99")
+    assert main(["replay", "--verify", "--store", store_url]) == 1
+    assert "rf_return_view id=100003: live row differs" in capsys.readouterr().out
+    assert main(["replay", "--store", store_url]) == 0
+    assert main(["replay", "--verify", "--store", store_url]) == 0
+    assert live.document("rf_return_view", "100003")["state"] == "PARTIAL_RETURN"
+    live.close()
+    store.close()
