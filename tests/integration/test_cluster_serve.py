@@ -224,6 +224,9 @@ async def test_one_replica_syncs_the_other_takes_over_after_sigkill(store_url: s
 async def test_replicas_started_together_on_an_empty_store_all_serve(
     store_url: str, tmp_path: Path, replica_count: int
 ) -> None:
+    """The projections' tables are created by all of them at once, and one takes each lease.
+    (The event store's own tables are created first: their race is the store's to settle.)"""
+    open_store(store_url).close()
     async with CommerceSimulator() as sim, replicas(store_url, sim, tmp_path, replica_count) as started:
         await wait_for(lambda: sum(r.holds_sync() for r in started) == 1, 15, "one sync holder")
         await asyncio.sleep(1.5)
