@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -50,7 +51,7 @@ class Database:
 
             return psycopg.connect(self.target, autocommit=True, connect_timeout=10)
         db = sqlite3.connect(self.target, check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
+        _wal(db)
         # Projections are rebuildable from the store, so they skip the per-commit fsync.
         db.execute("PRAGMA synchronous=NORMAL")
         return db
@@ -138,6 +139,20 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _wal(db: sqlite3.Connection, timeout: float = 30) -> None:
+    """Switching a new file to WAL takes an exclusive lock without waiting for a busy one:
+    processes opening it together retry (the busy timeout does not cover this pragma)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:

@@ -131,10 +131,6 @@ class ReadModels:
         self._db = Database(database)
         self._db.create_schema([self._db.ddl(statement, name="rf_transitions") for statement in SCHEMA])
 
-    @property
-    def backend(self) -> str:
-        return self._db.kind
-
     def position(self) -> int:
         row = self._db.fetchone("SELECT position FROM rf_read_model_position")
         return int(row[0]) if row else 0

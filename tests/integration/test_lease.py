@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -39,7 +41,7 @@ class Duties:
         self.started: list[tuple[str, float]] = []
         self.overlaps = 0
 
-    def duty(self, name: str):  # type: ignore[no-untyped-def]
+    def duty(self, name: str) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
         async def run(stop: asyncio.Event) -> None:
             self.overlaps += bool(self.running)
             self.running.add(name)
@@ -52,7 +54,7 @@ class Duties:
         return run
 
 
-async def _wait(predicate, timeout: float) -> float:  # type: ignore[no-untyped-def]
+async def _wait(predicate: Callable[[], object], timeout: float) -> float:
     started = time.monotonic()
     while not predicate():
         assert time.monotonic() - started < timeout, "timed out"

@@ -15,7 +15,7 @@ from projections.commerce_bodies import CommerceCall
 from projections.positions import PositionStore, side_database
 from projections.read_models import ReadModels
 from projections.replay import ReadModelFollower, compare, rebuild
-from projections.sync import Applied, CommerceProjector, LoggedOutcome, SyncLedger
+from projections.sync import Applied, CommerceProjector, LeaseLost, LoggedOutcome, SyncLedger
 from service import operations
 from service.cli import main
 from service.payloads import parse_order_submit, parse_return_update
@@ -112,6 +112,17 @@ async def test_ledger_never_sends_a_state_older_than_one_sent(projections: str) 
     await stale.project([message(5, "FULL_RETURN", 2)])
     assert early.sent == [], "equal to applied: skipped"
     assert [(c["version"], c["status"]) for c in ledger.calls_for("R9")] == [(5, 200)]
+    ledger.close()
+
+
+async def test_a_projector_that_lost_its_lease_sends_nothing(projections: str) -> None:
+    ledger = SyncLedger(projections)
+    commerce = FakeCommerce(LoggedOutcome(200, 1))
+    with pytest.raises(LeaseLost):
+        await CommerceProjector(commerce, ledger, fence=lambda: False).project([message(2, "X", 1)])
+    assert commerce.sent == [] and ledger.calls_for("R9") == []
+    await CommerceProjector(commerce, ledger, fence=lambda: True).project([message(2, "X", 1)])
+    assert len(commerce.sent) == 1
     ledger.close()
 
 
