@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from projections.lease import FileLease, PostgresLease, identity, open_lease, run_under_lease
+from projections.lease import (
+    FileLease,
+    PostgresLease,
+    identity,
+    metric_lines,
+    open_lease,
+    run_under_lease,
+)
 from projections.positions import side_database
 
 
@@ -29,6 +36,8 @@ def test_one_holder_at_a_time_and_a_release_hands_over_at_once(projections: str)
     first.release()
     assert second.try_acquire() == 0.0, "a clean release leaves no grace to wait out"
     assert first.try_acquire() is None
+    assert 'returnflow_lease_held{duty="duty"} 1' in metric_lines()
+    assert 'returnflow_lease_acquired_total{duty="duty"} 1' in metric_lines()
     for lease in (first, second):
         lease.close()
 
