@@ -48,6 +48,8 @@ class Replica:
     def __init__(self, name: str, store: str, commerce: CommerceSimulator, log: Path) -> None:
         self.name, self.log, self.port = name, log, free_port()
         env = {**clean_env(), "RETURNFLOW_LOG_FORMAT": "json"}
+        if store.startswith("postgresql://"):
+            env["CREATE_TABLE"] = "false"  # eventsourcing's setting: see `replicas`
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [
@@ -93,6 +95,10 @@ class Replica:
 async def replicas(
     store: str, commerce: CommerceSimulator, tmp_path: Path, count: int = 2
 ) -> AsyncIterator[list[Replica]]:
+    # The event store's own tables first, and the replicas told not to create them: their
+    # creation race is the store's to settle (service/store.py). The projections' tables are
+    # created by the replicas, together.
+    open_store(store).close()
     started = [Replica(f"r{i}", store, commerce, tmp_path / f"r{i}.log") for i in range(count)]
     try:
         async with ClientSession() as http:
@@ -224,9 +230,7 @@ async def test_one_replica_syncs_the_other_takes_over_after_sigkill(store_url: s
 async def test_replicas_started_together_on_an_empty_store_all_serve(
     store_url: str, tmp_path: Path, replica_count: int
 ) -> None:
-    """The projections' tables are created by all of them at once, and one takes each lease.
-    (The event store's own tables are created first: their race is the store's to settle.)"""
-    open_store(store_url).close()
+    """The projections' tables are created by all of them at once, and one takes each lease."""
     async with CommerceSimulator() as sim, replicas(store_url, sim, tmp_path, replica_count) as started:
         await wait_for(lambda: sum(r.holds_sync() for r in started) == 1, 15, "one sync holder")
         await asyncio.sleep(1.5)
