@@ -9,7 +9,6 @@ compared row for row.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from domain.orders import Order
 from domain.returns import ReturnRequest
 from domain.views import event_view, order_view, return_view
-from projections.positions import connect
+from projections.database import Database, upsert
 
 TRANSITION_COLUMNS = (
     "notification_id", "kind", "subject", "version", "time", "type", "trigger", "from_state",
@@ -28,8 +27,8 @@ TRANSITION_COLUMNS = (
 """Stable column names of `rf_transitions` and of `returnflow audit --all` exports."""
 
 TRANSITIONS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS {name} (notification_id INTEGER PRIMARY KEY, kind TEXT, "
-    "subject TEXT, version INTEGER, time TEXT, type TEXT, trigger TEXT, from_state TEXT, "
+    "CREATE TABLE IF NOT EXISTS {name} (notification_id {int} PRIMARY KEY, kind TEXT, "
+    "subject TEXT, version {int}, time TEXT, type TEXT, trigger TEXT, from_state TEXT, "
     "to_state TEXT, actor TEXT, cause TEXT, quantities TEXT, amounts TEXT)"
 )
 TRANSITIONS_INDEX = "CREATE INDEX IF NOT EXISTS rf_transitions_subject ON rf_transitions (subject, version)"
@@ -41,16 +40,19 @@ _ITEM_SNAPSHOTS = frozenset({"ReturnRequest.Received", "ReturnRequest.CommerceUp
 _RESERVED = frozenset({"version", "time", "type", "from", "to"})
 """Event fields that would shadow a column in the event's view: such events take the slow path."""
 _QUALNAMES: dict[type, str] = {}
+_UPSERT_TRANSITION = upsert("rf_transitions", TRANSITION_COLUMNS, ("notification_id",))
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS rf_order_view (id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
-    "document BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS rf_return_view (id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
-    "document BLOB NOT NULL)",
-    TRANSITIONS_TABLE.format(name="rf_transitions"),
+    "CREATE TABLE IF NOT EXISTS rf_order_view (id TEXT PRIMARY KEY, version {int} NOT NULL, "
+    "document {blob} NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rf_return_view (id TEXT PRIMARY KEY, version {int} NOT NULL, "
+    "document {blob} NOT NULL)",
+    TRANSITIONS_TABLE,
     TRANSITIONS_INDEX,
     "CREATE TABLE IF NOT EXISTS rf_read_model_position (id INTEGER PRIMARY KEY CHECK (id = 1), "
-    "position INTEGER NOT NULL)",
+    "position {int} NOT NULL)",
+    "INSERT INTO rf_read_model_position (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
 )
+"""Table definitions with `projections.database` type names; `{name}` is rf_transitions."""
 
 
 def canonical(document: Any) -> bytes:
@@ -123,110 +125,106 @@ def view_row(aggregate: Aggregate) -> tuple[str, str, int, bytes]:
 
 
 class ReadModels:
-    """The read-model tables in one SQLite database; writes are batched, one transaction a page."""
+    """The read-model tables in one database (`projections.database`); one transaction a page."""
 
     def __init__(self, database: str) -> None:
         self.database = database
-        self._lock = threading.Lock()
-        self._db = connect(database)
-        for statement in SCHEMA:
-            self._db.execute(statement)
+        self._db = Database(database)
+        self._db.create_schema([self._db.ddl(statement, name="rf_transitions") for statement in SCHEMA])
 
     def position(self) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT position FROM rf_read_model_position").fetchone()
+        row = self._db.fetchone("SELECT position FROM rf_read_model_position")
         return int(row[0]) if row else 0
 
     def apply(self, transitions: list[tuple[Any, ...]], views: Iterable[tuple[str, str, int, bytes]],
-              position: int, *, replace_transitions: bool = False, replace_views: bool = False) -> None:
+              position: int, *, after: int | None = None, replace_transitions: bool = False,
+              replace_views: bool = False) -> bool:
         """Write a page: its transitions, the latest view of each touched resource, the position.
 
+        With `after` (the position the page was read from), only if the models are still
+        there, checked in the same transaction: False, nothing written, if another process
+        applied it first, so followers in several processes never write a page twice.
         A rebuild replaces the transitions with its first page and the views with
         its last, so readers never see the views empty.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if replace_transitions:
-                    self._db.execute("DELETE FROM rf_transitions")
-                if replace_views:
-                    for table in ("rf_order_view", "rf_return_view"):
-                        self._db.execute(f"DELETE FROM {table}")
-                self._db.executemany(
-                    f"INSERT OR REPLACE INTO rf_transitions VALUES ({','.join('?' * 13)})", transitions
-                )
+        try:
+            self._write_page(transitions, views, position, after, replace_transitions, replace_views)
+        except _Moved:
+            return False
+        return True
+
+    def _write_page(self, transitions: list[tuple[Any, ...]],
+                    views: Iterable[tuple[str, str, int, bytes]], position: int, after: int | None,
+                    replace_transitions: bool, replace_views: bool) -> None:
+        with self._db.transaction() as db:
+            if after is not None and not db.execute(
+                    "UPDATE rf_read_model_position SET position = ? WHERE id = 1 AND position = ?",
+                    (position, after)):
+                raise _Moved
+            if replace_transitions:
+                db.execute("DELETE FROM rf_transitions")
+            if replace_views:
                 for table in ("rf_order_view", "rf_return_view"):
-                    rows = [(i, v, d) for t, i, v, d in views if t == table]
-                    self._db.executemany(
-                        f"INSERT INTO {table} (id, version, document) VALUES (?, ?, ?) "
-                        "ON CONFLICT(id) DO UPDATE SET version = excluded.version, "
-                        "document = excluded.document WHERE excluded.version >= version",
-                        rows,
-                    )
+                    db.execute(f"DELETE FROM {table}")
+            db.executemany(_UPSERT_TRANSITION, transitions)
+            for table in ("rf_order_view", "rf_return_view"):
+                db.executemany(
+                    f"INSERT INTO {table} (id, version, document) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET version = excluded.version, "
+                    f"document = excluded.document WHERE excluded.version >= {table}.version",
+                    [(i, v, d) for t, i, v, d in views if t == table],
+                )
+            if after is None:
                 self._set_position(position)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     def begin_rebuild(self) -> None:
         """Transitions of a rebuild go to a fresh unindexed table; readers keep the old one."""
-        with self._lock:
-            self._db.execute("DROP TABLE IF EXISTS rf_transitions_rebuild")
-            self._db.execute(TRANSITIONS_TABLE.format(name="rf_transitions_rebuild"))
+        with self._db.transaction() as db:
+            db.execute("DROP TABLE IF EXISTS rf_transitions_rebuild")
+            db.execute(db.ddl(TRANSITIONS_TABLE, name="rf_transitions_rebuild"))
 
     def add_rebuilt_transitions(self, transitions: list[tuple[Any, ...]]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                f"INSERT INTO rf_transitions_rebuild VALUES ({','.join('?' * 13)})", transitions)
-            self._db.execute("COMMIT")
+        with self._db.transaction() as db:
+            db.executemany(f"INSERT INTO rf_transitions_rebuild VALUES ({','.join('?' * 13)})",
+                           transitions)
 
     def stage_views(self, views: Iterable[tuple[str, str, int, bytes]]) -> None:
-        """A replay worker's views, for the parent's `merge_staged`."""
-        with self._lock:
-            self._db.execute("DROP TABLE IF EXISTS rf_views_rebuild")
-            self._db.execute("CREATE TABLE rf_views_rebuild (name TEXT, id TEXT, version INTEGER, "
-                             "document BLOB)")
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO rf_views_rebuild VALUES (?, ?, ?, ?)", views)
-            self._db.execute("COMMIT")
+        """A replay worker's views, for the parent's `merge_staged` (SQLite scratch files)."""
+        with self._db.transaction() as db:
+            db.execute("DROP TABLE IF EXISTS rf_views_rebuild")
+            db.execute("CREATE TABLE rf_views_rebuild (name TEXT, id TEXT, version INTEGER, "
+                       "document BLOB)")
+            db.executemany("INSERT INTO rf_views_rebuild VALUES (?, ?, ?, ?)", views)
 
     def merge_staged(self, paths: list[str]) -> list[tuple[str, str, int, bytes]]:
-        """Workers' transitions into this rebuild, in notification order; answers their views."""
+        """Workers' transitions into this rebuild, in notification order; answers their views.
+
+        SQLite only: the parallel replay runs on a SQLite store with SQLite read models."""
         names = [f"rf_part{i}" for i in range(len(paths))]
-        with self._lock:
-            for path, name in zip(paths, names, strict=True):
-                self._db.execute(f"ATTACH DATABASE ? AS {name}", (path,))
-            try:
-                union = " UNION ALL ".join(f"SELECT * FROM {n}.rf_transitions_rebuild" for n in names)
-                self._db.execute("BEGIN")
-                self._db.execute(f"INSERT INTO rf_transitions_rebuild {union} "
-                                 "ORDER BY notification_id")
-                self._db.execute("COMMIT")
-                views = []
-                for name in names:
-                    views += self._db.execute(f"SELECT * FROM {name}.rf_views_rebuild").fetchall()
-            finally:
-                for name in names:
-                    self._db.execute(f"DETACH DATABASE {name}")
+        db = self._db
+        for path, name in zip(paths, names, strict=True):
+            db.execute(f"ATTACH DATABASE ? AS {name}", (path,))
+        try:
+            union = " UNION ALL ".join(f"SELECT * FROM {n}.rf_transitions_rebuild" for n in names)
+            with db.transaction():
+                db.execute(f"INSERT INTO rf_transitions_rebuild {union} ORDER BY notification_id")
+            views: list[tuple[str, str, int, bytes]] = []
+            for name in names:
+                views += db.fetchall(f"SELECT * FROM {name}.rf_views_rebuild")
+        finally:
+            for name in names:
+                db.execute(f"DETACH DATABASE {name}")
         return views
 
     def finish_rebuild(self, views: Iterable[tuple[str, str, int, bytes]], position: int) -> None:
         """One transaction: the rebuilt transitions replace the old (indexed once, at the end),
         the views are replaced, the position set. Readers see the old models or the new."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DROP TABLE rf_transitions")
-                self._db.execute("ALTER TABLE rf_transitions_rebuild RENAME TO rf_transitions")
-                self._db.execute(TRANSITIONS_INDEX)
-                self._replace_views(views)
-                self._set_position(position)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction() as db:
+            db.execute("DROP TABLE rf_transitions")
+            db.rename_table("rf_transitions_rebuild", "rf_transitions")
+            db.execute(TRANSITIONS_INDEX)
+            self._replace_views(views)
+            self._set_position(position)
 
     def _replace_views(self, views: Iterable[tuple[str, str, int, bytes]]) -> None:
         for table in ("rf_order_view", "rf_return_view"):
@@ -244,20 +242,19 @@ class ReadModels:
 
     def rows(self, table: str) -> Iterator[tuple[Any, ...]]:
         key = "notification_id" if table == "rf_transitions" else "id"
-        with self._lock:
-            rows = self._db.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
-        yield from rows
+        yield from self._db.fetchall(f"SELECT * FROM {table} ORDER BY {key}")
 
     def document(self, table: str, ident: str) -> Any:
-        with self._lock:
-            row = self._db.execute(f"SELECT document FROM {table} WHERE id = ?", (ident,)).fetchone()
+        row = self._db.fetchone(f"SELECT document FROM {table} WHERE id = ?", (ident,))
         return orjson.loads(row[0]) if row else None
 
     def execute(self, statement: str, parameters: tuple[Any, ...] = ()) -> None:
         """For repairs and tests that need to reach into a table."""
-        with self._lock:
-            self._db.execute(statement, parameters)
+        self._db.execute(statement, parameters)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
+
+
+class _Moved(Exception):
+    """Another follower applied this page first."""

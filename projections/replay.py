@@ -322,7 +322,10 @@ class ReadModelFollower:
         self.wake = asyncio.Event()
 
     def step(self) -> int:
-        """Apply one page; answers how many events it applied (0: caught up)."""
+        """Apply one page; answers how many events it read (0: caught up).
+
+        Safe beside followers in other processes: the page is written only if the
+        position is still the one it was read from (compare-and-set, same transaction)."""
         position = self.models.position()
         page = read_page(self.store, position, self.page_size)
         if not page:
@@ -333,7 +336,9 @@ class ReadModelFollower:
             aggregate = self.folder.after(event)
             touched[event.originator_id] = aggregate
             rows.append(transition_row(notification_id, event, aggregate))
-        self.models.apply(rows, [view_row(a) for a in touched.values()], page[-1][0])
+        if not self.models.apply(rows, [view_row(a) for a in touched.values()], page[-1][0],
+                                 after=position):
+            log.info("read_models_moved_meanwhile", position=position)
         return len(page)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -40,9 +39,10 @@ from projections.commerce_bodies import (
     commerce_calls,
     with_methods_commerce_holds,
 )
+from projections.database import Database
 from projections.lanes import KeyedLanes
 from projections.metrics import COMMERCE_CALL_SECONDS, DEAD_LETTERS, SYNC_LAG_SECONDS
-from projections.positions import PositionStore, connect
+from projections.positions import PositionStore
 from projections.relay import (
     DLQ_TOPIC,
     EVENTS_TOPIC,
@@ -75,6 +75,10 @@ class Commerce(Protocol):
 
 class CommerceUnreachable(Exception):
     """Commerce kept failing with retriable errors: leave the messages for a later attempt."""
+
+
+class LeaseLost(CommerceUnreachable):
+    """The lease was lost: send nothing, advance nothing, leave the messages to the new holder."""
 
 
 @dataclass(frozen=True)
@@ -116,33 +120,36 @@ def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+LEDGER_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS rf_sync_ledger (subject TEXT NOT NULL, operation TEXT NOT "
+    "NULL, version {int} NOT NULL, body_hash TEXT NOT NULL, updated_at TEXT NOT NULL, "
+    "PRIMARY KEY (subject, operation))",
+    "CREATE TABLE IF NOT EXISTS rf_sync_claims (subject TEXT NOT NULL, operation TEXT NOT NULL, "
+    "version {int} NOT NULL, PRIMARY KEY (subject, operation))",
+    "CREATE TABLE IF NOT EXISTS rf_commerce_calls (id {serial}, subject TEXT NOT "
+    "NULL, event_id TEXT NOT NULL, version {int} NOT NULL, method TEXT NOT NULL, path TEXT "
+    "NOT NULL, status INTEGER NOT NULL, attempts INTEGER NOT NULL, elapsed_ms {real} NOT NULL, "
+    "at TEXT NOT NULL, reason TEXT)",
+    "CREATE INDEX IF NOT EXISTS rf_commerce_calls_subject ON rf_commerce_calls (subject, id)",
+)
+_CALL_COLUMNS = ("event_id", "version", "method", "path", "status", "attempts", "elapsed_ms", "at",
+                 "reason")
+
+
 class SyncLedger:
-    """Table `rf_sync_ledger` and `rf_commerce_calls`: what was applied, and every call's outcome."""
+    """Tables `rf_sync_ledger` (what was applied), `rf_sync_claims` (the newest version whose
+    call was started) and `rf_commerce_calls` (every call's outcome)."""
 
     def __init__(self, database: str) -> None:
-        self._lock = threading.Lock()
-        self._db = connect(database)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS rf_sync_ledger (subject TEXT NOT NULL, operation TEXT NOT "
-            "NULL, version INTEGER NOT NULL, body_hash TEXT NOT NULL, updated_at TEXT NOT NULL, "
-            "PRIMARY KEY (subject, operation))"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS rf_commerce_calls (id INTEGER PRIMARY KEY, subject TEXT NOT "
-            "NULL, event_id TEXT NOT NULL, version INTEGER NOT NULL, method TEXT NOT NULL, path TEXT "
-            "NOT NULL, status INTEGER NOT NULL, attempts INTEGER NOT NULL, elapsed_ms REAL NOT NULL, "
-            "at TEXT NOT NULL, reason TEXT)"
-        )
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS rf_commerce_calls_subject ON rf_commerce_calls (subject, id)"
-        )
+        self.database = database
+        self._db = Database(database)
+        self._db.create_schema([self._db.ddl(statement) for statement in LEDGER_SCHEMA])
 
     def last(self, subject: str, operation: str) -> tuple[int, str] | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT version, body_hash FROM rf_sync_ledger WHERE subject = ? AND operation = ?",
-                (subject, operation),
-            ).fetchone()
+        row = self._db.fetchone(
+            "SELECT version, body_hash FROM rf_sync_ledger WHERE subject = ? AND operation = ?",
+            (subject, operation),
+        )
         return (int(row[0]), str(row[1])) if row else None
 
     def last_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
@@ -153,42 +160,61 @@ class SyncLedger:
                 found[key] = last
         return found
 
+    def claim(self, wanted: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
+        """The (subject, operation) pairs whose call at that version may go out now.
+
+        Never a state older than one already sent or being sent: a version is refused if it
+        is applied already, or older than one claimed; the same version again (a retry
+        after Commerce was unreachable, or a crash) is allowed. One transaction, so two
+        projectors overlapping during a takeover cannot both pass the check.
+        """
+        granted = set()
+        with self._db.transaction() as db:
+            for subject, operation, version in wanted:
+                applied = db.fetchone("SELECT version FROM rf_sync_ledger WHERE subject = ? AND "
+                                      "operation = ?", (subject, operation))
+                if applied is not None and int(applied[0]) >= version:
+                    continue
+                if db.execute(
+                        "INSERT INTO rf_sync_claims (subject, operation, version) VALUES (?, ?, ?) "
+                        "ON CONFLICT (subject, operation) DO UPDATE SET version = excluded.version "
+                        "WHERE rf_sync_claims.version <= excluded.version",
+                        (subject, operation, version)):
+                    granted.add((subject, operation))
+        return granted
+
     def applied(self, entries: Sequence[Applied]) -> None:
-        """One transaction for a whole batch: the ledger rows and the calls' outcomes."""
+        """One transaction for a whole batch: the ledger rows (never moved back) and the calls'
+        outcomes."""
         if not entries:
             return
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._db.transaction() as db:
             for e in entries:
-                self._db.execute(
+                db.execute(
                     "INSERT INTO rf_sync_ledger VALUES (?, ?, ?, ?, ?) ON CONFLICT(subject, operation)"
                     " DO UPDATE SET version = excluded.version, body_hash = excluded.body_hash, "
-                    "updated_at = excluded.updated_at",
+                    "updated_at = excluded.updated_at WHERE rf_sync_ledger.version < excluded.version",
                     (e.call.subject, e.call.operation, e.version, e.digest, now),
                 )
                 if e.outcome is not None:
-                    self._db.execute(
+                    db.execute(
                         "INSERT INTO rf_commerce_calls (subject, event_id, version, method, path, "
                         "status, attempts, elapsed_ms, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (e.call.subject, e.event_id, e.version, e.call.method, e.call.path,
                          e.outcome.status, e.outcome.attempts, e.outcome.elapsed_ms, now,
                          e.outcome.dead_letter_reason),
                     )
-            self._db.execute("COMMIT")
 
     def calls_for(self, subject: str) -> list[dict[str, Any]]:
-        with self._lock:
-            cursor = self._db.execute(
-                "SELECT event_id, version, method, path, status, attempts, elapsed_ms, at, reason "
-                "FROM rf_commerce_calls WHERE subject = ? ORDER BY id", (subject,),
-            )
-            names = [c[0] for c in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        rows = self._db.fetchall(
+            f"SELECT {', '.join(_CALL_COLUMNS)} FROM rf_commerce_calls WHERE subject = ? ORDER BY id",
+            (subject,),
+        )
+        return [dict(zip(_CALL_COLUMNS, row, strict=True)) for row in rows]
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 DeadLetter = Callable[[dict[str, Any]], Awaitable[None]]
@@ -205,17 +231,33 @@ class Applied:
     outcome: Outcome | None
 
 
+@dataclass(frozen=True)
+class Claims:
+    """What one batch found in the ledger and may send: the last applied (version, body hash)
+    per (subject, operation), each call's body hash, and the calls the ledger granted."""
+
+    known: dict[tuple[str, str], tuple[int, str]]
+    digests: dict[tuple[str, str], str]
+    granted: set[tuple[str, str]]
+
+
 class CommerceProjector:
     """Turns a batch of CloudEvents into the fewest absolute Commerce calls, in per-resource order."""
 
     def __init__(self, commerce: Commerce, ledger: SyncLedger, dead_letter: DeadLetter | None = None,
-                 *, flavour: Flavour = "classic", concurrency: int = 64) -> None:
+                 *, flavour: Flavour = "classic", concurrency: int = 64,
+                 fence: Callable[[], bool] | None = None) -> None:
+        """`fence`: False once this process no longer holds the duty's lease; nothing is sent
+        then."""
         self.commerce = commerce
         self.ledger = ledger
         self.dead_letter = dead_letter
         self.flavour = flavour
+        self.fence = fence
         self._slots = asyncio.Semaphore(concurrency)
         self.calls = 0
+        self.superseded = 0
+        """Calls not sent because a newer state of their resource was sent or being sent."""
         self.lag_ms: list[float] = []
 
     async def project(self, messages: Sequence[dict[str, Any]]) -> None:
@@ -235,17 +277,24 @@ class CommerceProjector:
                 previous = latest.get(key)
                 if previous is None or _version(message) > _version(previous[0]):
                     latest[key] = (message, call, index)
-        known = self.ledger.last_many(list(latest))
+        known = await asyncio.to_thread(self.ledger.last_many, list(latest))
+        digests = {key: body_hash(call.body) for key, (_, call, _) in latest.items()}
+        wanted = [(*key, _version(message)) for key, (message, _, _) in latest.items()
+                  if _needs_call(_version(message), digests[key], known.get(key))]
+        if wanted and self.fence is not None and not self.fence():
+            raise LeaseLost("this process no longer holds the sync lease")
+        granted = await asyncio.to_thread(self.ledger.claim, wanted) if wanted else set()
         by_subject: dict[str, list[tuple[tuple[str, str], dict[str, Any], CommerceCall, int]]] = {}
         for key, (message, call, index) in latest.items():
             by_subject.setdefault(call.subject, []).append((key, message, call, index))
         results = await asyncio.gather(
-            *(self._apply_in_order(sorted(entries, key=lambda e: (_version(e[1]), e[3])), known)
+            *(self._apply_in_order(sorted(entries, key=lambda e: (_version(e[1]), e[3])),
+                                   Claims(known, digests, granted))
               for entries in by_subject.values()),
             return_exceptions=True,
         )
         applied = [a for r in results if isinstance(r, list) for a in r]
-        self.ledger.applied(applied)
+        await asyncio.to_thread(self.ledger.applied, applied)
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
             if not isinstance(failure, CommerceUnreachable):
@@ -254,27 +303,32 @@ class CommerceProjector:
             raise CommerceUnreachable(f"{len(failures)} resource(s) not updated")
 
     async def _apply_in_order(
-        self, entries: list[tuple[tuple[str, str], dict[str, Any], CommerceCall, int]],
-        known: dict[tuple[str, str], tuple[int, str]],
+        self, entries: list[tuple[tuple[str, str], dict[str, Any], CommerceCall, int]], claims: Claims,
     ) -> list[Applied]:
         """One resource's calls, one at a time; a failure keeps what was applied before it."""
         done: list[Applied] = []
         for key, message, call, _ in entries:
             try:
-                result = await self._apply(message, call, known.get(key))
+                result = await self._apply(message, call, claims.known.get(key),
+                                           claims.digests[key], key in claims.granted)
             except CommerceUnreachable:
-                self.ledger.applied(done)
+                await asyncio.to_thread(self.ledger.applied, done)
                 raise
             if result is not None:
                 done.append(result)
         return done
 
-    async def _apply(self, message: dict[str, Any], call: CommerceCall,
-                     last: tuple[int, str] | None) -> Applied | None:
+    async def _apply(self, message: dict[str, Any], call: CommerceCall, last: tuple[int, str] | None,
+                     digest: str, granted: bool) -> Applied | None:
         version = _version(message)
-        digest = body_hash(call.body)
-        if last is not None and (version <= last[0] or digest == last[1]):
+        if not _needs_call(version, digest, last):
+            assert last is not None
             return Applied(call, version, digest, message["id"], None) if version > last[0] else None
+        if not granted:
+            self.superseded += 1
+            log.info("commerce_call_superseded", subject=call.subject, operation=call.operation,
+                     version=version)
+            return None
         async with self._slots:
             started = time.perf_counter()
             try:
@@ -328,6 +382,11 @@ def _outcome_label(outcome: Outcome) -> str:
 
 def _observe_call(operation: str, outcome: str, started: float) -> None:
     COMMERCE_CALL_SECONDS.labels(operation, outcome).observe(time.perf_counter() - started)
+
+
+def _needs_call(version: int, digest: str, last: tuple[int, str] | None) -> bool:
+    """Newer than what was applied, with a body that differs from the one last sent."""
+    return last is None or (version > last[0] and digest != last[1])
 
 
 def _version(message: dict[str, Any]) -> int:

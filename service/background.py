@@ -1,5 +1,7 @@
-"""What `returnflow serve` runs beside the HTTP API: the relay (Kafka configured) or the
-embedded Commerce sync (no Kafka), both following the event store's notification log."""
+"""What `returnflow serve` runs beside the HTTP API: the read-model follower, and the relay
+(Kafka configured) or the embedded Commerce sync (no Kafka), all following the event store's
+notification log. Each runs in one process at a time among those sharing the projections
+(`projections.lease`): the others wait, and take over when its holder dies."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from projections.lease import Duty, Lease, open_lease, run_under_lease
 from projections.positions import PositionStore
 from projections.read_models import ReadModels
 from projections.relay import Relay
@@ -40,6 +43,8 @@ class Background:
         self.closers: list[Any] = []
         self.embedded: EmbeddedSync | None = None
         self.read_models: ReadModels | None = None
+        self.leases: list[Lease] = []
+        """One per duty: `held` says whether this process runs it now (for /metrics)."""
         self._wakes: list[asyncio.Event] = []
 
     async def start(self) -> None:
@@ -52,7 +57,7 @@ class Background:
                                      cache_entries=self.settings.follower_cache_entries)
         self._wake_on_commit(follower.wake)
         self.read_models = models
-        self.tasks.append(asyncio.create_task(follower.run(self.stop), name="read-models"))
+        self._leased("read-models", follower.run)
         if self.settings.kafka_bootstrap:
             if not self.settings.relay_inline:
                 log.info("relay_not_inline", advice="run `returnflow relay` beside the service")
@@ -61,20 +66,29 @@ class Background:
                           topic=KafkaNames.from_env().events, idle_s=0.5,
                           cache_entries=self.settings.follower_cache_entries)
             self._wake_on_commit(relay.wake)
-            self.tasks.append(asyncio.create_task(relay.run(self.stop), name="relay"))
+            self._leased("relay", relay.run)
             log.info("relay_started", bootstrap=self.settings.kafka_bootstrap)
             return
         ledger = SyncLedger(database)
         self.closers.append(ledger)
         commerce = make_commerce(self.settings)
         self.closers.append(commerce)
-        projector = CommerceProjector(commerce, ledger, flavour=self.settings.flavour)
+        lease = open_lease(database, "embedded-sync")
+        projector = CommerceProjector(commerce, ledger, flavour=self.settings.flavour,
+                                      fence=lambda: lease.held)
         embedded = EmbeddedSync(self.store, positions, projector, idle_s=0.5,
                                 cache_entries=self.settings.follower_cache_entries)
         self._wake_on_commit(embedded.wake)
+        self._leased("embedded-sync", embedded.run, lease)
         self.embedded = embedded
-        self.tasks.append(asyncio.create_task(embedded.run(self.stop), name="embedded-sync"))
         log.info("embedded_sync_started", commerce=self.settings.commerce_url or "log only")
+
+    def _leased(self, name: str, duty: Duty, lease: Lease | None = None) -> None:
+        """Run `duty` whenever this process holds its lease (the lease closes last)."""
+        lease = lease or open_lease(self.settings.projections_database, name)
+        self.leases.append(lease)
+        self.closers.insert(0, lease)
+        self.tasks.append(asyncio.create_task(run_under_lease(lease, duty, self.stop), name=name))
 
     def _wake_on_commit(self, event: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

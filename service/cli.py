@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 
 from projections.audit import NotFound, export, parse_time, render, timeline, transitions
+from projections.lease import open_lease, run_under_lease
 from projections.metrics import serve_metrics
 from projections.positions import PositionStore
 from projections.progress import ProgressBar
@@ -41,8 +42,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="RETURNFLOW_STORE: sqlite:///path, postgresql://…, memory:")
     parser.add_argument("--log-format", choices=["auto", "json", "console"],
                         help="RETURNFLOW_LOG_FORMAT (auto: key=value on a terminal, else JSON)")
-    parser.add_argument("--projections", help="RETURNFLOW_PROJECTIONS: SQLite file for read "
-                        "models, relay position and sync ledger (default: beside the store)")
+    parser.add_argument("--projections", help="RETURNFLOW_PROJECTIONS: SQLite file or "
+                        "postgresql:// URL for read models, positions, sync ledger and Commerce "
+                        "call log (default: beside a SQLite store, in a PostgreSQL store's database)")
     parser.add_argument("--cache-entries", type=int, help="RETURNFLOW_CACHE_ENTRIES: bound of "
                         "each in-process cache (default 4096; followers keep a quarter)")
 
@@ -159,12 +161,14 @@ def relay(settings: Settings) -> int:
         raise ConfigError("returnflow relay needs RETURNFLOW_KAFKA_BOOTSTRAP")
     store = open_store(settings.store)
     positions = PositionStore(settings.projections_database)
+    lease = open_lease(settings.projections_database, "relay")
     log.info("relay_starting", bootstrap=settings.kafka_bootstrap, store=settings.store)
     try:
         # Its own process, so nothing wakes it on commit: an idle poll is one indexed query.
         relay = Relay(store, positions, settings.kafka_bootstrap, topic=topics.events, idle_s=0.01)
-        return _run_until_signalled(relay.run)
+        return _run_until_signalled(partial(run_under_lease, lease, relay.run))
     finally:
+        lease.close()
         positions.close()
         store.close()
 

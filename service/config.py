@@ -41,9 +41,9 @@ class Settings:
     relay_inline: bool = True
     """With Kafka: run the relay inside `serve` (False when `returnflow relay` runs apart)."""
     projections: str | None = None
-    """The SQLite file for read models, the relay's position and the sync ledger
-    (RETURNFLOW_PROJECTIONS); default beside a SQLite store, else ./returnflow-projections.db.
-    With PostgreSQL and several containers, put it on a volume they share."""
+    """Where read models, positions, the sync ledger and the Commerce call log live
+    (RETURNFLOW_PROJECTIONS): a SQLite file or a postgresql:// URL; default beside a SQLite
+    store, and in the store's own database (tables `rf_*`) with PostgreSQL."""
     role: str = "all"
     """`validation`: serve only the Return Request Validation webhook, beside an `all` process
     on the same store, so Commerce's synchronous question never queues behind ingest."""

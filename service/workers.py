@@ -14,6 +14,7 @@ on SQLite, the notification log on PostgreSQL).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -29,12 +30,23 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 """Waits before starting a worker again that died soon after its start (a crash loop)."""
 
 Worker = Callable[[socket.socket, int], None]
+PR_SET_PDEATHSIG = 1
 
 
 def listen(host: str, port: int) -> socket.socket:
     sock = socket.create_server((host, port), backlog=1024)
     sock.set_inheritable(True)
     return sock
+
+
+def _die_with(parent: int) -> None:
+    """A worker ends (SIGTERM) when its supervisor does, however it ends: a SIGKILLed `serve`
+    must not leave workers holding the port, the store and the single-process duties."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("worker_parent_death_signal_unavailable", errno=ctypes.get_errno())
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 class Supervisor:
@@ -61,12 +73,14 @@ class Supervisor:
         return 0
 
     def _start(self, index: int) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(signum, signal.SIG_DFL)
+                _die_with(parent)
                 self.worker(self.sock, index)
                 code = 0
             except BaseException:

@@ -84,7 +84,6 @@ async def service(tmp_path: Path, store_url: str) -> AsyncIterator[RunningServic
         api_token=API_TOKEN,
         port=free_port(),
         max_body_bytes=256 * 1024,
-        projections=str(tmp_path / "returnflow.projections.db"),
     )
     runner, services = await start_service(settings)
     db = Path(store_url.removeprefix("sqlite:///")) if store_url.startswith("sqlite:") else None

@@ -150,7 +150,7 @@ async def test_history_as_of_is_the_audit_as_of(service: RunningService,
         await act(service, "/returns/R1/receive", {"items": [{"returnItemId": "R1-1", "quantity": 1}]})
     events = (await get(service, "/returns/R1/history"))["events"]
     assert [e["version"] for e in events] == [1, 2, 3, 4]
-    where = ["--store", service.store, "--projections", str(service.services.settings.projections)]
+    where = ["--store", service.store, "--projections", service.services.settings.projections_database]
     for event in events:
         cut = (await get(service, f"/returns/R1/history?as_of={quote(event['time'])}"))["events"]
         line = timeline(service.services.store, "R1", as_of=parse_time(event["time"]))

@@ -126,3 +126,25 @@ async def test_workers_share_the_port_and_the_store_and_are_restarted(
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def test_workers_end_with_a_supervisor_killed_outright(tmp_path: Path) -> None:
+    with serving(f"sqlite:///{tmp_path / 'rf.db'}", 2, tmp_path / "serve.log") as (url, parent):
+        async with fresh_connections() as http:
+            pids = await workers_seen(http, url, 2)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in pids.values()):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            await asyncio.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    return False

@@ -29,7 +29,7 @@ def test_projections_file_is_beside_a_sqlite_store_unless_named() -> None:
                                "RETURNFLOW_PROJECTIONS": "/shared/projections.db"})
     assert named.projections_database == "/shared/projections.db"
     assert Settings.from_env({"RETURNFLOW_STORE": "postgresql://u@db/rf"}).projections_database \
-        .endswith("/returnflow-projections.db")
+        == "postgresql://u@db/rf", "with PostgreSQL everything shared lives in its database"
 
 
 @pytest.mark.parametrize("missing", ["RETURNFLOW_WEBHOOK_SECRETS", "RETURNFLOW_API_TOKEN"])
