@@ -50,22 +50,6 @@ def live_leases() -> list[Lease]:
     return sorted(_LIVE, key=lambda lease: lease.name)
 
 
-def metric_lines() -> list[str]:
-    """Prometheus text for every lease of this process: whether it runs the duty now, how often
-    it took it and lost it."""
-    lines = []
-    for metric, kind, value in (
-        ("held", "gauge", lambda x: int(x.held)),
-        ("acquired_total", "counter", lambda x: x.acquired),
-        ("lost_total", "counter", lambda x: x.lost),
-    ):
-        lines.append(f"# TYPE returnflow_lease_{metric} {kind}")
-        lines += [
-            f'returnflow_lease_{metric}{{duty="{lease.name}"}} {value(lease)}' for lease in live_leases()
-        ]
-    return lines
-
-
 class Lease(Protocol):
     name: str
     held: bool

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from projections.lease import live_leases
 from projections.lru import live_caches
 from projections.metrics import histogram
 from service.worker_metrics import WorkerMetrics
@@ -75,6 +76,23 @@ class _Tallies(Collector):
         ):
             yield CounterMetricFamily(f"returnflow_writer_{name}", doc, value=getattr(stats, name))
         yield from _caches()
+        yield from leases_metrics()
+
+
+def leases_metrics() -> Iterator[Metric]:
+    """Which single-process duties this process runs now (`projections.lease`): summed over the
+    replicas, `returnflow_lease_held` is 1 per duty; lost counts hand-overs."""
+    held = GaugeMetricFamily("returnflow_lease_held", "1 while this process runs the duty.",
+                             labels=["duty"])
+    acquired = CounterMetricFamily("returnflow_lease_acquired", "Times this process took the duty.",
+                                   labels=["duty"])
+    lost = CounterMetricFamily("returnflow_lease_lost", "Times this process lost the duty.",
+                               labels=["duty"])
+    for lease in live_leases():
+        held.add_metric([lease.name], int(lease.held))
+        acquired.add_metric([lease.name], lease.acquired)
+        lost.add_metric([lease.name], lease.lost)
+    yield from (held, acquired, lost)
 
 
 def _caches() -> Iterator[Metric]:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from projections.lease import (
     FileLease,
     PostgresLease,
     identity,
-    metric_lines,
     open_lease,
     run_under_lease,
 )
 from projections.positions import side_database
+from service.metrics import leases_metrics
 
 
 @pytest.fixture
@@ -36,10 +39,24 @@ def test_one_holder_at_a_time_and_a_release_hands_over_at_once(projections: str)
     first.release()
     assert second.try_acquire() == 0.0, "a clean release leaves no grace to wait out"
     assert first.try_acquire() is None
-    assert 'returnflow_lease_held{duty="duty"} 1' in metric_lines()
-    assert 'returnflow_lease_acquired_total{duty="duty"} 1' in metric_lines()
+    text = generate_latest(_LeaseMetrics()).decode()
+    assert 'returnflow_lease_held{duty="duty"} 1.0' in text
+    assert 'returnflow_lease_acquired_total{duty="duty"} 1.0' in text
     for lease in (first, second):
         lease.close()
+
+
+class _LeaseMetrics(CollectorRegistry):
+    """The leases' part of `/metrics`, as `service.metrics` renders it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register(_Collector())
+
+
+class _Collector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        return leases_metrics()
 
 
 class Duties:
