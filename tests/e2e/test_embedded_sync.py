@@ -15,16 +15,16 @@ from tests.e2e.scenario import (
 from tests.e2e.test_sync_kafka import serving
 
 
-async def test_serve_without_kafka_updates_commerce(tmp_path: Path) -> None:
+async def test_serve_without_kafka_updates_commerce(store_url: str) -> None:
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 7)
-        async with serving(tmp_path / "rf.db", None, commerce_url=sim.url) as driver:
+        async with serving(store_url, None, commerce_url=sim.url) as driver:
             await driver.full(7)
             await wait_for(lambda: commerce_done(sim, 7), 30, "embedded sync")
         assert_commerce_holds_the_return(sim, 7)
         assert set(credits_sent(sim, 7)) <= {0, 268.4}
         calls_before_restart = len(sim.puts())
-        async with serving(tmp_path / "rf.db", None, commerce_url=sim.url):
+        async with serving(store_url, None, commerce_url=sim.url):
             pass
         assert len(sim.puts()) == calls_before_restart, "a restart resumes, it does not resend"
 

@@ -24,6 +24,7 @@ from projections.commerce_client import CommerceClient
 from projections.sync import CommerceProjector, KafkaSync, SyncLedger
 from service.app import create_app
 from service.config import Settings
+from service.store import open_store
 from tests.commerce_sim.server import CommerceSimulator
 from tests.conftest import free_port
 from tests.contracts.asyncapi import drain, problems
@@ -74,9 +75,11 @@ async def messages_match_asyncapi(kafka_broker: KafkaBroker, names: Names) -> As
 
 
 @asynccontextmanager
-async def serving(db: Path, bootstrap: str | None, commerce_url: str | None = None,
+async def serving(db: Path | str, bootstrap: str | None, commerce_url: str | None = None,
                   relay_inline: bool = True, flavour: str = "classic") -> AsyncIterator[Driver]:
-    settings = Settings(store=f"sqlite:///{db}", kafka_bootstrap=bootstrap, relay_inline=relay_inline,
+    """`db`: a SQLite file, or any RETURNFLOW_STORE URL."""
+    store = db if isinstance(db, str) else f"sqlite:///{db}"
+    settings = Settings(store=store, kafka_bootstrap=bootstrap, relay_inline=relay_inline,
                         webhook_secrets=(SECRET,), api_token=TOKEN, port=free_port(),
                         commerce_url=commerce_url, commerce_app_key="sim-app-key",
                         commerce_flavour=flavour)
@@ -130,12 +133,12 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30
 
 
 async def test_seed_scenario_reaches_commerce_through_kafka(
-    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+    kafka_broker: KafkaBroker, names: Names, tmp_path: Path, store_url: str
 ) -> None:
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 1)
-        async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver, \
-                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "rf.db") as projector:
+        async with serving(store_url, kafka_broker.bootstrap) as driver, \
+                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "ledger.db") as projector:
             await driver.full(1)
             await wait_for(lambda: commerce_done(sim, 1), 60, "Commerce to hold the settled return")
         assert_commerce_holds_the_return(sim, 1)
@@ -150,9 +153,9 @@ async def test_seed_scenario_reaches_commerce_through_kafka(
 
 
 async def test_broker_outage_during_ingestion_loses_nothing_and_keeps_order(
-    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+    kafka_broker: KafkaBroker, names: Names, store_url: str
 ) -> None:
-    async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver:
+    async with serving(store_url, kafka_broker.bootstrap) as driver:
         await driver.order_and_return(1)
         await asyncio.to_thread(kafka_broker.stop)
         try:
@@ -161,7 +164,7 @@ async def test_broker_outage_during_ingestion_loses_nothing_and_keeps_order(
         finally:
             await asyncio.to_thread(kafka_broker.start)
         await driver.warehouse_and_refund(1)
-        total = int(await asyncio.to_thread(_max_notification, tmp_path / "rf.db"))
+        total = await asyncio.to_thread(_stored_events, store_url)
         messages = await read_topic(kafka_broker.bootstrap, names.events, total, timeout=60)
     assert len({m["id"] for m in messages}) == total, "every stored event published"
     by_subject: dict[str, list[int]] = {}
@@ -172,11 +175,16 @@ async def test_broker_outage_during_ingestion_loses_nothing_and_keeps_order(
         assert versions == list(range(1, len(versions) + 1)), f"{subject} has gaps: {versions}"
 
 
-def _max_notification(db: Path) -> int:
-    import sqlite3
-
-    with sqlite3.connect(db) as connection:
-        return int(connection.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0])
+def _stored_events(store_url: str) -> int:
+    """Counted (PostgreSQL's notification ids have gaps)."""
+    store = open_store(store_url)
+    try:
+        count, position = 0, 0
+        while page := store.recorder.select_notifications(position + 1, 1000):
+            count, position = count + len(page), page[-1].id
+        return count
+    finally:
+        store.close()
 
 
 async def test_commerce_faults_drain_and_a_400_is_dead_lettered(
@@ -209,9 +217,9 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _spawn(command: str, db: Path, bootstrap: str, env: dict[str, str], log: Path,
+def _spawn(command: str, store: str, bootstrap: str, env: dict[str, str], log: Path,
            commerce_url: str = "") -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "service.cli", command, "--store", f"sqlite:///{db}",
+    argv = [sys.executable, "-m", "service.cli", command, "--store", store,
             "--kafka-bootstrap", bootstrap, "--log-format", "json"]
     if command == "sync":
         argv += ["--commerce-url", commerce_url, "--commerce-app-key", "sim-app-key"]
@@ -220,9 +228,9 @@ def _spawn(command: str, db: Path, bootstrap: str, env: dict[str, str], log: Pat
 
 
 async def test_kill_9_of_relay_and_consumer_mid_stream(
-    kafka_broker: KafkaBroker, names: Names, tmp_path: Path
+    kafka_broker: KafkaBroker, names: Names, tmp_path: Path, store_url: str
 ) -> None:
-    db = tmp_path / "rf.db"
+    db = store_url
     returns = range(1, 9)
     async with CommerceSimulator(latency_ms=20) as sim:
         for n in returns:
