@@ -301,6 +301,19 @@ class CommerceProjector:
         return Applied(call, version, digest, message["id"], outcome)
 
 
+    async def redrive(self, calls: Sequence[tuple[dict[str, Any], CommerceCall]]) -> list[Applied]:
+        """Send again what reconcile found Commerce without, whatever the ledger says was sent;
+        recorded in the ledger and call log as the sync's calls are (bodies are absolute)."""
+        done: list[Applied] = []
+        try:
+            for message, call in calls:
+                result = await self._apply(message, call, None)
+                if result is not None:
+                    done.append(result)
+        finally:
+            self.ledger.applied(done)
+        return done
+
     async def _keeping_commerces_methods(self, call: CommerceCall) -> dict[str, Any]:
         """A refund method list replaces Commerce's: read what Commerce holds just before, so a
         method an agent added that no webhook has told us of yet is sent back, not erased."""
