@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -65,6 +66,8 @@ def as_text(value: Any) -> str | None:
     """A compared value as stored and shown: numbers as their digits, strings as they are."""
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
     return orjson.dumps(value, default=str).decode()
 
 

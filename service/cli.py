@@ -224,6 +224,7 @@ def audit(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         finally:
             ledger.close()
+        line.findings = reconcile_command.findings_for(database, args.id)
         sys.stdout.write(render(line, args.format or "table"))
         return 0
     finally:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from projections.audit import parse_time
-from projections.commerce_client import CommerceClient
+from projections.commerce_client import CommerceClient, CommerceUnavailable
 from projections.reconcile import Options, Progress, Reconciler, periodically, render
 from projections.reconcile_log import ReconcileLog
 from projections.sync import CommerceProjector, SyncLedger
@@ -44,6 +44,15 @@ def add_parser(commands: Any, common: Callable[[argparse.ArgumentParser], None])
     )
 
 
+def findings_for(database: str, subject: str) -> list[dict[str, Any]]:
+    """What reconciliation runs found for a return or order, for its audit."""
+    runs = ReconcileLog(database)
+    try:
+        return runs.findings_for(subject)
+    finally:
+        runs.close()
+
+
 def progress_bar() -> tuple[Progress | None, Callable[[], None]]:
     """tqdm on a terminal; nothing otherwise (logs and pipes stay clean)."""
     if not sys.stderr.isatty():
@@ -55,7 +64,10 @@ def progress_bar() -> tuple[Progress | None, Callable[[], None]]:
         def line(done: int, total: int) -> None:
             sys.stderr.write(f"\rreconcile: {done}/{total} returns")
 
-        return line, lambda: sys.stderr.write("\n")
+        def end() -> None:
+            sys.stderr.write("\n")
+
+        return line, end
     bar = tqdm(total=0, unit="returns", desc="reconcile", file=sys.stderr)
 
     def update(done: int, total: int) -> None:
@@ -120,6 +132,11 @@ async def _once(settings: Settings, runs: ReconcileLog, options: Options, args: 
         projector = CommerceProjector(commerce, ledger, flavour=settings.flavour)
         checker = reconciler(settings, commerce, projector, runs, store, progress=progress, rate=args.rate)
         result = await checker.run(options, resume=args.resume)
+    except CommerceUnavailable as exc:
+        print(
+            f"returnflow: reconcile interrupted ({exc}); `reconcile --resume` continues it", file=sys.stderr
+        )
+        return 3
     finally:
         done()
         await commerce.close()
