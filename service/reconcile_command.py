@@ -36,6 +36,9 @@ def add_parser(commands: Any, common: Callable[[argparse.ArgumentParser], None])
         "--resume", action="store_true", help="continue the last interrupted run after its last id"
     )
     parser.add_argument("--runs", action="store_true", help="list the recorded runs")
+    parser.add_argument(
+        "--page-size", type=int, default=200, help="returns checked (and checkpointed) together"
+    )
     parser.add_argument("--rate", type=float, help="RETURNFLOW_RECONCILE_RATE: GETs/s (0: no limit)")
     parser.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL")
     parser.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
@@ -87,6 +90,7 @@ def reconciler(
     progress: Progress | None = None,
     drift_found: Callable[[int], None] | None = None,
     rate: float | None = None,
+    page_size: int = 200,
 ) -> Reconciler:
     return Reconciler(
         store,
@@ -96,6 +100,7 @@ def reconciler(
         rate=settings.reconcile_rate if rate is None else rate,
         progress=progress,
         drift_found=drift_found,
+        page_size=page_size,
     )
 
 
@@ -130,7 +135,16 @@ async def _once(settings: Settings, runs: ReconcileLog, options: Options, args: 
     progress, done = progress_bar()
     try:
         projector = CommerceProjector(commerce, ledger, flavour=settings.flavour)
-        checker = reconciler(settings, commerce, projector, runs, store, progress=progress, rate=args.rate)
+        checker = reconciler(
+            settings,
+            commerce,
+            projector,
+            runs,
+            store,
+            progress=progress,
+            rate=args.rate,
+            page_size=args.page_size,
+        )
         result = await checker.run(options, resume=args.resume)
     except CommerceUnavailable as exc:
         print(

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from projections.commerce_client import CommerceClient
 from projections.reconcile_log import ReconcileLog
+from projections.sync import CommerceProjector, SyncLedger
 from service.cli import main
+from service.config import Settings
+from service.reconcile_command import in_sync
 from tests.commerce_sim.server import CommerceSimulator
 from tests.e2e.scenario import Driver, credits_sent, seed_commerce, wait_for
 from tests.e2e.test_commerce_contract import return_with_order, ship
@@ -264,3 +269,71 @@ async def test_op_flavour_redrives_with_operations(tmp_path: Path,
         assert (code, report["findings"][0]["fixed"]) == (1, False), "no second refund"
         assert [c.body["op"] for c in sim.puts("/ccadmin/v1/returnRequests/")].count(
             "initiateRefund") == 1
+
+
+async def three_completed(tmp_path: Path, sim: CommerceSimulator) -> tuple[Path, str]:
+    """Returns 50, 51, 52 COMPLETE; answers the db and a time between 50 and 51."""
+    db = tmp_path / "rf.db"
+    between = ""
+    async with serving(db, None, commerce_url=sim.url) as driver:
+        for n in (50, 51, 52):
+            seed_commerce(sim, n)
+            await driver.full(n)
+            if n == 50:
+                await asyncio.sleep(0.05)
+                between = datetime.now(UTC).isoformat()
+                await asyncio.sleep(0.05)
+        await wait_for(lambda: all(_credited(sim, n) == 268.4 for n in (50, 51, 52)), 30, "sync")
+    return db, between
+
+
+async def test_an_interrupted_run_resumes_after_its_last_id(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with CommerceSimulator() as sim:
+        db, _ = await three_completed(tmp_path, sim)
+        sim.fail_next(503, 50, prefix="/ccadmin/v1/returnRequests/R52")
+        code, _ = await reconcile(db, sim, capsys, "--page-size", "1")
+        assert code == 3, "Commerce away: the run stops, resumable"
+        sim.clear_faults()
+        for n in (50, 52):
+            sim.agent_set_state(f"R{n}", "PENDING_REFUND")
+        sim.calls.clear()
+        code, report = await reconcile(db, sim, capsys, "--page-size", "1", "--resume")
+        gets = {c.path for c in sim.calls_to("/ccadmin/v1/", "GET")}
+    assert gets == {"/ccadmin/v1/returnRequests/R52", "/ccadmin/v1/orders/o52"}
+    assert [(f["subject"], f["field"]) for f in report["findings"]] == [("R52", "state")]
+    runs = ReconcileLog(str(tmp_path / "rf.projections.db"))
+    try:
+        assert [(r["status"], r["checked"]) for r in runs.runs()] == [("finished", 3)]
+    finally:
+        runs.close()
+
+
+async def test_since_checks_only_what_changed_after(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with CommerceSimulator() as sim:
+        db, between = await three_completed(tmp_path, sim)
+        sim.agent_set_state("R50", "PENDING_REFUND")
+        code, report = await reconcile(db, sim, capsys, "--since", between)
+        assert (code, report["checked"], report["findings"]) == (0, 2, [])
+        code, report = await reconcile(db, sim, capsys)
+        assert (code, report["checked"], len(report["findings"])) == (1, 3, 1)
+
+
+async def test_sync_reconciles_periodically_and_counts_drift(tmp_path: Path) -> None:
+    async with CommerceSimulator() as sim:
+        db = await completed(tmp_path, sim, 53)
+        sim.agent_set_state("R53", "PENDING_REFUND")
+        settings = Settings(store=f"sqlite:///{db}", reconcile_interval_s=0.05, reconcile_fix=True)
+        counted: list[int] = []
+        stop = asyncio.Event()
+        ledger = SyncLedger(settings.projections_database)
+        async with CommerceClient(sim.url, "sim-app-key") as commerce:
+            projector = CommerceProjector(commerce, ledger)
+            task = asyncio.create_task(in_sync(settings, commerce, projector, stop, counted.append))
+            await wait_for(lambda: len(counted) >= 2, 10, "two rounds")
+            stop.set()
+            await task
+        ledger.close()
+    assert counted[:2] == [1, 0], "the first round found and fixed the drift"
+    assert sim.returns["R53"]["state"] == "COMPLETE"
