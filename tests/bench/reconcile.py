@@ -50,13 +50,28 @@ DRIFT_EVERY = 100
 
 def held_before(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """What Commerce holds of order n and return n before Returnflow says anything."""
-    order = {"id": f"o{n}", "state": "SUBMITTED",
-             "shippingGroups": [{"id": "sg1", "state": "INITIAL", "shippingMethod": "ground"}],
-             "paymentGroups": [{"id": "pg1", "paymentMethod": "tokenizedCreditCard",
-                                "amount": 268.4, "amountCredited": 0}]}
-    ret = {"id": f"R{n}", "authorizationNumber": f"R{n}", "state": "PENDING_CUSTOMER_ACTION",
-           "returnItemList": [{"id": f"R{n}-1", "commerceItemId": "ci1", "shippingGroupId": "sg1",
-                               "state": "INITIAL", "quantityToReturn": 2}]}
+    order = {
+        "id": f"o{n}",
+        "state": "SUBMITTED",
+        "shippingGroups": [{"id": "sg1", "state": "INITIAL", "shippingMethod": "ground"}],
+        "paymentGroups": [
+            {"id": "pg1", "paymentMethod": "tokenizedCreditCard", "amount": 268.4, "amountCredited": 0}
+        ],
+    }
+    ret = {
+        "id": f"R{n}",
+        "authorizationNumber": f"R{n}",
+        "state": "PENDING_CUSTOMER_ACTION",
+        "returnItemList": [
+            {
+                "id": f"R{n}-1",
+                "commerceItemId": "ci1",
+                "shippingGroupId": "sg1",
+                "state": "INITIAL",
+                "quantityToReturn": 2,
+            }
+        ],
+    }
     return order, ret
 
 
@@ -79,8 +94,11 @@ def generate(db: Path, returns: int) -> tuple[list[dict[str, Any]], list[dict[st
             store.save(*batch)
             batch.clear()
         held_order, held_return = held_before(n)
-        ret_body, ship, credit = (classic_body(return_view(ret)), shipment_body(order_view(order)),
-                                  credit_body(order_view(order)))
+        ret_body, ship, credit = (
+            classic_body(return_view(ret)),
+            shipment_body(order_view(order)),
+            credit_body(order_view(order)),
+        )
         held_return = merge_properties(held_return, json(ret_body))
         held_order = merge_properties(merge_properties(held_order, json(ship)), json(credit))
         if n % DRIFT_EVERY == 0:
@@ -99,25 +117,37 @@ def _ledger(ledger: SyncLedger, ret: ReturnRequest, order: Order, *bodies: dict[
     """The rows the sync would have written (directly: 30,000 rows, one transaction each is slow)."""
     db: sqlite3.Connection = ledger._db  # a benchmark seeding the table
     now = "2026-01-01T00:00:00Z"
-    rows = [(ret.commerce_id, "updateReturnRequest", ret.version, body_hash(bodies[0]), now),
-            (order.commerce_id, "updateOrder:shipment", order.version, body_hash(bodies[1]), now),
-            (order.commerce_id, "updateOrder:credit", order.version, body_hash(bodies[2]), now)]
+    rows = [
+        (ret.commerce_id, "updateReturnRequest", ret.version, body_hash(bodies[0]), now),
+        (order.commerce_id, "updateOrder:shipment", order.version, body_hash(bodies[1]), now),
+        (order.commerce_id, "updateOrder:credit", order.version, body_hash(bodies[2]), now),
+    ]
     db.executemany("INSERT OR REPLACE INTO rf_sync_ledger VALUES (?, ?, ?, ?, ?)", rows)
 
 
 async def seed(url: str, orders: list[dict[str, Any]], returns: list[dict[str, Any]]) -> None:
     async with ClientSession() as http:
         for first in range(0, len(orders), 1000):
-            async with http.post(f"{url}/__sim/seed", data=orjson.dumps({
-                "orders": orders[first:first + 1000], "returns": returns[first:first + 1000],
-            })) as response:
+            async with http.post(
+                f"{url}/__sim/seed",
+                data=orjson.dumps(
+                    {
+                        "orders": orders[first : first + 1000],
+                        "returns": returns[first : first + 1000],
+                    }
+                ),
+            ) as response:
                 assert response.status == 201, await response.text()
 
 
 def reconcile(env: dict[str, str], *args: str) -> tuple[dict[str, Any], float]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "service.cli", "reconcile", "--format", "json",
-                           *args], env=env, capture_output=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "reconcile", "--format", "json", *args],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
     wall = time.perf_counter() - started
     if done.returncode not in (0, 1):
         raise RuntimeError(done.stderr.decode()[-2000:])
@@ -128,10 +158,12 @@ def reconcile(env: dict[str, str], *args: str) -> tuple[dict[str, Any], float]:
 def line(name: str, report: dict[str, Any], wall: float) -> str:
     drift = sum(1 for f in report["findings"] if f["verdict"] == "drift")
     fixed = sum(1 for f in report["findings"] if f["fixed"])
-    return (f"{name}: {report['checked']:,} returns, {report['gets']:,} GETs in "
-            f"{report['seconds']:.1f} s = {report['gets'] / report['seconds']:,.0f} GETs/s "
-            f"({report['checked'] / report['seconds']:,.0f} returns/s; process {wall:.1f} s); "
-            f"{len(report['findings'])} findings, drift {drift}, fixed {fixed}")
+    return (
+        f"{name}: {report['checked']:,} returns, {report['gets']:,} GETs in "
+        f"{report['seconds']:.1f} s = {report['gets'] / report['seconds']:,.0f} GETs/s "
+        f"({report['checked'] / report['seconds']:,.0f} returns/s; process {wall:.1f} s); "
+        f"{len(report['findings'])} findings, drift {drift}, fixed {fixed}"
+    )
 
 
 def run(returns: int, sample: int) -> None:
@@ -143,11 +175,19 @@ def run(returns: int, sample: int) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp / "commerce.log").open("wb")
-    commerce = subprocess.Popen([sys.executable, "-m", "tests.commerce_sim.server", "--port",
-                                 str(port), "--app-key", APP_KEY], stdout=log, stderr=log)
-    env = {**os.environ, "RETURNFLOW_STORE": f"sqlite:///{db}", "RETURNFLOW_COMMERCE_URL": url,
-           "RETURNFLOW_COMMERCE_APP_KEY": APP_KEY, "RETURNFLOW_LOG_FORMAT": "json",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    commerce = subprocess.Popen(
+        [sys.executable, "-m", "tests.commerce_sim.server", "--port", str(port), "--app-key", APP_KEY],
+        stdout=log,
+        stderr=log,
+    )
+    env = {
+        **os.environ,
+        "RETURNFLOW_STORE": f"sqlite:///{db}",
+        "RETURNFLOW_COMMERCE_URL": url,
+        "RETURNFLOW_COMMERCE_APP_KEY": APP_KEY,
+        "RETURNFLOW_LOG_FORMAT": "json",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
     try:
         wait_for_port(port)
         asyncio.run(seed(url, orders, held))

@@ -30,13 +30,28 @@ from tests.e2e.test_sync_kafka import serving
 CARD = "pg20005"
 
 
-async def reconcile(db: Path, sim: CommerceSimulator, capsys: pytest.CaptureFixture[str],
-                    *extra: str) -> tuple[int, dict[str, Any]]:
+async def reconcile(
+    db: Path, sim: CommerceSimulator, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, Any]]:
     """The CLI, as an operator runs it (its own event loop, in a thread beside the simulator)."""
     capsys.readouterr()
-    code = await asyncio.to_thread(main, [
-        "reconcile", "--store", f"sqlite:///{db}", "--commerce-url", sim.url,
-        "--commerce-app-key", "sim-app-key", "--format", "json", "--rate", "0", *extra])
+    code = await asyncio.to_thread(
+        main,
+        [
+            "reconcile",
+            "--store",
+            f"sqlite:///{db}",
+            "--commerce-url",
+            sim.url,
+            "--commerce-app-key",
+            "sim-app-key",
+            "--format",
+            "json",
+            "--rate",
+            "0",
+            *extra,
+        ],
+    )
     out = capsys.readouterr().out
     return code, orjson.loads(out) if out.startswith("{") else {"raw": out}
 
@@ -71,7 +86,8 @@ async def test_in_sync_reports_nothing(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 async def test_restored_backup_lost_puts_are_reported_and_redriven(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Commerce restored from a backup taken before receipt: every later PUT is lost."""
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 41)
@@ -88,8 +104,7 @@ async def test_restored_backup_lost_puts_are_reported_and_redriven(
         found = by_field(report)
         assert code == 1
         state = found[("R41", "state")]
-        assert (state["ours"], state["theirs"], state["verdict"]) == ("COMPLETE", backup["state"],
-                                                                    "drift")
+        assert (state["ours"], state["theirs"], state["verdict"]) == ("COMPLETE", backup["state"], "drift")
         assert state["event"]["type"] == "ReturnRequest.RefundSettled"
         received = found[("R41", "returnItemList[ci2000007/sg20005].quantityReceived")]
         assert (received["ours"], received["theirs"]) == ("2", "0")
@@ -107,14 +122,16 @@ async def test_restored_backup_lost_puts_are_reported_and_redriven(
 
 async def _receive_refund(driver: Driver, n: int) -> None:
     for _ in range(2):
-        await driver.act(f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                                "quantity": 1}]})
+        await driver.act(
+            f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}
+        )
     await driver.act(f"/returns/R{n}/refund", {"action": "initiate"})
     await driver.act(f"/returns/R{n}/refund", {"action": "settle"})
 
 
 async def test_a_dead_lettered_put_is_found_and_redriven(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Commerce refused the settling PUT (dead-lettered, the ledger moved on): only reconcile sees it."""
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 42)
@@ -123,8 +140,9 @@ async def test_a_dead_lettered_put_is_found_and_redriven(
             await driver.order_and_return(42)
             await driver.act("/returns/R42/authorize", {"rma": "RMA42"})
             for _ in range(2):
-                await driver.act("/returns/R42/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                                     "quantity": 1}]})
+                await driver.act(
+                    "/returns/R42/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}
+                )
             await driver.act("/returns/R42/refund", {"action": "initiate"})
             await wait_for(lambda: sim.returns["R42"]["state"] == "PENDING_REFUND", 30, "refund")
             sim.fail_next(400, prefix="/ccadmin/v1/returnRequests/R42")
@@ -137,15 +155,15 @@ async def test_a_dead_lettered_put_is_found_and_redriven(
         assert (await reconcile(db, sim, capsys))[1]["findings"] == []
 
 
-async def test_an_edited_state_is_set_back(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+async def test_an_edited_state_is_set_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async with CommerceSimulator() as sim:
         db = await completed(tmp_path, sim, 43)
         sim.agent_set_state("R43", "PENDING_REFUND")
         code, report = await reconcile(db, sim, capsys, "--id", "R43")
         assert code == 1
         assert [(f["field"], f["ours"], f["theirs"], f["verdict"]) for f in report["findings"]] == [
-            ("state", "COMPLETE", "PENDING_REFUND", "drift")]
+            ("state", "COMPLETE", "PENDING_REFUND", "drift")
+        ]
         puts = len(sim.puts())
         code, report = await reconcile(db, sim, capsys, "--id", "R43", "--fix")
         assert code == 0 and report["findings"][0]["fixed"] is True
@@ -155,15 +173,15 @@ async def test_an_edited_state_is_set_back(tmp_path: Path,
 
 
 async def test_a_missing_credit_is_redriven_once_and_absolute(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with CommerceSimulator() as sim:
         db = await completed(tmp_path, sim, 44)
         for group in sim.orders["o44"]["paymentGroups"]:
             group["amountCredited"] = 0
         code, report = await reconcile(db, sim, capsys)
         credit = by_field(report)[("o44", f"paymentGroups[{CARD}].amountCredited")]
-        assert (code, credit["ours"], credit["theirs"], credit["verdict"]) == (1, "268.40", "0",
-                                                                               "drift")
+        assert (code, credit["ours"], credit["theirs"], credit["verdict"]) == (1, "268.40", "0", "drift")
         assert credit["event"]["type"] == "Order.Credited"
         for _ in range(2):
             await reconcile(db, sim, capsys, "--fix")
@@ -190,26 +208,27 @@ async def completed_with_manual_method(tmp_path: Path, sim: CommerceSimulator, n
     return db
 
 
-async def test_a_deleted_refund_method_is_put_back(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_deleted_refund_method_is_put_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with CommerceSimulator() as sim:
         db = await completed_with_manual_method(tmp_path, sim, 45)
         sim.returns["R45"]["refundMethodList"] = []
         code, report = await reconcile(db, sim, capsys)
         method = by_field(report)[("R45", "refundMethodList[type:manualRefund].amount")]
-        assert (code, method["ours"], method["theirs"], method["verdict"]) == (1, "268.40", None,
-                                                                               "drift")
+        assert (code, method["ours"], method["theirs"], method["verdict"]) == (1, "268.40", None, "drift")
         await reconcile(db, sim, capsys, "--fix")
-        assert sim.returns["R45"]["refundMethodList"] == [
-            {"refundType": "manualRefund", "amount": 268.4}]
+        assert sim.returns["R45"]["refundMethodList"] == [{"refundType": "manualRefund", "amount": 268.4}]
         code, report = await reconcile(db, sim, capsys)
-        assert [(f["field"], f["verdict"]) for f in report["findings"]] == [
-            ("state", "commerce-owned")], "the order state the return's update reported stands"
+        assert [(f["field"], f["verdict"]) for f in report["findings"]] == [("state", "commerce-owned")], (
+            "the order state the return's update reported stands"
+        )
         assert code == 0
 
 
 async def test_commerces_own_differences_are_reported_and_left(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An agent's gift card method, a credit beyond ours and an edited return reason stand."""
     gift = {"refundType": "giftCard", "paymentGroupId": "pg46-gift", "amount": 10, "state": "PENDING"}
     async with CommerceSimulator() as sim:
@@ -227,14 +246,17 @@ async def test_commerces_own_differences_are_reported_and_left(
             "returnItemList[ci2000007/sg20005].returnReason": "commerce-owned",
             "state": "commerce-owned",  # the order state the return's update reported
         }
-        assert found[("R46", "returnItemList[ci2000007/sg20005].returnReason")]["event"]["type"] \
+        assert (
+            found[("R46", "returnItemList[ci2000007/sg20005].returnReason")]["event"]["type"]
             == "ReturnRequest.Received"
+        )
         assert not any(f["fixed"] for f in report["findings"])
         assert (sim.returns["R46"], sim.orders["o46"]) == before, "nothing of Commerce's fixed"
 
 
 async def test_a_run_records_what_it_found_for_the_audit(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with CommerceSimulator() as sim:
         db = await completed(tmp_path, sim, 47)
         sim.agent_set_state("R47", "PENDING_REFUND")
@@ -252,8 +274,9 @@ async def test_a_run_records_what_it_found_for_the_audit(
     assert (run["status"], run["checked"], run["drift"], run["fixed"]) == ("finished", 1, 1, 1)
 
 
-async def test_op_flavour_redrives_with_operations(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+async def test_op_flavour_redrives_with_operations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """In op, a lost markAsComplete goes again as markAsComplete; initiateRefund never does."""
     async with CommerceSimulator(flavour="op") as sim:
         db = await completed(tmp_path, sim, 48)
@@ -261,14 +284,14 @@ async def test_op_flavour_redrives_with_operations(tmp_path: Path,
         argv = ("--commerce-flavour", "op")
         code, report = await reconcile(db, sim, capsys, *argv, "--fix")
         assert [(f["field"], f["verdict"], f["fixed"]) for f in report["findings"]] == [
-            ("state", "drift", True)]
+            ("state", "drift", True)
+        ]
         assert sim.puts()[-1].body == {"op": "markAsComplete"}
         assert sim.returns["R48"]["state"] == "COMPLETE"
         sim.agent_set_state("R48", "FULL_RETURN")
         code, report = await reconcile(db, sim, capsys, *argv, "--fix")
         assert (code, report["findings"][0]["fixed"]) == (1, False), "no second refund"
-        assert [c.body["op"] for c in sim.puts("/ccadmin/v1/returnRequests/")].count(
-            "initiateRefund") == 1
+        assert [c.body["op"] for c in sim.puts("/ccadmin/v1/returnRequests/")].count("initiateRefund") == 1
 
 
 async def three_completed(tmp_path: Path, sim: CommerceSimulator) -> tuple[Path, str]:
@@ -288,7 +311,8 @@ async def three_completed(tmp_path: Path, sim: CommerceSimulator) -> tuple[Path,
 
 
 async def test_an_interrupted_run_resumes_after_its_last_id(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with CommerceSimulator() as sim:
         db, _ = await three_completed(tmp_path, sim)
         sim.fail_next(503, 50, prefix="/ccadmin/v1/returnRequests/R52")
@@ -310,7 +334,8 @@ async def test_an_interrupted_run_resumes_after_its_last_id(
 
 
 async def test_since_checks_only_what_changed_after(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with CommerceSimulator() as sim:
         db, between = await three_completed(tmp_path, sim)
         sim.agent_set_state("R50", "PENDING_REFUND")

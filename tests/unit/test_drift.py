@@ -25,17 +25,23 @@ SUBMITTED = Setter("Order.Submitted", 1, "2026-01-01T00:00:00Z", "submit")
 
 
 def order_expected(credited: str) -> Expected:
-    view = {"id": "o1", "state": "NO_PENDING_ACTION", "shippingGroups": [],
-            "paymentGroups": [{"id": "pg1", "amountCredited": credited}]}
-    fields = {("state",): "NO_PENDING_ACTION",
-              ("paymentGroups", "pg1", "amountCredited"): Decimal(credited)}
+    view = {
+        "id": "o1",
+        "state": "NO_PENDING_ACTION",
+        "shippingGroups": [],
+        "paymentGroups": [{"id": "pg1", "amountCredited": credited}],
+    }
+    fields = {("state",): "NO_PENDING_ACTION", ("paymentGroups", "pg1", "amountCredited"): Decimal(credited)}
     setters = {("state",): SUBMITTED, ("paymentGroups", "pg1", "amountCredited"): CREDITED}
     return Expected("order", "o1", 5, view, fields, setters)
 
 
 def held_order(credited: float) -> dict[str, object]:
-    return {"id": "o1", "state": "NO_PENDING_ACTION",
-            "paymentGroups": [{"id": "pg1", "amount": 100, "amountCredited": credited}]}
+    return {
+        "id": "o1",
+        "state": "NO_PENDING_ACTION",
+        "paymentGroups": [{"id": "pg1", "amount": 100, "amountCredited": credited}],
+    }
 
 
 def test_numbers_compare_by_value_and_strings_exactly() -> None:
@@ -47,12 +53,15 @@ def test_numbers_compare_by_value_and_strings_exactly() -> None:
 
 
 def test_members_are_keyed_as_commerce_matches_them() -> None:
-    held = {"returnItemList": [{"commerceItem": {"id": "ci1"}, "shippingGroupId": "sg1",
-                                "state": "RETURNED"}],
-            "refundMethodList": [{"refundType": "manualRefund", "amount": 3}],
-            "additionalProperties": {"x": "y"}}
-    assert flatten(held) == {("returnItemList", "ci1/sg1", "state"): "RETURNED",
-                             ("refundMethodList", "type:manualRefund", "amount"): 3}
+    held = {
+        "returnItemList": [{"commerceItem": {"id": "ci1"}, "shippingGroupId": "sg1", "state": "RETURNED"}],
+        "refundMethodList": [{"refundType": "manualRefund", "amount": 3}],
+        "additionalProperties": {"x": "y"},
+    }
+    assert flatten(held) == {
+        ("returnItemList", "ci1/sg1", "state"): "RETURNED",
+        ("refundMethodList", "type:manualRefund", "amount"): 3,
+    }
 
 
 def test_a_missing_credit_is_drift_and_a_larger_one_is_commerces() -> None:
@@ -71,15 +80,30 @@ def test_drift_the_sync_has_still_to_send_is_pending_and_not_redriven() -> None:
 
 
 def test_a_credit_repair_keeps_what_commerce_is_entitled_to() -> None:
-    findings = [Finding("order", "o1", ("paymentGroups", "pg1", "amountCredited"), Decimal("50"),
-                        0, DRIFT, CREDITED),
-                Finding("order", "o1", ("paymentGroups", "pg2", "amountCredited"), Decimal("1"),
-                        7.5, COMMERCE_OWNED, CREDITED)]
-    body = {"paymentGroups": [{"id": "pg1", "amountCredited": Decimal("50")},
-                              {"id": "pg2", "amountCredited": Decimal("1")}]}
-    assert keep_theirs(body, findings) == {"paymentGroups": [
-        {"id": "pg1", "amountCredited": Decimal("50")},
-        {"id": "pg2", "amountCredited": Decimal("7.5")}]}
+    findings = [
+        Finding("order", "o1", ("paymentGroups", "pg1", "amountCredited"), Decimal("50"), 0, DRIFT, CREDITED),
+        Finding(
+            "order",
+            "o1",
+            ("paymentGroups", "pg2", "amountCredited"),
+            Decimal("1"),
+            7.5,
+            COMMERCE_OWNED,
+            CREDITED,
+        ),
+    ]
+    body = {
+        "paymentGroups": [
+            {"id": "pg1", "amountCredited": Decimal("50")},
+            {"id": "pg2", "amountCredited": Decimal("1")},
+        ]
+    }
+    assert keep_theirs(body, findings) == {
+        "paymentGroups": [
+            {"id": "pg1", "amountCredited": Decimal("50")},
+            {"id": "pg2", "amountCredited": Decimal("7.5")},
+        ]
+    }
 
 
 def test_the_rate_limit_spaces_acquisitions() -> None:
