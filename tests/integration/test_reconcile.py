@@ -362,3 +362,37 @@ async def test_sync_reconciles_periodically_and_counts_drift(tmp_path: Path) -> 
         ledger.close()
     assert counted[:2] == [1, 0], "the first round found and fixed the drift"
     assert sim.returns["R53"]["state"] == "COMPLETE"
+
+
+async def test_a_recorded_commerce_override_is_reported_as_accepted_not_undone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The agent completed the return in Commerce (recorded as an override); Commerce is later
+    restored from a backup taken before: the state is Commerce's word, reconcile does not push it."""
+    async with CommerceSimulator() as sim:
+        seed_commerce(sim, 54)
+        db = tmp_path / "rf.db"
+        async with serving(db, None, commerce_url=sim.url) as driver:
+            await ship(driver, 54)
+            await driver.webhook("return-request-update", return_with_order(54))
+            await driver.act("/returns/R54/authorize", {"rma": "RMA54"})
+            await wait_for(lambda: sim.returns["R54"].get("authorizationNumber") == "RMA54", 30, "RMA")
+            backup = copy.deepcopy(sim.returns["R54"])
+            sim.agent_set_state("R54", "COMPLETE")
+            closed = return_with_order(
+                54, authorization="RMA54", item_state="AWAITING_RETURN", modified_after=2000
+            )
+            closed["return"]["state"] = "COMPLETE"
+            assert (await driver.webhook("return-request-update", closed))["status"] == "overridden"
+        sim.returns["R54"] = backup
+        puts = len(sim.puts())
+        code, report = await reconcile(db, sim, capsys, "--id", "R54", "--fix")
+        state = by_field(report)[("R54", "state")]
+        assert (state["ours"], state["theirs"], state["verdict"], state["fixed"]) == (
+            "COMPLETE",
+            backup["state"],
+            "accepted-override",
+            False,
+        )
+        assert state["event"]["type"] == "ReturnRequest.CommerceOverridden"
+        assert len(sim.puts()) == puts and code == 0
