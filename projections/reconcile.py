@@ -172,9 +172,13 @@ class Reconciler:
         for first in range(0, len(units), self.page_size):
             page = units[first : first + self.page_size]
             checked = await asyncio.gather(
-                *(self._unit(u, options.fix, claimed, slots, result) for u in page)
+                *(self._unit(u, options.fix, claimed, slots, result) for u in page),
+                return_exceptions=True,  # let the whole page finish before giving up on it
             )
-            found = [pair for pairs in checked for pair in pairs]
+            for failure in checked:
+                if isinstance(failure, BaseException):
+                    raise failure
+            found = [pair for pairs in checked if isinstance(pairs, list) for pair in pairs]
             result.findings += found
             result.checked += len(page)
             self.runs.record(
