@@ -8,7 +8,9 @@ reporting it, `--fix` repairing it, and a second `reconcile` finding nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -396,3 +398,46 @@ async def test_a_recorded_commerce_override_is_reported_as_accepted_not_undone(
         )
         assert state["event"]["type"] == "ReturnRequest.CommerceOverridden"
         assert len(sim.puts()) == puts and code == 0
+
+
+async def test_drift_the_sync_has_not_sent_yet_is_pending_and_left_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ledger has no record of the return's calls (the sync is behind): not re-driven."""
+    async with CommerceSimulator() as sim:
+        db = await completed(tmp_path, sim, 55)
+        sim.agent_set_state("R55", "PENDING_REFUND")
+        with contextlib.closing(sqlite3.connect(tmp_path / "rf.projections.db")) as connection:
+            connection.execute("DELETE FROM rf_sync_ledger WHERE subject = 'R55'")
+            connection.commit()
+        puts = len(sim.puts())
+        code, report = await reconcile(db, sim, capsys, "--fix")
+        assert [(f["field"], f["verdict"], f["fixed"]) for f in report["findings"]] == [
+            ("state", "pending", False)
+        ]
+        assert code == 0 and len(sim.puts()) == puts
+
+
+async def test_the_table_names_both_values_and_the_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with CommerceSimulator() as sim:
+        db = await completed(tmp_path, sim, 56)
+        sim.agent_set_state("R56", "PENDING_REFUND")
+        capsys.readouterr()
+        argv = ["reconcile", "--store", f"sqlite:///{db}", "--commerce-url", sim.url]
+        code = await asyncio.to_thread(main, [*argv, "--commerce-app-key", "sim-app-key"])
+        table = capsys.readouterr().out.splitlines()
+        assert code == 1
+        assert table[0].split() == ["subject", "field", "ours", "theirs", "verdict", "set", "by", "fixed"]
+        assert table[1].split()[:6] == [
+            "R56",
+            "state",
+            "COMPLETE",
+            "PENDING_REFUND",
+            "drift",
+            "ReturnRequest.RefundSettled",
+        ]
+        assert table[-1].startswith("run 1: 1 returns checked, 2 GETs")
+        assert await asyncio.to_thread(main, ["reconcile", "--runs", "--store", f"sqlite:///{db}"]) == 0
+        assert "run 1 " in capsys.readouterr().out
