@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 from uuid import UUID
@@ -41,6 +41,8 @@ class Timeline:
     calls: list[dict[str, Any]]
     as_of: str | None
     version: int
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    """What reconciliation runs found for it (`rf_reconcile_findings`)."""
 
 
 def parse_time(text: str) -> datetime:
@@ -89,7 +91,7 @@ def render(line: Timeline, fmt: str) -> str:
     if fmt == "json":
         document = {"kind": line.kind, "id": line.commerce_id, "asOf": line.as_of,
                     "version": line.version, "events": line.events, "commerceCalls": line.calls,
-                    "state": line.state}
+                    "state": line.state, "reconciliation": line.findings}
         return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
     if fmt == "csv":
         out = io.StringIO()
@@ -125,6 +127,11 @@ def _table(line: Timeline) -> str:
                   else "-> not sent (no RETURNFLOW_COMMERCE_URL; logged)")
         out.append(f"  {call['at']}  {call['method']} {call['path']}  {answer}, v{call['version']}"
                    + (f"  DEAD-LETTERED: {call['reason']}" if call.get("reason") else ""))
+    if line.findings:
+        out += ["", "Reconciliation (Commerce's view against ours):"]
+        out += [f"  run {f['run_id']} {f['at']}  {f['field']}: ours {f['ours']}, Commerce "
+                f"{f['theirs']} -> {f['verdict']}{', fixed' if f['fixed'] else ''}"
+                for f in line.findings]
     out += ["", "State:"]
     state = line.state
     out.append(f"  state {state['state']}")

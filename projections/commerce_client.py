@@ -209,6 +209,10 @@ class CommerceClient:
         return await self._call("GET", f"/ccadmin/v1/returnRequests/{quote(return_id, safe='')}",
                                 None)
 
+    async def get_order(self, order_id: str) -> CallOutcome:
+        """getOrder: the order as Commerce holds it now (reconcile compares it), same retries."""
+        return await self._call("GET", f"/ccadmin/v1/orders/{quote(order_id, safe='')}", None)
+
     async def put(self, path: str, body: dict[str, Any]) -> CallOutcome:
         return await self._call("PUT", path, to_json_bytes(body))
 

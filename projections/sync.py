@@ -362,6 +362,23 @@ class CommerceProjector:
                  reason=outcome.dead_letter_reason)
         return Applied(call, version, digest, message["id"], outcome)
 
+
+    async def redrive(self, calls: Sequence[tuple[dict[str, Any], CommerceCall]]) -> list[Applied]:
+        """Send again what reconcile found Commerce without, whatever the ledger says was sent
+        (the same version may have been applied and then lost at Commerce); recorded in the
+        ledger and call log as the sync's calls are (bodies are absolute)."""
+        if calls and self.fence is not None and not self.fence():
+            raise LeaseLost("this process no longer holds the sync lease")
+        done: list[Applied] = []
+        try:
+            for message, call in calls:
+                result = await self._apply(message, call, None, body_hash(call.body), True)
+                if result is not None:
+                    done.append(result)
+        finally:
+            await asyncio.to_thread(self.ledger.applied, done)
+        return done
+
     async def _keeping_commerces_methods(self, call: CommerceCall) -> dict[str, Any]:
         """A refund method list replaces Commerce's: read what Commerce holds just before, so a
         method an agent added that no webhook has told us of yet is sent back, not erased."""

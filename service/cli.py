@@ -20,14 +20,14 @@ from aiohttp import web
 
 from projections.audit import NotFound, export, parse_time, render, timeline, transitions
 from projections.lease import open_lease, run_under_lease
-from projections.metrics import serve_metrics
+from projections.metrics import record_drift, serve_metrics
 from projections.positions import PositionStore
 from projections.progress import ProgressBar
 from projections.read_models import ReadModels
 from projections.relay import Relay
 from projections.replay import default_workers, rebuild, summary, verify
 from projections.sync import CommerceProjector, KafkaSync, SyncLedger
-from service import logs
+from service import logs, reconcile_command
 from service.app import create_app
 from service.background import make_commerce
 from service.config import ConfigError, KafkaNames, Settings
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="with --all: from this time (inclusive)")
     audit.add_argument("--until", help="with --all: up to this time (inclusive)")
     audit.add_argument("--output", help="with --all: write to this file instead of stdout")
+    reconcile_command.add_parser(commands, _common)
     replay = commands.add_parser("replay", help="rebuild the read models from the event store")
     _common(replay)
     replay.add_argument("--verify", action="store_true",
@@ -182,10 +183,11 @@ def sync(settings: Settings) -> int:
     async def run(stop: asyncio.Event) -> None:
         commerce = make_commerce(settings)
         try:
-            consumer = KafkaSync(settings.kafka_bootstrap or "", CommerceProjector(commerce, ledger,
-                                                                   flavour=settings.flavour),
+            projector = CommerceProjector(commerce, ledger, flavour=settings.flavour)
+            consumer = KafkaSync(settings.kafka_bootstrap or "", projector,
                                  topic=topics.events, dlq_topic=topics.dlq, group_id=topics.group)
-            await consumer.run(stop)
+            await asyncio.gather(consumer.run(stop), reconcile_command.in_sync(
+                settings, commerce, projector, stop, drift_found=partial(record_drift, "return")))
         finally:
             close = getattr(commerce, "close", None)
             if close is not None:
@@ -243,6 +245,7 @@ def audit(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         finally:
             ledger.close()
+        line.findings = reconcile_command.findings_for(database, args.id)
         sys.stdout.write(render(line, args.format or "table"))
         return 0
     finally:
@@ -284,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return sync(settings)
         if args.command == "audit":
             return audit(settings, args)
+        if args.command == "reconcile":
+            return reconcile_command.run(settings, args)
         if args.command == "replay":
             return replay(settings, args.verify, args.workers)
     except ConfigError as exc:

@@ -61,6 +61,13 @@ class Settings:
     validation answers; each notification-log follower keeps a quarter of it. A miss reads the
     store, so the setting trades memory (about 7 KB per cached order) for reads, never results."""
 
+    reconcile_rate: float = 20.0
+    """RETURNFLOW_RECONCILE_RATE: GETs a second `reconcile` sends Commerce at most (0: no limit)."""
+    reconcile_interval_s: float = 0.0
+    """RETURNFLOW_RECONCILE_INTERVAL: seconds between the reconciliations `sync` runs (0: none)."""
+    reconcile_fix: bool = False
+    """RETURNFLOW_RECONCILE_FIX: those periodic runs also re-drive the drift they find."""
+
     @property
     def worker_count(self) -> int:
         if self.workers is not None:
@@ -85,8 +92,11 @@ class Settings:
             max_body = int(get("MAX_BODY_BYTES") or cls.max_body_bytes)
             cache_entries = int(get("CACHE_ENTRIES") or cls.cache_entries)
             workers = int(get("WORKERS") or 0) or None
+            reconcile_rate = float(get("RECONCILE_RATE") or cls.reconcile_rate)
+            reconcile_interval = float(get("RECONCILE_INTERVAL") or 0)
         except ValueError as exc:
-            raise ConfigError(f"RETURNFLOW_PORT/MAX_BODY_BYTES/CACHE_ENTRIES/WORKERS: {exc}") from None
+            raise ConfigError(f"RETURNFLOW_PORT/MAX_BODY_BYTES/CACHE_ENTRIES/WORKERS/RECONCILE_*: {exc}"
+                              ) from None
         settings = cls(
             store=get("STORE") or DEFAULT_STORE,
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
@@ -108,6 +118,9 @@ class Settings:
             projections=get("PROJECTIONS"),
             cache_entries=cache_entries,
             workers=workers,
+            reconcile_rate=reconcile_rate,
+            reconcile_interval_s=reconcile_interval,
+            reconcile_fix=(get("RECONCILE_FIX") or "false").lower() in ("1", "true", "yes"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given) if given else settings

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -35,8 +35,10 @@ pytestmark = pytest.mark.kafka
 RETURNS = range(1, 11)
 
 
-@contextlib.contextmanager
-def pieces(env: dict[str, str], logs: Path, *commands: list[str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+@contextlib.asynccontextmanager
+async def pieces(
+    env: dict[str, str], logs: Path, *commands: list[str]
+) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     started = []
     try:
         for n, argv in enumerate(commands):
@@ -57,7 +59,7 @@ def pieces(env: dict[str, str], logs: Path, *commands: list[str]) -> Iterator[li
                 proc.send_signal(signal.SIGTERM)
         for proc in started:
             try:
-                proc.wait(20)
+                await asyncio.to_thread(proc.wait, 20)  # the simulator answers meanwhile
             except subprocess.TimeoutExpired:
                 proc.kill()
 
@@ -100,7 +102,7 @@ async def test_the_compose_deployment_natively(
         }
         ports = [free_port(), free_port()]
         serving = [["serve", "--port", str(port), "--workers", "2"] for port in ports]
-        with pieces(env, tmp_path, *serving, ["relay"], ["sync"], ["sync"]) as started:
+        async with pieces(env, tmp_path, *serving, ["relay"], ["sync"], ["sync"]) as started:
             async with ClientSession() as http:
                 urls = [f"http://127.0.0.1:{port}" for port in ports]
                 for url in urls:

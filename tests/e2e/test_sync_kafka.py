@@ -258,7 +258,7 @@ async def test_kill_9_of_relay_and_consumer_mid_stream(
         finally:
             for process in (relay, sync):
                 process.terminate()
-                process.wait(20)
+                await asyncio.to_thread(process.wait, 20)  # the simulator answers meanwhile
         for n in returns:
             assert_commerce_holds_the_return(sim, n)
             assert set(credits_sent(sim, n)) <= {0, 268.4}, "never credited twice"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
@@ -31,13 +32,14 @@ def projections_db(db: Path) -> str:
 
 
 def live_position(db: Path) -> int:
-    with sqlite3.connect(projections_db(db)) as connection:
+    # closing: a connection left to the garbage collector closes (and checkpoints) at random
+    with contextlib.closing(sqlite3.connect(projections_db(db))) as connection:
         row = connection.execute("SELECT position FROM rf_read_model_position").fetchone()
         return int(row[0]) if row else 0
 
 
 def stored(db: Path) -> int:
-    with sqlite3.connect(db) as connection:
+    with contextlib.closing(sqlite3.connect(db)) as connection:
         return int(connection.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0])
 
 

@@ -111,7 +111,7 @@ async def replicas(
                 replica.process.send_signal(signal.SIGTERM)
         for replica in started:
             try:
-                replica.process.wait(20)
+                await asyncio.to_thread(replica.process.wait, 20)  # the simulator answers meanwhile
             except subprocess.TimeoutExpired:
                 replica.process.kill()
 
