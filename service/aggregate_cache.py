@@ -11,6 +11,7 @@ import pickle
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from uuid import UUID
@@ -32,15 +33,24 @@ class AggregateCache:
     Readers must treat what they get as read-only.
 
     Never older than a write this process has been told of: `PrivateCopies.refresh`
-    drops what other processes wrote (`forget`, which moves `generation` on), and
-    every entry goes in through `put_if_current` with the generation seen before
-    its object was read, so a copy read before a drop cannot come back after it.
+    drops what other processes wrote, each drop noted with the `generation` it moved
+    the cache to, and every entry goes in through `put_if_current` with the
+    generation seen before its object was read: an aggregate dropped since then may
+    have been read before the write that dropped it, and is not kept. Drops are
+    remembered per aggregate (bounded; past the bound, conservatively, for all), so
+    a write to one return does not turn away what was read meanwhile of another.
     """
 
     def __init__(self, capacity: int = 4096) -> None:
         self.generation = 0
-        """Moves on whenever entries are dropped as stale; see `put_if_current`."""
+        """Moves on at each drop; see `put_if_current`."""
         self._items: Lru[UUID, Aggregate] = Lru("aggregates", capacity)
+        self._dropped: OrderedDict[UUID, int] = OrderedDict()
+        """Aggregate id -> the generation of its last drop (the newest few)."""
+        self._dropped_capacity = 4 * capacity
+        self._floor = 0
+        """Reads that began before this generation are not kept: drops of theirs may have been
+        forgotten."""
         self._lock = threading.Lock()
 
     @property
@@ -56,27 +66,53 @@ class AggregateCache:
         return self._items.peek(aggregate_id)
 
     def put_if_current(self, aggregates: Iterable[Aggregate], generation: int) -> bool:
-        """Keep what was read while `generation` held, unless something was dropped since
-        (the read may predate a write whose drop has already happened). False: kept nothing."""
+        """Keep what was read while `generation` held, except an aggregate dropped since (the
+        read may predate the write that dropped it). False: not all were kept."""
         with self._lock:
-            if self.generation != generation:
+            if generation < self._floor:
                 return False
+            kept_all = True
             for aggregate in aggregates:
+                if self._dropped.get(aggregate.id, -1) > generation:
+                    kept_all = False
+                    continue
                 known = self._items.peek(aggregate.id)
                 if known is None or known.version <= aggregate.version:
                     self._items.put(aggregate.id, aggregate)
-            return True
+            return kept_all
+
+    def forget_older(self, written: dict[UUID, int]) -> None:
+        """Drop what is older than the versions `written` (what other processes wrote). What is
+        cached at that version or newer already (this process's own writes, interleaved with
+        theirs) stays; one not cached is noted as dropped all the same, since a reader may be
+        loading it from before the write."""
+        with self._lock:
+            self.generation += 1
+            for aggregate_id, version in written.items():
+                cached = self._items.peek(aggregate_id)
+                if cached is None or cached.version < version:
+                    self._drop(aggregate_id)
 
     def forget(self, aggregate_ids: Iterable[UUID]) -> None:
         with self._lock:
             self.generation += 1
             for aggregate_id in aggregate_ids:
-                self._items.pop(aggregate_id)
+                self._drop(aggregate_id)
 
     def clear(self) -> None:
         with self._lock:
             self.generation += 1
             self._items.clear()
+            self._dropped.clear()
+            self._floor = self.generation
+
+    def _drop(self, aggregate_id: UUID) -> None:
+        self._items.pop(aggregate_id)
+        self._dropped[aggregate_id] = self.generation
+        self._dropped.move_to_end(aggregate_id)
+        if len(self._dropped) > self._dropped_capacity:
+            _, generation = self._dropped.popitem(last=False)
+            self._floor = max(self._floor, generation)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -142,7 +178,7 @@ class PrivateCopies:
             if self._known is None:
                 self.committed.clear()
             elif newest > self._known:
-                self.committed.forget(self._written_after(self._known))
+                self.committed.forget_older(self._written_after(self._known))
             self._known, self._token, self._asked_at = newest, token, now
 
     def saved(self, notification_ids: list[int]) -> None:
@@ -168,16 +204,20 @@ class PrivateCopies:
         (newest,) = self._sqlite().execute(f"SELECT MAX(rowid) FROM {self._table}").fetchone()
         return int(newest or 0)
 
-    def _written_after(self, position: int) -> set[UUID]:
+    def _written_after(self, position: int) -> dict[UUID, int]:
+        """Each aggregate written since `position`, with the newest version written."""
+        found: dict[UUID, int] = {}
         if self._path is None:
-            found: set[UUID] = set()
             while batch := self.store.recorder.select_notifications(position + 1, 1000):
-                found.update(UUID(str(n.originator_id)) for n in batch)
+                for n in batch:
+                    ident = UUID(str(n.originator_id))
+                    found[ident] = max(found.get(ident, 0), n.originator_version)
                 position = batch[-1].id
             return found
         rows = self._sqlite().execute(
-            f"SELECT DISTINCT originator_id FROM {self._table} WHERE rowid > ?", (position,))
-        return {UUID(hex=row[0]) for row in rows}
+            f"SELECT originator_id, MAX(originator_version) FROM {self._table} WHERE rowid > ? "
+            "GROUP BY originator_id", (position,))
+        return {UUID(hex=ident): int(version) for ident, version in rows}
 
     def _sqlite(self) -> sqlite3.Connection:
         """A private read connection: outside the library's reader-writer lock."""

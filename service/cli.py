@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -135,10 +136,11 @@ def serve(settings: Settings) -> int:
                     access_log=None)
         return 0
 
+    seed = secrets.token_bytes(32)
     with tempfile.TemporaryDirectory(prefix="returnflow-workers-") as shared:
 
         def worker(sock: socket.socket, index: int) -> None:
-            app = create_app(replace(settings, worker=index, metrics_dir=shared))
+            app = create_app(replace(settings, worker=index, metrics_dir=shared, session_seed=seed))
             web.run_app(app, sock=sock, print=None, access_log=None)
 
         return Supervisor(listen(settings.host, settings.port), count, worker).run()

@@ -54,6 +54,8 @@ class Settings:
     worker: int = 0
     """Which of them this is; worker 0 runs the single-process duties (read models, embedded
     sync or relay)."""
+    session_seed: bytes | None = field(default=None, repr=False)
+    """Development mode with several workers: the console's cookie key they share."""
     metrics_dir: str | None = None
     """Where the workers of one `serve` leave their metrics for each other (the supervisor's)."""
     cache_entries: int = 4096

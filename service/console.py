@@ -69,7 +69,7 @@ class Console:
     def __init__(self, app: web.Application) -> None:
         services = app[SERVICES]
         self.services = services
-        self.sessions = Sessions(services.settings.api_token)
+        self.sessions = Sessions(services.settings.api_token, services.settings.session_seed)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates" / "console"), autoescape=True
         )

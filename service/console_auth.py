@@ -30,8 +30,10 @@ class Operator:
 
 
 class Sessions:
-    def __init__(self, api_token: str | None) -> None:
-        seed = api_token.encode() if api_token else secrets.token_bytes(32)
+    def __init__(self, api_token: str | None, shared_seed: bytes | None = None) -> None:
+        """`shared_seed`: without a token, what every worker of one `serve --workers N` keys its
+        cookies with, so a cookie one worker set is good at the others."""
+        seed = api_token.encode() if api_token else (shared_seed or secrets.token_bytes(32))
         self._key = hmac.new(seed, b"returnflow-console-session", hashlib.sha256).digest()
         self.api_token = api_token
 

@@ -248,13 +248,12 @@ class Writer:
                           "within their one-second recheck")
 
     def _remember(self, committed: list[Aggregate], generation: int) -> None:
-        """After the commit: keep what the batch touched, unless another process's write was
-        dropped from the cache meanwhile (a read-only aggregate may be older than that write;
-        ours are dropped too, or their previous versions would stay). A cache that fails is
-        emptied, never a reason to call a committed command failed."""
+        """After the commit: keep what the batch touched, except an aggregate another process's
+        write dropped from the cache meanwhile (the batch may have read it before that write;
+        its older version is gone from the cache with the drop). A cache that fails is emptied,
+        never a reason to call a committed command failed."""
         try:
-            if not self.committed.put_if_current(committed, generation):
-                self.committed.forget(a.id for a in committed)
+            self.committed.put_if_current(committed, generation)
         except Exception:
             log.exception("writer_cache_failed")
             self.committed.clear()

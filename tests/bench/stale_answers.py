@@ -26,6 +26,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checks", type=int, default=1000)
     parser.add_argument("--delay-ms", type=float, default=50)
+    parser.add_argument(
+        "--lifecycle-pause-ms",
+        type=float,
+        default=2,
+        help="the validation process's pause between two lifecycle steps",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -38,13 +44,17 @@ def main() -> None:
         ):
             outcome = asyncio.run(
                 stale_answers.run(
-                    local_url(main_port), local_url(validation_port), args.checks, args.delay_ms / 1000
+                    local_url(main_port),
+                    local_url(validation_port),
+                    args.checks,
+                    args.delay_ms / 1000,
+                    args.lifecycle_pause_ms / 1000,
                 )
             )
     print(
         f"{outcome.checks} checks in {time.monotonic() - started:.0f} s, "
         f"{outcome.background_questions} other questions to the validation process meanwhile: "
-        f"{outcome.stale} stale answers"
+        f"{outcome.stale} stale answers ({outcome.contended} deliveries answered 503 and sent again)"
     )
     for example in outcome.examples:
         print("  " + example)

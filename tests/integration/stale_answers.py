@@ -80,11 +80,14 @@ class Outcome:
     stale: int = 0
     examples: list[str] = field(default_factory=list)
     background_questions: int = 0
+    contended: int = 0
+    """Deliveries answered 503 (other writers kept changing the order) and sent again."""
 
 
 @contextlib.contextmanager
-def serve(db: Path, port: int, log: Path, *extra: str) -> Iterator[str]:
-    """`returnflow serve` in a process of its own (development mode: unsigned webhooks)."""
+def serve(db: Path | str, port: int, log: Path, *extra: str) -> Iterator[str]:
+    """`returnflow serve` in a process of its own (development mode: unsigned webhooks); `db`: a
+    SQLite file or a store URL."""
     env = {**os.environ, "RETURNFLOW_LOG_FORMAT": "json"}
     env.pop("RETURNFLOW_WEBHOOK_SECRETS", None)
     env.pop("RETURNFLOW_API_TOKEN", None)
@@ -94,7 +97,7 @@ def serve(db: Path, port: int, log: Path, *extra: str) -> Iterator[str]:
         "service.cli",
         "serve",
         "--store",
-        f"sqlite:///{db}",
+        db if isinstance(db, str) else f"sqlite:///{db}",
         "--port",
         str(port),
         *extra,
@@ -138,8 +141,11 @@ async def _set_up(http: ClientSession, main: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _background(http: ClientSession, validator: str, outcome: Outcome) -> AsyncIterator[None]:
-    """B's other work: lifecycle steps for the toggled order, questions about other orders."""
+async def _background(
+    http: ClientSession, validator: str, outcome: Outcome, lifecycle_pause_s: float = 0.002
+) -> AsyncIterator[None]:
+    """B's other work: lifecycle steps for the toggled order (two, then a pause), questions about
+    other orders."""
     stop = asyncio.Event()
     url = f"{validator}/webhooks/return-request-validation"
 
@@ -149,7 +155,7 @@ async def _background(http: ClientSession, validator: str, outcome: Outcome) -> 
             for context in contexts:
                 await _post(http, url, _question(context))
                 outcome.background_questions += 1
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(lifecycle_pause_s)
 
     async def others() -> None:
         n = 0
@@ -168,20 +174,33 @@ async def _background(http: ClientSession, validator: str, outcome: Outcome) -> 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def run(main: str, validator: str, checks: int, delay_s: float = 0.05) -> Outcome:
+async def _deliver(http: ClientSession, url: str, document: Any, outcome: Outcome) -> None:
+    """As Commerce delivers an event webhook: a 503 (writers contending) is sent again."""
+    for _ in range(50):
+        status, body = await _post(http, url, document)
+        if status != 503:
+            assert status == 200, body
+            return
+        outcome.contended += 1
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still contended after 50 deliveries: {body}")
+
+
+async def run(
+    main: str, validator: str, checks: int, delay_s: float = 0.05, lifecycle_pause_s: float = 0.002
+) -> Outcome:
     """Toggle on A, ask B `delay_s` after each 200; count answers that missed A's write."""
     outcome = Outcome()
     async with ClientSession(timeout=ClientTimeout(total=30)) as http:
         await _ready(http, main)
         await _ready(http, validator)
         await _set_up(http, main)
-        async with _background(http, validator, outcome):
+        async with _background(http, validator, outcome, lifecycle_pause_s):
             for n in range(checks):
                 quantity = 2 - n % 2
-                status, body = await _post(
-                    http, f"{main}/webhooks/return-request-update", _return_update(quantity)
+                await _deliver(
+                    http, f"{main}/webhooks/return-request-update", _return_update(quantity), outcome
                 )
-                assert status == 200, body
                 await asyncio.sleep(delay_s)
                 status, answer = await _post(
                     http, f"{validator}/webhooks/return-request-validation", _question("Custom_Return")
