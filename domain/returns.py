@@ -162,6 +162,13 @@ class ReturnRequest(Aggregate):
         actor: str,
         cause: str,
     ) -> None:
+        self._take_commerce_snapshot(items, refund, details, version_key, fingerprint, target)
+
+    def _take_commerce_snapshot(self, items: list[Item], refund: dict[str, Any],
+                                details: dict[str, Any], version_key: int, fingerprint: str,
+                                target: str) -> None:
+        """What a Return Request Update sets, legal change or override alike; the RMA, tracking
+        number and label Returnflow recorded stay while Commerce's snapshot has none."""
         self.items = items
         self.refund = refund
         self.details = {**details, **{k: v for k, v in self.details.items()
@@ -216,13 +223,7 @@ class ReturnRequest(Aggregate):
         actor: str,
         cause: str,
     ) -> None:
-        self.items = items
-        self.refund = refund
-        self.details = {**details, **{k: v for k, v in self.details.items()
-                                      if k in _OURS and v and not details.get(k)}}
-        self.version_key = version_key
-        self.fingerprint = fingerprint
-        self.state = target
+        self._take_commerce_snapshot(items, refund, details, version_key, fingerprint, target)
 
     # Operator actions (SPEC section 7). Each validates everything, then records one event.
 

@@ -39,6 +39,9 @@ SIGNED = frozenset(
 """Amounts Commerce's model has signed (discounts and adjustments)."""
 SENTINEL = frozenset({"quantityShipped", "maximumRefundAmount"})
 """Commerce's -1: "not known" / "no maximum"."""
+NAME_OR_CODE = frozenset({"state"})
+"""Fields Commerce sends as an integer code or as a name: a string there is a name ("NaN"
+included), kept as text, never read as a number."""
 NUMERIC_KEYS = (
     "quantity",
     "amount",
@@ -202,6 +205,8 @@ def _declared_bad_number(case: Case) -> bool:
     if case.leaf is None or case.mutation == "removed" or not is_bad_number(case.original, case.value):
         return False
     key = case.leaf[-1]
+    if key in NAME_OR_CODE and isinstance(case.value, str):
+        return False
     if key in SENTINEL and case.value == -1:
         return False
     if key in SIGNED and isinstance(case.value, int | float) and abs(case.value) < 10**13:

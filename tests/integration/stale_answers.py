@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +25,7 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout
 
 from tests.commerce_sim.seeds import seed_order_submit
+from tests.serve_process import serve_process
 
 ORDER, ITEM, GROUP, RETURN = "o20005", "ci2000007", "sg20005", "R-toggle"
 OTHER_ORDERS = ("o-other-1", "o-other-2", "o-other-3")
@@ -86,33 +84,9 @@ class Outcome:
 
 @contextlib.contextmanager
 def serve(db: Path | str, port: int, log: Path, *extra: str) -> Iterator[str]:
-    """`returnflow serve` in a process of its own (development mode: unsigned webhooks); `db`: a
-    SQLite file or a store URL."""
-    env = {**os.environ, "RETURNFLOW_LOG_FORMAT": "json"}
-    env.pop("RETURNFLOW_WEBHOOK_SECRETS", None)
-    env.pop("RETURNFLOW_API_TOKEN", None)
-    argv = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--store",
-        db if isinstance(db, str) else f"sqlite:///{db}",
-        "--port",
-        str(port),
-        *extra,
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+    """`returnflow serve` in a process of its own; `db`: a SQLite file or a store URL."""
+    with serve_process(db if isinstance(db, str) else f"sqlite:///{db}", port, log, *extra):
+        yield f"http://127.0.0.1:{port}"
 
 
 async def _post(http: ClientSession, url: str, document: Any) -> tuple[int, Any]:

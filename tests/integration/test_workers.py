@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,39 +17,15 @@ from aiohttp import ClientSession, TCPConnector
 
 from tests.conftest import free_port
 from tests.integration import stale_answers
+from tests.serve_process import serve_process
 
 
 @contextlib.contextmanager
 def serving(store: str, workers: int, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNFLOW_")}
-    argv = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--store",
-        store,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--projections",
-        str(log.with_suffix(".projections.db")),
-        "--log-format",
-        "json",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
-        try:
-            yield f"http://127.0.0.1:{port}", proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise
+    projections = str(log.with_suffix(".projections.db"))
+    with serve_process(store, port, log, "--workers", str(workers), "--projections", projections) as proc:
+        yield f"http://127.0.0.1:{port}", proc
 
 
 @contextlib.asynccontextmanager
