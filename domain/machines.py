@@ -63,13 +63,10 @@ class ReturnMachine(_Facts):
         | pending_customer_action.to(pending_refund, cond=["refund_known", "nothing_to_ship"])
     )
     require_manual_refund = (
-        pending_refund.to(manual_refund)
-        | full_return.to(manual_refund)
-        | partial_return.to(manual_refund)
+        pending_refund.to(manual_refund) | full_return.to(manual_refund) | partial_return.to(manual_refund)
     )
-    settle_refund = (
-        pending_refund.to(complete, cond="refund_recorded")
-        | manual_refund.to(complete, cond="refund_recorded")
+    settle_refund = pending_refund.to(complete, cond="refund_recorded") | manual_refund.to(
+        complete, cond="refund_recorded"
     )
     close_incomplete = pending_customer_action.to(incomplete) | partial_return.to(incomplete)
 
@@ -227,9 +224,7 @@ def triggers_to(machine: str, source: str, target: str) -> list[str]:
 def transition_table(machine: str) -> list[tuple[str, str, str]]:
     """(trigger, source, target) for every declared transition, for docs and tests."""
     cls = MACHINES[machine]
-    return sorted(
-        (trigger, src, dst) for (src, dst), triggers in _EDGES[cls].items() for trigger in triggers
-    )
+    return sorted((trigger, src, dst) for (src, dst), triggers in _EDGES[cls].items() for trigger in triggers)
 
 
 def states_of(machine: str) -> list[str]:

@@ -125,20 +125,30 @@ class Order(Aggregate):
         self.fingerprint = fingerprint
         self.state = target
         reported = _reported_credits(snapshot)
-        self.credited_since = {group_id: amount for group_id, amount in self.credited_since.items()
-                               if reported.get(group_id) == reported_before.get(group_id)}
+        self.credited_since = {
+            group_id: amount
+            for group_id, amount in self.credited_since.items()
+            if reported.get(group_id) == reported_before.get(group_id)
+        }
 
     def link_return(self, return_id: str, *, actor: str, cause: str) -> bool:
         """Remember the order's returns, so eligibility can count what is already returned."""
         if return_id in self.return_ids:
             return False
-        self._return_linked(return_id=return_id, trigger="link_return", source=self.state,
-                            target=self.state, actor=actor, cause=cause)
+        self._return_linked(
+            return_id=return_id,
+            trigger="link_return",
+            source=self.state,
+            target=self.state,
+            actor=actor,
+            cause=cause,
+        )
         return True
 
     @event("ReturnLinked")
-    def _return_linked(self, return_id: str, trigger: str, source: str, target: str, actor: str,
-                       cause: str) -> None:
+    def _return_linked(
+        self, return_id: str, trigger: str, source: str, target: str, actor: str, cause: str
+    ) -> None:
         self.return_ids = [*self.return_ids, return_id]
 
     def record_validation(
@@ -210,8 +220,9 @@ class Order(Aggregate):
         """Record a shipment (None: everything left in the group); answers what shipped now."""
         group = self.group(shipping_group_id)
         if group is None:
-            raise DomainError(f"order {self.commerce_id} has no shipping group {shipping_group_id}",
-                              code="NOT_FOUND")
+            raise DomainError(
+                f"order {self.commerce_id} has no shipping group {shipping_group_id}", code="NOT_FOUND"
+            )
         remaining = {
             link["commerceItemId"]: link["quantity"] - self.shipped_quantity(group, link)
             for link in group["items"]
@@ -219,8 +230,9 @@ class Order(Aggregate):
         wanted = {k: v for k, v in remaining.items() if v > 0} if items is None else items
         for item_id, quantity in wanted.items():
             if item_id not in remaining:
-                raise DomainError(f"item {item_id} is not in shipping group {shipping_group_id}",
-                                  code="NOT_FOUND")
+                raise DomainError(
+                    f"item {item_id} is not in shipping group {shipping_group_id}", code="NOT_FOUND"
+                )
             if quantity <= 0 or quantity > remaining[item_id]:
                 raise DomainError(
                     f"cannot ship {quantity} of {item_id}: {remaining[item_id]} left to ship",
@@ -231,7 +243,8 @@ class Order(Aggregate):
         left = sum(remaining.values()) - sum(wanted.values())
         other_groups_done = all(
             sum(ln["quantity"] - self.shipped_quantity(g, ln) for ln in g["items"]) == 0
-            for g in self.snapshot["shippingGroups"] if g["id"] != shipping_group_id
+            for g in self.snapshot["shippingGroups"]
+            if g["id"] != shipping_group_id
         )
         target = "NO_PENDING_ACTION" if left == 0 and other_groups_done else "PROCESSING"
         self._shipped(
@@ -262,20 +275,27 @@ class Order(Aggregate):
         actor: str,
         cause: str,
     ) -> None:
-        self.shipments = [*self.shipments, {"shippingGroupId": shipping_group_id, "items": items,
-                                            "trackingNumber": tracking_number,
-                                            "shipDate": ship_date, "groupState": group_state}]
+        self.shipments = [
+            *self.shipments,
+            {
+                "shippingGroupId": shipping_group_id,
+                "items": items,
+                "trackingNumber": tracking_number,
+                "shipDate": ship_date,
+                "groupState": group_state,
+            },
+        ]
         self.state = target
 
     def group(self, shipping_group_id: str) -> Snapshot | None:
-        return next((g for g in self.snapshot["shippingGroups"] if g["id"] == shipping_group_id),
-                    None)
+        return next((g for g in self.snapshot["shippingGroups"] if g["id"] == shipping_group_id), None)
 
     def shipped_quantity(self, group: Snapshot, link: Snapshot) -> int:
         """What Commerce reported shipped, plus what we shipped since."""
         recorded = sum(
             s["items"].get(link["commerceItemId"], 0)
-            for s in self.shipments if s["shippingGroupId"] == group["id"]
+            for s in self.shipments
+            if s["shippingGroupId"] == group["id"]
         )
         return quantity_shipped(group, link, self.snapshot.get("state")) + recorded
 
@@ -292,12 +312,29 @@ class Order(Aggregate):
         totals = dict(self.credited)
         for group_id, amount in amounts.items():
             totals[group_id] = str(Decimal(totals.get(group_id, "0")) + Decimal(amount))
-        self._credited(return_id=return_id, amounts=amounts, totals=totals, trigger="credit",
-                       source=self.state, target=self.state, actor=actor, cause=cause)
+        self._credited(
+            return_id=return_id,
+            amounts=amounts,
+            totals=totals,
+            trigger="credit",
+            source=self.state,
+            target=self.state,
+            actor=actor,
+            cause=cause,
+        )
 
     @event("Credited")
-    def _credited(self, return_id: str, amounts: dict[str, str], totals: dict[str, str],
-                  trigger: str, source: str, target: str, actor: str, cause: str) -> None:
+    def _credited(
+        self,
+        return_id: str,
+        amounts: dict[str, str],
+        totals: dict[str, str],
+        trigger: str,
+        source: str,
+        target: str,
+        actor: str,
+        cause: str,
+    ) -> None:
         self.credited = totals
         since = dict(self.credited_since)
         for group_id, amount in amounts.items():

@@ -9,19 +9,32 @@ from __future__ import annotations
 from typing import Any
 
 SENSITIVE_KEYS = frozenset(
-    {"token", "creditcardnumber", "cardnumber", "expirationmonth", "expirationyear", "cvv",
-     "cvv2", "cardverificationnumber", "authorizationstatus", "giftcardnumber", "pin",
-     "accountnumber", "iban", "routingnumber", "password", "authorization", "secret"}
+    {
+        "token",
+        "creditcardnumber",
+        "cardnumber",
+        "expirationmonth",
+        "expirationyear",
+        "cvv",
+        "cvv2",
+        "cardverificationnumber",
+        "authorizationstatus",
+        "giftcardnumber",
+        "pin",
+        "accountnumber",
+        "iban",
+        "routingnumber",
+        "password",
+        "authorization",
+        "secret",
+    }
 )
 
 
 def scrub(value: Any) -> Any:
     """Mask sensitive keys anywhere in a structure about to be logged."""
     if isinstance(value, dict):
-        return {
-            k: "[redacted]" if str(k).lower() in SENSITIVE_KEYS else scrub(v)
-            for k, v in value.items()
-        }
+        return {k: "[redacted]" if str(k).lower() in SENSITIVE_KEYS else scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
     return value

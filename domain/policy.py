@@ -54,9 +54,7 @@ def parse_return_fee(value: object) -> ReturnFee | None:
     if isinstance(value, ReturnFee) or value is None:
         return value
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PolicyError(
-            f'return_fee must be a string such as "5.00" or "10%", got {type(value).__name__}'
-        )
+        raise PolicyError(f'return_fee must be a string such as "5.00" or "10%", got {type(value).__name__}')
     text = str(value).strip()
     is_percent = text.endswith("%")
     number = text.removesuffix("%").strip()
@@ -117,8 +115,9 @@ def _label_template(value: object) -> str | None:
         raise PolicyError(f"return_label_url is not a valid template: {exc}") from None
     unknown = sorted(used - _LABEL_FIELDS)
     if unknown:
-        raise PolicyError(f"return_label_url: unknown placeholder {{{unknown[0]}}}; "
-                          "use {rma} and {order_id}")
+        raise PolicyError(
+            f"return_label_url: unknown placeholder {{{unknown[0]}}}; use {{rma}} and {{order_id}}"
+        )
     return template
 
 
@@ -197,8 +196,7 @@ class ReturnPolicy:
         for key, value in data.items():
             if key in ("return_window_days", "exchange_window_days"):
                 values[key] = _days(key, value)
-            elif key in ("nonreturnable_skus", "nonreturnable_products",
-                         "manual_refund_payment_methods"):
+            elif key in ("nonreturnable_skus", "nonreturnable_products", "manual_refund_payment_methods"):
                 values[key] = _names(key, value)
             elif key == "require_shipped":
                 if not isinstance(value, bool):
@@ -243,8 +241,9 @@ class ReturnPolicy:
             mapping["return_label_url"] = self.return_label_url
         return mapping
 
-    def return_authorization(self, context: str, order_id: str, return_id: str | None,
-                             next_return: int) -> tuple[str, str | None] | None:
+    def return_authorization(
+        self, context: str, order_id: str, return_id: str | None, next_return: int
+    ) -> tuple[str, str | None] | None:
         """The RMA (and label URL) to answer a returnable `context` with; None: we issue none.
 
         Derived, not drawn: the same question gets the same number, so Commerce's
@@ -252,8 +251,7 @@ class ReturnPolicy:
         """
         if context not in self.issue_rma_on:
             return None
-        rma = f"{self.rma_prefix}{return_id}" if return_id else \
-            f"{self.rma_prefix}{order_id}-{next_return}"
+        rma = f"{self.rma_prefix}{return_id}" if return_id else f"{self.rma_prefix}{order_id}-{next_return}"
         return rma, self.label_for(rma, order_id)
 
     def label_for(self, rma: str, order_id: str) -> str | None:
@@ -288,8 +286,7 @@ class ItemFacts:
     submitted_date: datetime | None = None
 
     def __post_init__(self) -> None:
-        for name in ("quantity_ordered", "quantity_shipped", "quantity_returned",
-                     "quantity_in_open_returns"):
+        for name in ("quantity_ordered", "quantity_shipped", "quantity_returned", "quantity_in_open_returns"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
@@ -336,9 +333,7 @@ def verdicts_hold_until(now: datetime) -> datetime:
     return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
 
 
-def evaluate_item(
-    policy: ReturnPolicy, item: ItemFacts, now: datetime, kind: Kind = "return"
-) -> ItemVerdict:
+def evaluate_item(policy: ReturnPolicy, item: ItemFacts, now: datetime, kind: Kind = "return") -> ItemVerdict:
     """Whether, and how many units of, an item can be returned (or exchanged) now.
 
     Checks in this order, first refusal wins: final sale, unfulfilled (nothing
@@ -375,6 +370,4 @@ def evaluate_item(
             f"All {base} {unit} already returned or in an open return",
         )
     verb = "returned" if kind == "return" else "exchanged"
-    return ItemVerdict(
-        True, None, f"{available} of {base} can be {verb} until {end.isoformat()}", available
-    )
+    return ItemVerdict(True, None, f"{available} of {base} can be {verb} until {end.isoformat()}", available)

@@ -39,8 +39,9 @@ def remaining_by_group(order: Order) -> dict[str, Decimal]:
     (by Commerce or an agent, as reported, and by Returnflow since)."""
     money = order_money(order)
     credited = order.credited_amounts()
-    return {p.payment_group_id: p.amount - credited.get(p.payment_group_id, Decimal(0))
-            for p in money.payments}
+    return {
+        p.payment_group_id: p.amount - credited.get(p.payment_group_id, Decimal(0)) for p in money.payments
+    }
 
 
 def plan_refund(
@@ -84,30 +85,32 @@ def plan_refund(
         "total": calc["refund_total"],
         "payments": payments,
         "calculation": calc,
-        "manualReasons": list(calc.get("manual_reasons", [])) + [
-            f"payment group {pg} cannot be refunded automatically" for pg in manual_methods
-        ],
+        "manualReasons": list(calc.get("manual_reasons", []))
+        + [f"payment group {pg} cannot be refunded automatically" for pg in manual_methods],
     }
 
 
 def _override(order: Order, override: Mapping[str, Any], currency: str) -> dict[str, Any]:
     groups = override.get("paymentGroups")
     if not isinstance(groups, Mapping) or not groups:
-        raise DomainError("amounts.paymentGroups must map payment group ids to amounts",
-                          code="INVALID_AMOUNTS")
+        raise DomainError(
+            "amounts.paymentGroups must map payment group ids to amounts", code="INVALID_AMOUNTS"
+        )
     room = remaining_by_group(order)
     payments: dict[str, str] = {}
     for group_id, raw in groups.items():
         if group_id not in room:
-            raise DomainError(f"order {order.commerce_id} has no payment group {group_id}",
-                              code="INVALID_AMOUNTS")
+            raise DomainError(
+                f"order {order.commerce_id} has no payment group {group_id}", code="INVALID_AMOUNTS"
+            )
         try:
             amount = Decimal(str(raw))
         except InvalidOperation:
             raise DomainError(f"amount for {group_id} is not a number", code="INVALID_AMOUNTS") from None
         if not amount.is_finite() or amount < 0 or quantize(amount, currency) != amount:
-            raise DomainError(f"amount for {group_id} must be >= 0 in {currency}'s digits",
-                              code="INVALID_AMOUNTS")
+            raise DomainError(
+                f"amount for {group_id} must be >= 0 in {currency}'s digits", code="INVALID_AMOUNTS"
+            )
         if amount > room[group_id]:
             raise DomainError(
                 f"{amount} exceeds what payment group {group_id} can still take ({room[group_id]})",
@@ -115,8 +118,14 @@ def _override(order: Order, override: Mapping[str, Any], currency: str) -> dict[
             )
         payments[group_id] = str(amount)
     total = sum((Decimal(v) for v in payments.values()), Decimal(0))
-    return {"source": "override", "currency": currency, "total": str(total), "payments": payments,
-            "calculation": None, "manualReasons": []}
+    return {
+        "source": "override",
+        "currency": currency,
+        "total": str(total),
+        "payments": payments,
+        "calculation": None,
+        "manualReasons": [],
+    }
 
 
 def needs_manual(plan: Mapping[str, Any], manual_methods: frozenset[str], order: Order) -> list[str]:

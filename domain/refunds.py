@@ -64,6 +64,7 @@ def refund_shipping_choice(value: object) -> RefundShipping:
         )
     return cast(RefundShipping, value)
 
+
 ZERO = Decimal(0)
 
 
@@ -78,9 +79,7 @@ def _units(amount: Decimal, currency: str, what: str) -> int:
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise RefundError(f"{what} must be a finite Decimal, got {amount!r}")
     if quantize(amount, currency) != amount:
-        raise RefundError(
-            f"{what} {amount} has more digits than {currency} allows ({digits(currency)})"
-        )
+        raise RefundError(f"{what} {amount} has more digits than {currency} allows ({digits(currency)})")
     return int(amount.scaleb(digits(currency)))
 
 
@@ -120,9 +119,7 @@ def _allocate_units(total: int, weights: Sequence[Fraction]) -> list[int]:
     return floors
 
 
-def allocate(
-    total: Decimal, weights: Sequence[Decimal | int], currency: str
-) -> tuple[Decimal, ...]:
+def allocate(total: Decimal, weights: Sequence[Decimal | int], currency: str) -> tuple[Decimal, ...]:
     """Split `total` pro rata to `weights` so the shares sum to `total` exactly.
 
     Largest-remainder method in minor units, ties broken by index (earlier wins),
@@ -268,12 +265,10 @@ class OrderMoney:
             tax = _units(line.tax, cur, f"{where} tax")
             surcharge = _units(line.surcharge, cur, f"{where} surcharge")
             if amount < 0 or tax < 0 or discount < 0 or surcharge < 0:
-                raise RefundError(
-                    f"{where}: amount, order discount share, tax and surcharge must be >= 0")
+                raise RefundError(f"{where}: amount, order discount share, tax and surcharge must be >= 0")
             if discount > amount:
                 raise RefundError(
-                    f"{where}: order discount share {line.order_discount_share} "
-                    f"exceeds amount {line.amount}"
+                    f"{where}: order discount share {line.order_discount_share} exceeds amount {line.amount}"
                 )
         for charge in self.shipping:
             where = f"shipping group {charge.shipping_group_id}"
@@ -312,8 +307,7 @@ def allocate_order_discount(
     and no share exceeds its line's amount.
     """
     discount_units = _units(discount, currency, "order discount")
-    amounts = [_units(line.amount, currency, f"line {line.commerce_item_id} amount")
-               for line in lines]
+    amounts = [_units(line.amount, currency, f"line {line.commerce_item_id} amount") for line in lines]
     if discount_units < 0:
         raise RefundError(f"order discount must not be negative, got {discount}")
     if discount_units > sum(amounts):
@@ -613,9 +607,7 @@ def _group_shipping(
     )
 
 
-def calculate_refund(
-    money: OrderMoney, selection: ReturnSelection, policy: RefundTerms
-) -> RefundCalculation:
+def calculate_refund(money: OrderMoney, selection: ReturnSelection, policy: RefundTerms) -> RefundCalculation:
     """The refund for returning `selection.quantities` now, given what earlier returns took.
 
     Item amount and tax are split cumulatively over a line's units; shipping is
@@ -664,8 +656,13 @@ def calculate_refund(
     )
 
 
-def _with_shipping(splits: list[_Split], money: OrderMoney, policy: RefundTerms,
-                   before: Mapping[str, int], after: Mapping[str, int]) -> list[_Split]:
+def _with_shipping(
+    splits: list[_Split],
+    money: OrderMoney,
+    policy: RefundTerms,
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+) -> list[_Split]:
     """Each group's shipping (and its tax) for this return, split over its returned lines by
     item amount."""
     cur = money.currency
@@ -686,13 +683,15 @@ def _with_shipping(splits: list[_Split], money: OrderMoney, policy: RefundTerms,
             strict=True,
         ):
             old = splits[k]
-            splits[k] = _Split(old.line, old.quantity, old.amount, old.tax, s_part + t_part, t_part,
-                               old.surcharge)
+            splits[k] = _Split(
+                old.line, old.quantity, old.amount, old.tax, s_part + t_part, t_part, old.surcharge
+            )
     return splits
 
 
-def _line_splits(money: OrderMoney, selection: ReturnSelection, before: Mapping[str, int],
-                 after: Mapping[str, int]) -> list[_Split]:
+def _line_splits(
+    money: OrderMoney, selection: ReturnSelection, before: Mapping[str, int], after: Mapping[str, int]
+) -> list[_Split]:
     """Each returned line's amount, tax and surcharge, split cumulatively over its units."""
     cur = money.currency
     splits: list[_Split] = []
@@ -708,9 +707,15 @@ def _line_splits(money: OrderMoney, selection: ReturnSelection, before: Mapping[
         def part(units: int, ident: str = ident, quantity: int = line.quantity) -> int:
             return _share(units, after[ident], quantity) - _share(units, before[ident], quantity)
 
-        splits.append(_Split(line, qty, part(_units(line.net, cur, "net")),
-                             part(_units(line.tax, cur, "tax")),
-                             surcharge=part(_units(line.surcharge, cur, "surcharge"))))
+        splits.append(
+            _Split(
+                line,
+                qty,
+                part(_units(line.net, cur, "net")),
+                part(_units(line.tax, cur, "tax")),
+                surcharge=part(_units(line.surcharge, cur, "surcharge")),
+            )
+        )
     return splits
 
 
@@ -767,8 +772,9 @@ def _credit(
         )
     manual = terms.manual_refund_payment_methods
     payments = tuple(
-        PaymentRefund(p.payment_group_id, p.payment_method, _money(part, cur),
-                      part > 0 and p.payment_method in manual)
+        PaymentRefund(
+            p.payment_group_id, p.payment_method, _money(part, cur), part > 0 and p.payment_method in manual
+        )
         for p, part in zip(money.payments, parts, strict=True)
     )
     reasons += [
@@ -777,5 +783,3 @@ def _credit(
         if p.manual
     ]
     return payments, unallocated, tuple(reasons)
-
-

@@ -22,9 +22,7 @@ Item = dict[str, Any]
 def receipt_facts(items: list[Item]) -> dict[str, bool]:
     """Guard facts for the return machine, read off the item list."""
     to_ship = [i for i in items if i.get("state") != "RETURN_NOT_REQUIRED"]
-    all_received = bool(to_ship) and all(
-        i["quantityReceived"] >= i["quantityToReturn"] for i in to_ship
-    )
+    all_received = bool(to_ship) and all(i["quantityReceived"] >= i["quantityToReturn"] for i in to_ship)
     return {
         "all_received": all_received,
         "some_received": any(i["quantityReceived"] > 0 for i in to_ship),
@@ -121,15 +119,22 @@ class ReturnRequest(Aggregate):
             return "stale"
         new_items: list[Item] = snapshot["returnItemList"]
         source, target = self.state, snapshot["state"]
-        facts = {"items": new_items, "refund": snapshot["refund"], "details": snapshot["details"],
-                 "version_key": max(version_key, self.version_key), "fingerprint": fingerprint,
-                 "source": source, "target": target, "actor": actor, "cause": cause}
+        facts = {
+            "items": new_items,
+            "refund": snapshot["refund"],
+            "details": snapshot["details"],
+            "version_key": max(version_key, self.version_key),
+            "fingerprint": fingerprint,
+            "source": source,
+            "target": target,
+            "actor": actor,
+            "cause": cause,
+        }
         try:
             item_steps = [s for s in (self._item_step(new) for new in new_items) if s is not None]
             trigger = self._reported_trigger(source, target, new_items)
         except DomainError as exc:
-            self._commerce_overridden(trigger="commerce_override", reason=_override_reason(exc),
-                                      **facts)
+            self._commerce_overridden(trigger="commerce_override", reason=_override_reason(exc), **facts)
             return "overridden"
         self._commerce_updated(item_steps=item_steps, trigger=trigger, **facts)
         return "updated"
@@ -164,15 +169,23 @@ class ReturnRequest(Aggregate):
     ) -> None:
         self._take_commerce_snapshot(items, refund, details, version_key, fingerprint, target)
 
-    def _take_commerce_snapshot(self, items: list[Item], refund: dict[str, Any],
-                                details: dict[str, Any], version_key: int, fingerprint: str,
-                                target: str) -> None:
+    def _take_commerce_snapshot(
+        self,
+        items: list[Item],
+        refund: dict[str, Any],
+        details: dict[str, Any],
+        version_key: int,
+        fingerprint: str,
+        target: str,
+    ) -> None:
         """What a Return Request Update sets, legal change or override alike; the RMA, tracking
         number and label Returnflow recorded stay while Commerce's snapshot has none."""
         self.items = items
         self.refund = refund
-        self.details = {**details, **{k: v for k, v in self.details.items()
-                                      if k in _OURS and v and not details.get(k)}}
+        self.details = {
+            **details,
+            **{k: v for k, v in self.details.items() if k in _OURS and v and not details.get(k)},
+        }
         self.version_key = version_key
         self.fingerprint = fingerprint
         self.state = target
@@ -180,8 +193,13 @@ class ReturnRequest(Aggregate):
     def _item_step(self, new: Item) -> dict[str, Any] | None:
         old = self.item(new["returnItemId"])
         if old is None:
-            return {"returnItemId": new["returnItemId"], "trigger": "add", "from": None,
-                    "to": new["state"], "quantityReceived": new["quantityReceived"]}
+            return {
+                "returnItemId": new["returnItemId"],
+                "trigger": "add",
+                "from": None,
+                "to": new["state"],
+                "quantityReceived": new["quantityReceived"],
+            }
         if new["quantityReceived"] < old["quantityReceived"]:
             raise DomainError(
                 f"return item {new['returnItemId']}: quantity received cannot go down"
@@ -204,9 +222,13 @@ class ReturnRequest(Aggregate):
             raise IllegalTransition(
                 "return_item", f"{step.trigger} to {new['state']}", old["state"], [step.trigger]
             )
-        return {"returnItemId": new["returnItemId"], "trigger": step.trigger,
-                "from": step.source, "to": step.target,
-                "quantityReceived": new["quantityReceived"]}
+        return {
+            "returnItemId": new["returnItemId"],
+            "trigger": step.trigger,
+            "from": step.source,
+            "to": step.target,
+            "quantityReceived": new["quantityReceived"],
+        }
 
     @event("CommerceUpdated")
     def _commerce_updated(
@@ -264,23 +286,44 @@ class ReturnRequest(Aggregate):
             item = by_id[return_item_id]
             step = fire("return_item", item["state"], "approve", shipment_required=required)
             item.update(state=step.target, returnShipmentRequired=required)
-            steps.append({"returnItemId": return_item_id, "trigger": step.trigger,
-                          "from": step.source, "to": step.target, "shipmentRequired": required})
+            steps.append(
+                {
+                    "returnItemId": return_item_id,
+                    "trigger": step.trigger,
+                    "from": step.source,
+                    "to": step.target,
+                    "shipmentRequired": required,
+                }
+            )
         details = dict(self.details)
-        for key, value in (("rma", rma), ("trackingNumber", tracking_number),
-                           ("returnLabel", return_label)):
+        for key, value in (("rma", rma), ("trackingNumber", tracking_number), ("returnLabel", return_label)):
             if value is not None:
                 details[key] = value
         if not steps and details == self.details:
-            raise IllegalTransition(
-                "return_item", "approve", "no item in INITIAL", []
-            )
-        self._authorized(items=items, details=details, item_steps=steps, trigger="authorize",
-                         source=self.state, target=self.state, actor=actor, cause=cause)
+            raise IllegalTransition("return_item", "approve", "no item in INITIAL", [])
+        self._authorized(
+            items=items,
+            details=details,
+            item_steps=steps,
+            trigger="authorize",
+            source=self.state,
+            target=self.state,
+            actor=actor,
+            cause=cause,
+        )
 
     @event("Authorized")
-    def _authorized(self, items: list[Item], details: dict[str, Any], item_steps: list[dict[str, Any]],
-                    trigger: str, source: str, target: str, actor: str, cause: str) -> None:
+    def _authorized(
+        self,
+        items: list[Item],
+        details: dict[str, Any],
+        item_steps: list[dict[str, Any]],
+        trigger: str,
+        source: str,
+        target: str,
+        actor: str,
+        cause: str,
+    ) -> None:
         self.items = items
         self.details = details
 
@@ -302,38 +345,86 @@ class ReturnRequest(Aggregate):
                     f"{total} of {item['quantityToReturn']} expected",
                     code="INVALID_QUANTITY",
                 )
-            step = fire("return_item", item["state"], "receive",
-                        fully_received=total >= item["quantityToReturn"])
+            step = fire(
+                "return_item", item["state"], "receive", fully_received=total >= item["quantityToReturn"]
+            )
             item.update(state=step.target, quantityReceived=total)
             received[item["returnItemId"]] = received.get(item["returnItemId"], 0) + quantity
-            steps.append({"returnItemId": item["returnItemId"], "trigger": step.trigger,
-                          "from": step.source, "to": step.target, "quantity": quantity,
-                          "quantityReceived": total})
+            steps.append(
+                {
+                    "returnItemId": item["returnItemId"],
+                    "trigger": step.trigger,
+                    "from": step.source,
+                    "to": step.target,
+                    "quantity": quantity,
+                    "quantityReceived": total,
+                }
+            )
         step = fire("return", self.state, "receive", **receipt_facts(items))
-        self._received(items=items, item_steps=steps, quantities=received, trigger=step.trigger,
-                       source=step.source, target=step.target, actor=actor, cause=cause)
+        self._received(
+            items=items,
+            item_steps=steps,
+            quantities=received,
+            trigger=step.trigger,
+            source=step.source,
+            target=step.target,
+            actor=actor,
+            cause=cause,
+        )
 
     @event("ItemsReceived")
-    def _received(self, items: list[Item], item_steps: list[dict[str, Any]], quantities: dict[str, int],
-                  trigger: str, source: str, target: str, actor: str, cause: str) -> None:
+    def _received(
+        self,
+        items: list[Item],
+        item_steps: list[dict[str, Any]],
+        quantities: dict[str, int],
+        trigger: str,
+        source: str,
+        target: str,
+        actor: str,
+        cause: str,
+    ) -> None:
         self.items = items
         self.state = target
 
     def initiate_refund(self, plan: dict[str, Any], *, actor: str, cause: str) -> None:
         facts = {**receipt_facts(self.items), "refund_known": bool(plan.get("payments") is not None)}
         step = fire("return", self.state, "initiate_refund", **facts)
-        self._refund_step(plan=plan, reason=None, trigger=step.trigger, source=step.source,
-                          target=step.target, actor=actor, cause=cause)
+        self._refund_step(
+            plan=plan,
+            reason=None,
+            trigger=step.trigger,
+            source=step.source,
+            target=step.target,
+            actor=actor,
+            cause=cause,
+        )
 
-    def require_manual_refund(self, plan: dict[str, Any] | None, reason: str, *, actor: str,
-                              cause: str) -> None:
+    def require_manual_refund(
+        self, plan: dict[str, Any] | None, reason: str, *, actor: str, cause: str
+    ) -> None:
         step = fire("return", self.state, "require_manual_refund")
-        self._refund_step(plan=plan or self.refund_plan, reason=reason, trigger=step.trigger,
-                          source=step.source, target=step.target, actor=actor, cause=cause)
+        self._refund_step(
+            plan=plan or self.refund_plan,
+            reason=reason,
+            trigger=step.trigger,
+            source=step.source,
+            target=step.target,
+            actor=actor,
+            cause=cause,
+        )
 
     @event("RefundStep")
-    def _refund_step(self, plan: dict[str, Any] | None, reason: str | None, trigger: str, source: str,
-                     target: str, actor: str, cause: str) -> None:
+    def _refund_step(
+        self,
+        plan: dict[str, Any] | None,
+        reason: str | None,
+        trigger: str,
+        source: str,
+        target: str,
+        actor: str,
+        cause: str,
+    ) -> None:
         self.refund_plan = plan
         self.state = target
         if reason is not None:
@@ -344,24 +435,36 @@ class ReturnRequest(Aggregate):
         plan = self.refund_plan
         step = fire("return", self.state, "settle_refund", refund_recorded=plan is not None)
         credited = dict((plan or {}).get("payments") or {})
-        self._settled(credited=credited, trigger=step.trigger, source=step.source,
-                      target=step.target, actor=actor, cause=cause)
+        self._settled(
+            credited=credited,
+            trigger=step.trigger,
+            source=step.source,
+            target=step.target,
+            actor=actor,
+            cause=cause,
+        )
         return credited
 
     @event("RefundSettled")
-    def _settled(self, credited: dict[str, str], trigger: str, source: str, target: str, actor: str,
-                 cause: str) -> None:
+    def _settled(
+        self, credited: dict[str, str], trigger: str, source: str, target: str, actor: str, cause: str
+    ) -> None:
         self.credited = credited
         self.state = target
 
     def close(self, reason: str, *, actor: str, cause: str) -> None:
         step = fire("return", self.state, "close_incomplete")
-        self._closed(reason=reason, trigger=step.trigger, source=step.source, target=step.target,
-                     actor=actor, cause=cause)
+        self._closed(
+            reason=reason,
+            trigger=step.trigger,
+            source=step.source,
+            target=step.target,
+            actor=actor,
+            cause=cause,
+        )
 
     @event("Closed")
-    def _closed(self, reason: str, trigger: str, source: str, target: str, actor: str,
-                cause: str) -> None:
+    def _closed(self, reason: str, trigger: str, source: str, target: str, actor: str, cause: str) -> None:
         self.close_reason = reason
         self.state = target
 

@@ -83,10 +83,13 @@ def judge(
     `rma`: the authorization number Commerce already holds for this request, if any.
     """
     if order is None:
-        items = [ItemAnswer(a.commerce_item_id, a.shipping_group_id, a.quantity,
-                            not_found(a.commerce_item_id)) for a in asked or []]
-        return RequestVerdict(order_id, items, f"Order {order_id} was not found",
-                              NonReturnableReason.NOT_FOUND)
+        items = [
+            ItemAnswer(a.commerce_item_id, a.shipping_group_id, a.quantity, not_found(a.commerce_item_id))
+            for a in asked or []
+        ]
+        return RequestVerdict(
+            order_id, items, f"Order {order_id} was not found", NonReturnableReason.NOT_FOUND
+        )
     counts = count_returns(returns, exclude=return_id)
     facts = item_facts(order, counts)
     kind: Kind = "exchange" if context.endswith("_Exchange") else "return"
@@ -95,12 +98,9 @@ def judge(
     for item in wanted:
         fact = facts.get(item.commerce_item_id)
         verdict = (
-            evaluate_item(policy, fact, now, kind)
-            if fact is not None
-            else not_found(item.commerce_item_id)
+            evaluate_item(policy, fact, now, kind) if fact is not None else not_found(item.commerce_item_id)
         )
-        answers.append(ItemAnswer(item.commerce_item_id, item.shipping_group_id, item.quantity,
-                                  verdict))
+        answers.append(ItemAnswer(item.commerce_item_id, item.shipping_group_id, item.quantity, verdict))
     refusal, code = _over_asked(context, answers)
     refund = None
     if refusal is None and context == "CalculateRefund_Return":
@@ -111,8 +111,7 @@ def judge(
                 ReturnSelection(
                     quantities=selection,
                     already_returned={
-                        ci: max(0, min(f.quantity_returned,
-                                       f.quantity_ordered - selection.get(ci, 0)))
+                        ci: max(0, min(f.quantity_returned, f.quantity_ordered - selection.get(ci, 0)))
                         for ci, f in facts.items()
                     },
                     already_credited=order.credited_amounts(),
@@ -129,9 +128,9 @@ def judge(
     issued = policy.return_authorization(context, order_id, return_id, len(order.return_ids) + 1)
     held = rma or recorded.get("rma") or (issued[0] if issued else None)
     label = recorded.get("returnLabel") or (
-        policy.label_for(held, order_id) if issued is not None and held else None)
-    return replace(result, rma=held, tracking_number=recorded.get("trackingNumber"),
-                   return_label=label)
+        policy.label_for(held, order_id) if issued is not None and held else None
+    )
+    return replace(result, rma=held, tracking_number=recorded.get("trackingNumber"), return_label=label)
 
 
 def _authorized(returns: Sequence[ReturnRequest], return_id: str | None) -> dict[str, str]:
@@ -139,14 +138,13 @@ def _authorized(returns: Sequence[ReturnRequest], return_id: str | None) -> dict
     label): every later answer about it repeats them, whatever the policy issues."""
     for ret in returns:
         if return_id is not None and ret.commerce_id == return_id:
-            return {k: str(ret.details[k]) for k in ("rma", "trackingNumber", "returnLabel")
-                    if ret.details.get(k)}
+            return {
+                k: str(ret.details[k]) for k in ("rma", "trackingNumber", "returnLabel") if ret.details.get(k)
+            }
     return {}
 
 
-def _over_asked(
-    context: str, answers: Sequence[ItemAnswer]
-) -> tuple[str | None, NonReturnableReason | None]:
+def _over_asked(context: str, answers: Sequence[ItemAnswer]) -> tuple[str | None, NonReturnableReason | None]:
     """Submitting more than is available (or a non-returnable item) is refused outright."""
     if context not in SUBMIT_CONTEXTS:
         return None, None
@@ -154,8 +152,10 @@ def _over_asked(
         if answer.quantity <= 0:
             continue
         if not answer.verdict.returnable:
-            return (f"{answer.commerce_item_id}: {answer.verdict.text}",
-                    answer.verdict.reason or NonReturnableReason.OTHER)
+            return (
+                f"{answer.commerce_item_id}: {answer.verdict.text}",
+                answer.verdict.reason or NonReturnableReason.OTHER,
+            )
         if answer.quantity > answer.verdict.quantity_available:
             return (
                 f"{answer.commerce_item_id}: asked for {answer.quantity}, "
@@ -170,6 +170,4 @@ def goods_received(returns: Sequence[ReturnRequest], return_id: str | None) -> b
     candidates = [r for r in returns if return_id is None or r.commerce_id == return_id]
     if return_id is None:
         candidates = [r for r in candidates if r.process_name.lower() == "exchange"]
-    return any(
-        r.state in RECEIVED_STATES or receipt_facts(r.items)["all_received"] for r in candidates
-    )
+    return any(r.state in RECEIVED_STATES or receipt_facts(r.items)["all_received"] for r in candidates)

@@ -60,8 +60,11 @@ def order_view(order: Order) -> Json:
 
 
 def _tracking(order: Order, group: Json) -> str | None:
-    numbers = [s["trackingNumber"] for s in order.shipments
-               if s["shippingGroupId"] == group["id"] and s["trackingNumber"]]
+    numbers = [
+        s["trackingNumber"]
+        for s in order.shipments
+        if s["shippingGroupId"] == group["id"] and s["trackingNumber"]
+    ]
     return numbers[-1] if numbers else group.get("trackingNumber")
 
 

@@ -51,8 +51,14 @@ def parse_time(text: str) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def timeline(store: Application[UUID], commerce_id: str, *, as_of: datetime | None = None,
-             version: int | None = None, calls: list[dict[str, Any]] | None = None) -> Timeline:
+def timeline(
+    store: Application[UUID],
+    commerce_id: str,
+    *,
+    as_of: datetime | None = None,
+    version: int | None = None,
+    calls: list[dict[str, Any]] | None = None,
+) -> Timeline:
     """A return's (or, failing that, an order's) events up to a moment, and its state then."""
     found = _history(store, commerce_id)
     if found is None:
@@ -74,12 +80,19 @@ def timeline(store: Application[UUID], commerce_id: str, *, as_of: datetime | No
     shown_calls = [c for c in calls or [] if c["version"] <= at]
     if as_of is not None:
         shown_calls = [c for c in shown_calls if parse_time(c["at"]) <= as_of]
-    return Timeline(kind, commerce_id, [event_view(e) for e in events], rows, state, shown_calls,
-                    as_of.isoformat().replace("+00:00", "Z") if as_of else None, at)
+    return Timeline(
+        kind,
+        commerce_id,
+        [event_view(e) for e in events],
+        rows,
+        state,
+        shown_calls,
+        as_of.isoformat().replace("+00:00", "Z") if as_of else None,
+        at,
+    )
 
 
-def _history(store: Application[UUID], commerce_id: str
-             ) -> tuple[str, UUID, list[DomainEvent]] | None:
+def _history(store: Application[UUID], commerce_id: str) -> tuple[str, UUID, list[DomainEvent]] | None:
     for kind, aggregate_id in (("return", return_uuid(commerce_id)), ("order", order_uuid(commerce_id))):
         events = [e for e in store.events.get(aggregate_id) if isinstance(e, DomainEvent)]
         if events:
@@ -89,9 +102,16 @@ def _history(store: Application[UUID], commerce_id: str
 
 def render(line: Timeline, fmt: str) -> str:
     if fmt == "json":
-        document = {"kind": line.kind, "id": line.commerce_id, "asOf": line.as_of,
-                    "version": line.version, "events": line.events, "commerceCalls": line.calls,
-                    "state": line.state, "reconciliation": line.findings}
+        document = {
+            "kind": line.kind,
+            "id": line.commerce_id,
+            "asOf": line.as_of,
+            "version": line.version,
+            "events": line.events,
+            "commerceCalls": line.calls,
+            "state": line.state,
+            "reconciliation": line.findings,
+        }
         return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
     if fmt == "csv":
         out = io.StringIO()
@@ -103,15 +123,28 @@ def render(line: Timeline, fmt: str) -> str:
 
 
 def _table(line: Timeline) -> str:
-    out = [f"{line.kind} {line.commerce_id}"
-           + (f" as of {line.as_of}" if line.as_of else "") + f" (version {line.version})", ""]
+    out = [
+        f"{line.kind} {line.commerce_id}"
+        + (f" as of {line.as_of}" if line.as_of else "")
+        + f" (version {line.version})",
+        "",
+    ]
     header = ("v", "time", "event", "trigger", "from -> to", "actor", "cause", "details")
     table = [header]
     for row in line.rows:
         details = "; ".join(x for x in (row[11], row[12]) if x)
-        table.append((str(row[3]), row[4][:23], row[5].split(".")[-1], row[6] or "",
-                      f"{row[7] or '-'} -> {row[8]}", row[9], (row[10] or "")[:19],
-                      details[:70] + ("..." if len(details) > 70 else "")))
+        table.append(
+            (
+                str(row[3]),
+                row[4][:23],
+                row[5].split(".")[-1],
+                row[6] or "",
+                f"{row[7] or '-'} -> {row[8]}",
+                row[9],
+                (row[10] or "")[:19],
+                details[:70] + ("..." if len(details) > 70 else ""),
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -123,40 +156,56 @@ def _table(line: Timeline) -> str:
     if not line.calls:
         out.append("  (none recorded)")
     for call in line.calls:
-        answer = (f"-> {call['status']} after {call['attempts']} attempt(s)" if call["attempts"]
-                  else "-> not sent (no RETURNFLOW_COMMERCE_URL; logged)")
-        out.append(f"  {call['at']}  {call['method']} {call['path']}  {answer}, v{call['version']}"
-                   + (f"  DEAD-LETTERED: {call['reason']}" if call.get("reason") else ""))
+        answer = (
+            f"-> {call['status']} after {call['attempts']} attempt(s)"
+            if call["attempts"]
+            else "-> not sent (no RETURNFLOW_COMMERCE_URL; logged)"
+        )
+        out.append(
+            f"  {call['at']}  {call['method']} {call['path']}  {answer}, v{call['version']}"
+            + (f"  DEAD-LETTERED: {call['reason']}" if call.get("reason") else "")
+        )
     if line.findings:
         out += ["", "Reconciliation (Commerce's view against ours):"]
-        out += [f"  run {f['run_id']} {f['at']}  {f['field']}: ours {f['ours']}, Commerce "
-                f"{f['theirs']} -> {f['verdict']}{', fixed' if f['fixed'] else ''}"
-                for f in line.findings]
+        out += [
+            f"  run {f['run_id']} {f['at']}  {f['field']}: ours {f['ours']}, Commerce "
+            f"{f['theirs']} -> {f['verdict']}{', fixed' if f['fixed'] else ''}"
+            for f in line.findings
+        ]
     out += ["", "State:"]
     state = line.state
     out.append(f"  state {state['state']}")
     if line.kind == "return":
         for item in state["returnItemList"]:
-            out.append(f"  item {item['returnItemId']} ({item['commerceItemId']}): {item['state']}, "
-                       f"received {item['quantityReceived']} of {item['quantityToReturn']}")
+            out.append(
+                f"  item {item['returnItemId']} ({item['commerceItemId']}): {item['state']}, "
+                f"received {item['quantityReceived']} of {item['quantityToReturn']}"
+            )
         plan = state.get("refundPlan")
         if plan:
             payments = ", ".join(f"{k} {v}" for k, v in sorted(plan["payments"].items()))
             out.append(f"  refund {plan['total']} {plan['currency']} ({plan['source']}): {payments}")
     else:
         for group in state["paymentGroups"]:
-            out.append(f"  payment {group['id']} ({group['paymentMethod']}): paid {group['amount']}, "
-                       f"credited {group['amountCredited']}")
+            out.append(
+                f"  payment {group['id']} ({group['paymentMethod']}): paid {group['amount']}, "
+                f"credited {group['amountCredited']}"
+            )
         for group in state["shippingGroups"]:
-            shipped = ", ".join(f"{i['commerceItemId']} {i['quantityShipped']}/{i['quantity']}"
-                                for i in group["items"])
+            shipped = ", ".join(
+                f"{i['commerceItemId']} {i['quantityShipped']}/{i['quantity']}" for i in group["items"]
+            )
             out.append(f"  shipping {group['id']}: {group['state']} ({shipped})")
     return "\n".join(out) + "\n"
 
 
-def transitions(store: Application[UUID], since: datetime | None, until: datetime | None,
-                progress: Progress | None = None, page_size: int = 10_000
-                ) -> Iterator[tuple[Any, ...]]:
+def transitions(
+    store: Application[UUID],
+    since: datetime | None,
+    until: datetime | None,
+    progress: Progress | None = None,
+    page_size: int = 10_000,
+) -> Iterator[tuple[Any, ...]]:
     """Every transition in notification order, within [since, until]."""
     total = int(store.recorder.max_notification_id() or 0)
     folded: dict[UUID, Aggregate] = {}
@@ -186,7 +235,11 @@ def export(rows: Iterator[tuple[Any, ...]], fmt: str, out: TextIO) -> int:
             count += 1
         return count
     for row in rows:
-        out.write(orjson.dumps(dict(zip(TRANSITION_COLUMNS, row, strict=True)),
-                               option=orjson.OPT_SORT_KEYS).decode() + "\n")
+        out.write(
+            orjson.dumps(
+                dict(zip(TRANSITION_COLUMNS, row, strict=True)), option=orjson.OPT_SORT_KEYS
+            ).decode()
+            + "\n"
+        )
         count += 1
     return count

@@ -26,8 +26,7 @@ TYPE_PREFIX = "com.returnflow."
 class StateFolder:
     """Aggregates folded forward event by event, so the relay never re-reads a whole history."""
 
-    def __init__(self, store: Application[UUID], capacity: int = 1024, *,
-                 name: str = "folded") -> None:
+    def __init__(self, store: Application[UUID], capacity: int = 1024, *, name: str = "folded") -> None:
         """`capacity`: the aggregates kept; events of one aggregate come close together, so a
         few suffice, and a miss re-reads that aggregate's events."""
         self.store = store
@@ -45,8 +44,7 @@ class StateFolder:
         elif event.originator_version == 1:
             aggregate = event.mutate(None)  # type: ignore[attr-defined]
         else:
-            aggregate = self.store.repository.get(event.originator_id,
-                                                  version=event.originator_version)
+            aggregate = self.store.repository.get(event.originator_id, version=event.originator_version)
         assert aggregate is not None
         self._cache.put(event.originator_id, aggregate)
         return aggregate

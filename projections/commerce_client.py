@@ -174,8 +174,12 @@ class CommerceClient:
         """POST login or refresh; a retriable failure raises _Transient, a refusal CommerceUnavailable."""
         data = {"grant_type": "client_credentials"} if path == LOGIN_PATH else None
         try:
-            async with self._http().post(self.base_url + path, data=data, timeout=self.timeout,
-                                         headers={"Authorization": f"Bearer {bearer}"}) as response:
+            async with self._http().post(
+                self.base_url + path,
+                data=data,
+                timeout=self.timeout,
+                headers={"Authorization": f"Bearer {bearer}"},
+            ) as response:
                 status = response.status
                 raw = await response.read()
                 retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -206,8 +210,7 @@ class CommerceClient:
 
     async def get_return_request(self, return_id: str) -> CallOutcome:
         """getReturnRequest: what Commerce holds now (`response`), with the same retries."""
-        return await self._call("GET", f"/ccadmin/v1/returnRequests/{quote(return_id, safe='')}",
-                                None)
+        return await self._call("GET", f"/ccadmin/v1/returnRequests/{quote(return_id, safe='')}", None)
 
     async def get_order(self, order_id: str) -> CallOutcome:
         """getOrder: the order as Commerce holds it now (reconcile compares it), same retries."""
@@ -241,31 +244,32 @@ class CommerceClient:
                     raise CommerceUnavailable(f"{path}: 401 even with a fresh token")
                 if not is_retriable(status):
                     reason = f"commerce refused: {status} {_describe(payload)}".strip()
-                    log.warning("commerce_refused", path=path, status=status, attempts=sent,
-                                reason=reason)
+                    log.warning("commerce_refused", path=path, status=status, attempts=sent, reason=reason)
                     return CallOutcome(status, sent, elapsed, payload, reason)
             failures += 1
             if failures >= self.max_attempts:
                 log.warning("commerce_unavailable", path=path, status=status, attempts=sent)
-                raise CommerceUnavailable(
-                    f"{path}: {status or 'no answer'} after {failures} failed attempts")
+                raise CommerceUnavailable(f"{path}: {status or 'no answer'} after {failures} failed attempts")
             delay = self._delay(failures, retry_after)
             if delay is None:
                 raise CommerceUnavailable(f"{path}: {status}, Retry-After {retry_after}s is too long")
-            log.info("commerce_retry", path=path, status=status, failures=failures,
-                     delay_s=round(delay, 3))
+            log.info("commerce_retry", path=path, status=status, failures=failures, delay_s=round(delay, 3))
             await self._sleep(delay)
 
-    async def _send(self, method: str, path: str, data: bytes | None,
-                    token: str) -> tuple[int, Any, float | None]:
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                   "x-ccasset-language": "en"}
+    async def _send(
+        self, method: str, path: str, data: bytes | None, token: str
+    ) -> tuple[int, Any, float | None]:
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "x-ccasset-language": "en",
+        }
         try:
-            async with self._http().request(method, self.base_url + path, data=data,
-                                            headers=headers, timeout=self.timeout) as response:
+            async with self._http().request(
+                method, self.base_url + path, data=data, headers=headers, timeout=self.timeout
+            ) as response:
                 raw = await response.read()
-                return (response.status, _parse(raw),
-                        _retry_after(response.headers.get("Retry-After")))
+                return (response.status, _parse(raw), _retry_after(response.headers.get("Retry-After")))
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _Transient(0, type(exc).__name__) from exc
 

@@ -42,8 +42,14 @@ class _Offsets:
 class KeyedLanes(Generic[P]):
     """Messages in, by (partition, offset, key); `committable()` says how far each partition is done."""
 
-    def __init__(self, project: Project, stop: asyncio.Event, *, retryable: type[Exception] = Retry,
-                 max_backoff_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        project: Project,
+        stop: asyncio.Event,
+        *,
+        retryable: type[Exception] = Retry,
+        max_backoff_s: float = 10.0,
+    ) -> None:
         self.project = project
         self.stop = stop
         self.retryable = retryable

@@ -36,9 +36,13 @@ class PositionStore:
     def __init__(self, database: str) -> None:
         self.database = database
         self._db = Database(database)
-        self._db.create_schema([self._db.ddl(
-            "CREATE TABLE IF NOT EXISTS rf_positions (name TEXT PRIMARY KEY, position {int} NOT NULL)"
-        )])
+        self._db.create_schema(
+            [
+                self._db.ddl(
+                    "CREATE TABLE IF NOT EXISTS rf_positions (name TEXT PRIMARY KEY, position {int} NOT NULL)"
+                )
+            ]
+        )
 
     def get(self, name: str) -> int:
         row = self._db.fetchone("SELECT position FROM rf_positions WHERE name = ?", (name,))

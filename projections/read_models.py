@@ -21,8 +21,19 @@ from domain.views import event_view, order_view, return_view
 from projections.database import Database, upsert
 
 TRANSITION_COLUMNS = (
-    "notification_id", "kind", "subject", "version", "time", "type", "trigger", "from_state",
-    "to_state", "actor", "cause", "quantities", "amounts",
+    "notification_id",
+    "kind",
+    "subject",
+    "version",
+    "time",
+    "type",
+    "trigger",
+    "from_state",
+    "to_state",
+    "actor",
+    "cause",
+    "quantities",
+    "amounts",
 )
 """Stable column names of `rf_transitions` and of `returnflow audit --all` exports."""
 
@@ -35,8 +46,9 @@ TRANSITIONS_INDEX = "CREATE INDEX IF NOT EXISTS rf_transitions_subject ON rf_tra
 _QUANTITY_KEYS = ("quantities", "item_steps", "items")
 _AMOUNT_KEYS = ("plan", "credited", "amounts", "totals", "refund_quote")
 _ITEM_KEYS = ("returnItemId", "commerceItemId", "state", "quantityToReturn", "quantityReceived")
-_ITEM_SNAPSHOTS = frozenset({"ReturnRequest.Received", "ReturnRequest.CommerceUpdated",
-                             "ReturnRequest.CommerceOverridden"})
+_ITEM_SNAPSHOTS = frozenset(
+    {"ReturnRequest.Received", "ReturnRequest.CommerceUpdated", "ReturnRequest.CommerceOverridden"}
+)
 _RESERVED = frozenset({"version", "time", "type", "from", "to"})
 """Event fields that would shadow a column in the event's view: such events take the slow path."""
 _QUALNAMES: dict[type, str] = {}
@@ -72,13 +84,17 @@ def transition_row(notification_id: int, event: DomainEvent, aggregate: Aggregat
     if name is None:
         name = _QUALNAMES[type(event)] = type(event).__qualname__
     if name in _ITEM_SNAPSHOTS:
-        quantities: dict[str, Any] = {"items": [{k: i.get(k) for k in _ITEM_KEYS}
-                                                for i in fields.get("items") or []]}
+        quantities: dict[str, Any] = {
+            "items": [{k: i.get(k) for k in _ITEM_KEYS} for i in fields.get("items") or []]
+        }
         if fields.get("item_steps"):
             quantities["item_steps"] = fields["item_steps"]
     else:
-        quantities = {k: fields[k] for k in _QUANTITY_KEYS
-                      if fields.get(k) and (k != "items" or isinstance(fields[k], dict))}
+        quantities = {
+            k: fields[k]
+            for k in _QUANTITY_KEYS
+            if fields.get(k) and (k != "items" or isinstance(fields[k], dict))
+        }
     amounts = {k: fields[k] for k in _AMOUNT_KEYS if fields.get(k)}
     answer = fields.get("answer")
     if answer is not None and answer.get("refundTotal"):
@@ -86,33 +102,66 @@ def transition_row(notification_id: int, event: DomainEvent, aggregate: Aggregat
     is_return = isinstance(aggregate, ReturnRequest)
     subject = aggregate.commerce_id if isinstance(aggregate, ReturnRequest | Order) else str(aggregate.id)
     return (
-        notification_id, "return" if is_return else "order", subject, event.originator_version,
-        event.timestamp.isoformat().replace("+00:00", "Z"), name, fields.get("trigger"),
-        fields.get("source"), fields.get("target"), fields.get("actor"), fields.get("cause"),
-        _compact(quantities), _compact(amounts),
+        notification_id,
+        "return" if is_return else "order",
+        subject,
+        event.originator_version,
+        event.timestamp.isoformat().replace("+00:00", "Z"),
+        name,
+        fields.get("trigger"),
+        fields.get("source"),
+        fields.get("target"),
+        fields.get("actor"),
+        fields.get("cause"),
+        _compact(quantities),
+        _compact(amounts),
     )
 
 
-def transition_row_from_view(notification_id: int, event: DomainEvent,
-                             aggregate: Aggregate) -> tuple[Any, ...]:
+def transition_row_from_view(
+    notification_id: int, event: DomainEvent, aggregate: Aggregate
+) -> tuple[Any, ...]:
     """The definition: one row per event, from the same view the history API serves."""
     view = event_view(event)
     kind = "return" if isinstance(aggregate, ReturnRequest) else "order"
-    quantities = {k: view[k] for k in _QUANTITY_KEYS
-                  if view.get(k) and (k != "items" or isinstance(view[k], dict))}
+    quantities = {
+        k: view[k] for k in _QUANTITY_KEYS if view.get(k) and (k != "items" or isinstance(view[k], dict))
+    }
     if view["type"] in _ITEM_SNAPSHOTS:
-        quantities = {"items": [{k: i.get(k) for k in ("returnItemId", "commerceItemId", "state",
-                                                        "quantityToReturn", "quantityReceived")}
-                                for i in view.get("items", [])],
-                      **({"item_steps": view["item_steps"]} if view.get("item_steps") else {})}
+        quantities = {
+            "items": [
+                {
+                    k: i.get(k)
+                    for k in (
+                        "returnItemId",
+                        "commerceItemId",
+                        "state",
+                        "quantityToReturn",
+                        "quantityReceived",
+                    )
+                }
+                for i in view.get("items", [])
+            ],
+            **({"item_steps": view["item_steps"]} if view.get("item_steps") else {}),
+        }
     amounts = {k: view[k] for k in _AMOUNT_KEYS if view.get(k)}
     if "answer" in view and view["answer"].get("refundTotal"):
         amounts["refundTotal"] = view["answer"]["refundTotal"]
     subject = aggregate.commerce_id if isinstance(aggregate, Order | ReturnRequest) else str(aggregate.id)
     return (
-        notification_id, kind, subject, view["version"], view["time"], view["type"],
-        view["trigger"], view["from"], view["to"], view["actor"], view["cause"],
-        _compact(quantities), _compact(amounts),
+        notification_id,
+        kind,
+        subject,
+        view["version"],
+        view["time"],
+        view["type"],
+        view["trigger"],
+        view["from"],
+        view["to"],
+        view["actor"],
+        view["cause"],
+        _compact(quantities),
+        _compact(amounts),
     )
 
 
@@ -136,9 +185,16 @@ class ReadModels:
         row = self._db.fetchone("SELECT position FROM rf_read_model_position")
         return int(row[0]) if row else 0
 
-    def apply(self, transitions: list[tuple[Any, ...]], views: Iterable[tuple[str, str, int, bytes]],
-              position: int, *, after: int | None = None, replace_transitions: bool = False,
-              replace_views: bool = False) -> bool:
+    def apply(
+        self,
+        transitions: list[tuple[Any, ...]],
+        views: Iterable[tuple[str, str, int, bytes]],
+        position: int,
+        *,
+        after: int | None = None,
+        replace_transitions: bool = False,
+        replace_views: bool = False,
+    ) -> bool:
         """Write a page: its transitions, the latest view of each touched resource, the position.
 
         With `after` (the position the page was read from), only if the models are still
@@ -153,13 +209,20 @@ class ReadModels:
             return False
         return True
 
-    def _write_page(self, transitions: list[tuple[Any, ...]],
-                    views: Iterable[tuple[str, str, int, bytes]], position: int, after: int | None,
-                    replace_transitions: bool, replace_views: bool) -> None:
+    def _write_page(
+        self,
+        transitions: list[tuple[Any, ...]],
+        views: Iterable[tuple[str, str, int, bytes]],
+        position: int,
+        after: int | None,
+        replace_transitions: bool,
+        replace_views: bool,
+    ) -> None:
         with self._db.transaction() as db:
             if after is not None and not db.execute(
-                    "UPDATE rf_read_model_position SET position = ? WHERE id = 1 AND position = ?",
-                    (position, after)):
+                "UPDATE rf_read_model_position SET position = ? WHERE id = 1 AND position = ?",
+                (position, after),
+            ):
                 raise _Moved
             if replace_transitions:
                 db.execute("DELETE FROM rf_transitions")
@@ -185,15 +248,13 @@ class ReadModels:
 
     def add_rebuilt_transitions(self, transitions: list[tuple[Any, ...]]) -> None:
         with self._db.transaction() as db:
-            db.executemany(f"INSERT INTO rf_transitions_rebuild VALUES ({','.join('?' * 13)})",
-                           transitions)
+            db.executemany(f"INSERT INTO rf_transitions_rebuild VALUES ({','.join('?' * 13)})", transitions)
 
     def stage_views(self, views: Iterable[tuple[str, str, int, bytes]]) -> None:
         """A replay worker's views, for the parent's `merge_staged` (SQLite scratch files)."""
         with self._db.transaction() as db:
             db.execute("DROP TABLE IF EXISTS rf_views_rebuild")
-            db.execute("CREATE TABLE rf_views_rebuild (name TEXT, id TEXT, version INTEGER, "
-                       "document BLOB)")
+            db.execute("CREATE TABLE rf_views_rebuild (name TEXT, id TEXT, version INTEGER, document BLOB)")
             db.executemany("INSERT INTO rf_views_rebuild VALUES (?, ?, ?, ?)", views)
 
     def merge_staged(self, paths: list[str]) -> list[tuple[str, str, int, bytes]]:
@@ -231,13 +292,16 @@ class ReadModels:
             self._db.execute(f"DELETE FROM {table}")
         rows = list(views)
         for table in ("rf_order_view", "rf_return_view"):
-            self._db.executemany(f"INSERT INTO {table} (id, version, document) VALUES (?, ?, ?)",
-                                 [(i, v, d) for t, i, v, d in rows if t == table])
+            self._db.executemany(
+                f"INSERT INTO {table} (id, version, document) VALUES (?, ?, ?)",
+                [(i, v, d) for t, i, v, d in rows if t == table],
+            )
 
     def _set_position(self, position: int) -> None:
         self._db.execute(
             "INSERT INTO rf_read_model_position (id, position) VALUES (1, ?) "
-            "ON CONFLICT(id) DO UPDATE SET position = excluded.position", (position,),
+            "ON CONFLICT(id) DO UPDATE SET position = excluded.position",
+            (position,),
         )
 
     def rows(self, table: str) -> Iterator[tuple[Any, ...]]:

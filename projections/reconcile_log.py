@@ -147,13 +147,15 @@ class ReconcileLog:
         return self._findings("WHERE run_id = ? ORDER BY id", (run_id,))
 
     def _runs(self, where: str, parameters: tuple[Any, ...]) -> list[dict[str, Any]]:
-        rows = self._db.fetchall(f"SELECT {', '.join(RUN_COLUMNS)} FROM rf_reconcile_runs {where}",
-                                 parameters)
+        rows = self._db.fetchall(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM rf_reconcile_runs {where}", parameters
+        )
         return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
 
     def _findings(self, where: str, parameters: tuple[Any, ...]) -> list[dict[str, Any]]:
         rows = self._db.fetchall(
-            f"SELECT {', '.join(FINDING_COLUMNS)} FROM rf_reconcile_findings {where}", parameters)
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM rf_reconcile_findings {where}", parameters
+        )
         return [dict(zip(FINDING_COLUMNS, row, strict=True)) for row in rows]
 
     def close(self) -> None:

@@ -63,8 +63,7 @@ class Partition:
 
 def can_read_directly(store: Application[UUID]) -> bool:
     mapper = store.mapper
-    return isinstance(store.recorder, SQLiteApplicationRecorder) and not (
-        mapper.cipher or mapper.compressor)
+    return isinstance(store.recorder, SQLiteApplicationRecorder) and not (mapper.cipher or mapper.compressor)
 
 
 def sqlite_file(store: Application[UUID]) -> str | None:
@@ -76,8 +75,9 @@ def sqlite_file(store: Application[UUID]) -> str | None:
     return None if name == ":memory:" or name.startswith("file:") else name
 
 
-def read_page(store: Application[UUID], after: int, limit: int,
-              partition: Partition | None = None) -> list[tuple[int, DomainEvent]]:
+def read_page(
+    store: Application[UUID], after: int, limit: int, partition: Partition | None = None
+) -> list[tuple[int, DomainEvent]]:
     """Notifications after `after`, decoded; synchronous (run it off the event loop).
 
     On SQLite (no cipher, no compression) rows are read and decoded directly:
@@ -138,8 +138,9 @@ class Page:
     read: int
 
 
-def cloudevents_page(store: Application[UUID], folder: StateFolder, after: int, limit: int,
-                     only: frozenset[str] | None = None) -> Page:
+def cloudevents_page(
+    store: Application[UUID], folder: StateFolder, after: int, limit: int, only: frozenset[str] | None = None
+) -> Page:
     """Every event is folded; only types in `only` (default: all) pay for a CloudEvent with state."""
     events = read_page(store, after, limit)
     messages = []
@@ -150,14 +151,16 @@ def cloudevents_page(store: Application[UUID], folder: StateFolder, after: int, 
     return Page(messages, events[-1][0] if events else after, len(events))
 
 
-async def ensure_topics(bootstrap: str, topics: tuple[str, ...] = (EVENTS_TOPIC, DLQ_TOPIC),
-                        partitions: int = 6) -> None:
+async def ensure_topics(
+    bootstrap: str, topics: tuple[str, ...] = (EVENTS_TOPIC, DLQ_TOPIC), partitions: int = 6
+) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1)
-                  for t in topics if t not in existing]
+        wanted = [
+            NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
+        ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
@@ -221,8 +224,9 @@ class Relay:
         """The position is read once a session: this relay is the only one that moves it."""
         position = await asyncio.to_thread(self.positions.get, self.name)
         while not stop.is_set():
-            page = (await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
-                                            self.page_size)).messages
+            page = (
+                await asyncio.to_thread(cloudevents_page, self.store, self.folder, position, self.page_size)
+            ).messages
             if not page:
                 RELAY_LAG_EVENTS.set(0)
                 RELAY_LAG_SECONDS.set(0)
@@ -231,8 +235,7 @@ class Relay:
                 continue
             started = time.perf_counter()
             futures = [
-                await producer.send(self.topic, key=m["subject"].encode(), value=encode(m))
-                for m in page
+                await producer.send(self.topic, key=m["subject"].encode(), value=encode(m)) for m in page
             ]
             await asyncio.gather(*futures)
             last = page[-1]["data"]["notificationId"]
@@ -243,9 +246,12 @@ class Relay:
             await asyncio.to_thread(self._measure_lag, page[-1], last)
             if self.progress:
                 self.progress(self.published)
-            log.info("relay_published", events=len(page), position=last,
-                     ms=round((time.perf_counter() - started) * 1000, 1))
-
+            log.info(
+                "relay_published",
+                events=len(page),
+                position=last,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
 
     def _measure_lag(self, newest: dict[str, Any], position: int) -> None:
         """After a page: events still unpublished, and how old the newest published one was."""
@@ -267,7 +273,8 @@ async def stop_quietly(*clients: AIOKafkaProducer | AIOKafkaConsumer) -> None:
 
 
 async def with_reconnects(
-    stop: asyncio.Event, name: str,
+    stop: asyncio.Event,
+    name: str,
     session: Callable[[Callable[[], None]], Awaitable[None]],
 ) -> None:
     """Run `session` until `stop`; while Kafka is away, back off (0.2 s doubling to 5 s).

@@ -77,8 +77,15 @@ def _store_file(store: Application[UUID]) -> str | None:
     return sqlite_file(store) if can_read_directly(store) else None
 
 
-def rebuild(store: Application[UUID], target: ReadModels, progress: Progress | None = None,
-            page_size: int = 10_000, *, workers: int = 1, reopen: Reopen | None = None) -> Rebuilt:
+def rebuild(
+    store: Application[UUID],
+    target: ReadModels,
+    progress: Progress | None = None,
+    page_size: int = 10_000,
+    *,
+    workers: int = 1,
+    reopen: Reopen | None = None,
+) -> Rebuilt:
     """Fold the whole log; the rebuilt read models replace the old ones in one transaction.
 
     `workers` > 1 (with `reopen`, on a SQLite file store) splits the work by aggregate id.
@@ -122,8 +129,14 @@ def _fold(page: list[tuple[int, DomainEvent]], folded: dict[UUID, Aggregate]) ->
     return rows
 
 
-def _rebuild_in_parallel(store: Application[UUID], target: ReadModels, progress: Progress | None,
-                         page_size: int, workers: int, reopen: Reopen) -> Rebuilt:
+def _rebuild_in_parallel(
+    store: Application[UUID],
+    target: ReadModels,
+    progress: Progress | None,
+    page_size: int,
+    workers: int,
+    reopen: Reopen,
+) -> Rebuilt:
     started = time.perf_counter()
     until = int(store.recorder.max_notification_id() or 0)
     bounds = [format(16 * i // workers, "x") for i in range(workers)] + ["g"]
@@ -134,8 +147,11 @@ def _rebuild_in_parallel(store: Application[UUID], target: ReadModels, progress:
     with tempfile.TemporaryDirectory(prefix="returnflow-replay-") as scratch:
         paths = [os.path.join(scratch, f"part{i}.db") for i in range(workers)]
         processes = [
-            context.Process(target=_rebuild_partition, name=f"returnflow-replay-{i}", args=(
-                reopen, Partition(bounds[i], bounds[i + 1], until), paths[i], page_size, reports))
+            context.Process(
+                target=_rebuild_partition,
+                name=f"returnflow-replay-{i}",
+                args=(reopen, Partition(bounds[i], bounds[i + 1], until), paths[i], page_size, reports),
+            )
             for i in range(workers)
         ]
         for process in processes:
@@ -176,8 +192,13 @@ def _rebuild_in_parallel(store: Application[UUID], target: ReadModels, progress:
     return result
 
 
-def _rebuild_partition(reopen: Reopen, partition: Partition, path: str, page_size: int,
-                       reports: multiprocessing.Queue[tuple[Any, ...]]) -> None:
+def _rebuild_partition(
+    reopen: Reopen,
+    partition: Partition,
+    path: str,
+    page_size: int,
+    reports: multiprocessing.Queue[tuple[Any, ...]],
+) -> None:
     """A worker: the same fold and rows as `rebuild`, for one id range, into a scratch file."""
     try:
         store = reopen()
@@ -229,10 +250,11 @@ def _return_problems(ret: ReturnRequest, order: Order | None) -> list[str]:
     to_ship = [i for i in ret.items if i["state"] != "RETURN_NOT_REQUIRED"]
     for item in ret.items:
         if not 0 <= item["quantityReceived"] <= item["quantityToReturn"]:
-            problems.append(f"{where}: item {item['returnItemId']} received "
-                            f"{item['quantityReceived']} of {item['quantityToReturn']}")
-    if ret.state == "FULL_RETURN" and any(i["quantityReceived"] < i["quantityToReturn"]
-                                          for i in to_ship):
+            problems.append(
+                f"{where}: item {item['returnItemId']} received "
+                f"{item['quantityReceived']} of {item['quantityToReturn']}"
+            )
+    if ret.state == "FULL_RETURN" and any(i["quantityReceived"] < i["quantityToReturn"] for i in to_ship):
         problems.append(f"{where}: FULL_RETURN but not every item is received")
     if ret.state == "PARTIAL_RETURN" and not any(i["quantityReceived"] > 0 for i in to_ship):
         problems.append(f"{where}: PARTIAL_RETURN but nothing is received")
@@ -250,8 +272,10 @@ def _return_problems(ret: ReturnRequest, order: Order | None) -> list[str]:
             paid = {p.payment_group_id: p.amount for p in order_money(order).payments}
             for group_id, amount in plan["payments"].items():
                 if Decimal(amount) > paid.get(group_id, Decimal(0)):
-                    problems.append(f"{where}: refunds {amount} to {group_id}, which paid "
-                                    f"{paid.get(group_id, Decimal(0))}")
+                    problems.append(
+                        f"{where}: refunds {amount} to {group_id}, which paid "
+                        f"{paid.get(group_id, Decimal(0))}"
+                    )
     return problems
 
 
@@ -261,8 +285,9 @@ def _order_problems(order: Order) -> list[str]:
     paid = {p.payment_group_id: p.amount for p in order_money(order).payments}
     for group_id, credited in order.credited.items():
         if Decimal(credited) > paid.get(group_id, Decimal(0)):
-            problems.append(f"{where}: credited {credited} to {group_id}, which paid "
-                            f"{paid.get(group_id, Decimal(0))}")
+            problems.append(
+                f"{where}: credited {credited} to {group_id}, which paid {paid.get(group_id, Decimal(0))}"
+            )
     for group in order.snapshot["shippingGroups"]:
         for link in group["items"]:
             if order.shipped_quantity(group, link) > link["quantity"]:
@@ -274,8 +299,9 @@ def compare(live: ReadModels, rebuilt: ReadModels) -> list[str]:
     """Every row that differs between the live and the rebuilt read models, by table and key."""
     problems = []
     if live.position() != rebuilt.position():
-        problems.append(f"live read models are at notification {live.position()}, "
-                        f"the store at {rebuilt.position()}")
+        problems.append(
+            f"live read models are at notification {live.position()}, the store at {rebuilt.position()}"
+        )
     for table in ("rf_order_view", "rf_return_view", "rf_transitions"):
         mine = {row[0]: row for row in live.rows(table)}
         theirs = {row[0]: row for row in rebuilt.rows(table)}
@@ -309,9 +335,16 @@ def verify(store: Application[UUID], live: ReadModels, progress: Progress | None
 class ReadModelFollower:
     """Keeps the live read models current while `serve` runs."""
 
-    def __init__(self, store: Application[UUID], models: ReadModels, *, page_size: int = 500,
-                 idle_s: float = 0.5, batch_window_s: float = 0.05,
-                 cache_entries: int = 1024) -> None:
+    def __init__(
+        self,
+        store: Application[UUID],
+        models: ReadModels,
+        *,
+        page_size: int = 500,
+        idle_s: float = 0.5,
+        batch_window_s: float = 0.05,
+        cache_entries: int = 1024,
+    ) -> None:
         """`batch_window_s`: after a short page, wait this long so busy times make big pages."""
         self.batch_window_s = batch_window_s
         self.store = store
@@ -336,8 +369,7 @@ class ReadModelFollower:
             aggregate = self.folder.after(event)
             touched[event.originator_id] = aggregate
             rows.append(transition_row(notification_id, event, aggregate))
-        if not self.models.apply(rows, [view_row(a) for a in touched.values()], page[-1][0],
-                                 after=position):
+        if not self.models.apply(rows, [view_row(a) for a in touched.values()], page[-1][0], after=position):
             log.info("read_models_moved_meanwhile", position=position)
         return len(page)
 
@@ -357,7 +389,11 @@ class ReadModelFollower:
 
 
 def summary(rebuilt: Rebuilt) -> dict[str, Any]:
-    return {"events": rebuilt.events, "aggregates": rebuilt.aggregate_count,
-            "workers": rebuilt.workers, "seconds": round(rebuilt.seconds, 3),
-            "eventsPerSecond": round(rebuilt.rate),
-            "phaseSeconds": {name: round(took, 3) for name, took in rebuilt.phases.items()}}
+    return {
+        "events": rebuilt.events,
+        "aggregates": rebuilt.aggregate_count,
+        "workers": rebuilt.workers,
+        "seconds": round(rebuilt.seconds, 3),
+        "eventsPerSecond": round(rebuilt.rate),
+        "phaseSeconds": {name: round(took, 3) for name, took in rebuilt.phases.items()},
+    }

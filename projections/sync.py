@@ -95,13 +95,13 @@ class LoggingCommerce:
     """No RETURNFLOW_COMMERCE_URL: say what would be sent, so the embedded default shows it."""
 
     async def update_return_request(self, return_id: str, body: dict[str, Any]) -> LoggedOutcome:
-        log.info("commerce_call_not_sent", operation="updateReturnRequest", id=return_id,
-                 body=_jsonable(body))
+        log.info(
+            "commerce_call_not_sent", operation="updateReturnRequest", id=return_id, body=_jsonable(body)
+        )
         return LoggedOutcome()
 
     async def update_order(self, order_id: str, body: dict[str, Any]) -> LoggedOutcome:
-        log.info("commerce_call_not_sent", operation="updateOrder", id=order_id,
-                 body=_jsonable(body))
+        log.info("commerce_call_not_sent", operation="updateOrder", id=order_id, body=_jsonable(body))
         return LoggedOutcome()
 
 
@@ -132,8 +132,7 @@ LEDGER_SCHEMA = (
     "at TEXT NOT NULL, reason TEXT)",
     "CREATE INDEX IF NOT EXISTS rf_commerce_calls_subject ON rf_commerce_calls (subject, id)",
 )
-_CALL_COLUMNS = ("event_id", "version", "method", "path", "status", "attempts", "elapsed_ms", "at",
-                 "reason")
+_CALL_COLUMNS = ("event_id", "version", "method", "path", "status", "attempts", "elapsed_ms", "at", "reason")
 
 
 class SyncLedger:
@@ -171,15 +170,18 @@ class SyncLedger:
         granted = set()
         with self._db.transaction() as db:
             for subject, operation, version in wanted:
-                applied = db.fetchone("SELECT version FROM rf_sync_ledger WHERE subject = ? AND "
-                                      "operation = ?", (subject, operation))
+                applied = db.fetchone(
+                    "SELECT version FROM rf_sync_ledger WHERE subject = ? AND operation = ?",
+                    (subject, operation),
+                )
                 if applied is not None and int(applied[0]) >= version:
                     continue
                 if db.execute(
-                        "INSERT INTO rf_sync_claims (subject, operation, version) VALUES (?, ?, ?) "
-                        "ON CONFLICT (subject, operation) DO UPDATE SET version = excluded.version "
-                        "WHERE rf_sync_claims.version <= excluded.version",
-                        (subject, operation, version)):
+                    "INSERT INTO rf_sync_claims (subject, operation, version) VALUES (?, ?, ?) "
+                    "ON CONFLICT (subject, operation) DO UPDATE SET version = excluded.version "
+                    "WHERE rf_sync_claims.version <= excluded.version",
+                    (subject, operation, version),
+                ):
                     granted.add((subject, operation))
         return granted
 
@@ -201,9 +203,18 @@ class SyncLedger:
                     db.execute(
                         "INSERT INTO rf_commerce_calls (subject, event_id, version, method, path, "
                         "status, attempts, elapsed_ms, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (e.call.subject, e.event_id, e.version, e.call.method, e.call.path,
-                         e.outcome.status, e.outcome.attempts, e.outcome.elapsed_ms, now,
-                         e.outcome.dead_letter_reason),
+                        (
+                            e.call.subject,
+                            e.event_id,
+                            e.version,
+                            e.call.method,
+                            e.call.path,
+                            e.outcome.status,
+                            e.outcome.attempts,
+                            e.outcome.elapsed_ms,
+                            now,
+                            e.outcome.dead_letter_reason,
+                        ),
                     )
 
     def calls_for(self, subject: str) -> list[dict[str, Any]]:
@@ -244,9 +255,16 @@ class Claims:
 class CommerceProjector:
     """Turns a batch of CloudEvents into the fewest absolute Commerce calls, in per-resource order."""
 
-    def __init__(self, commerce: Commerce, ledger: SyncLedger, dead_letter: DeadLetter | None = None,
-                 *, flavour: Flavour = "classic", concurrency: int = 64,
-                 fence: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        commerce: Commerce,
+        ledger: SyncLedger,
+        dead_letter: DeadLetter | None = None,
+        *,
+        flavour: Flavour = "classic",
+        concurrency: int = 64,
+        fence: Callable[[], bool] | None = None,
+    ) -> None:
         """`fence`: False once this process no longer holds the duty's lease; nothing is sent
         then."""
         self.commerce = commerce
@@ -270,8 +288,9 @@ class CommerceProjector:
         latest: dict[tuple[str, str], tuple[dict[str, Any], CommerceCall, int]] = {}
         for message in messages:
             event = message["data"]["event"]
-            calls = commerce_calls(event["type"], event.get("trigger"), message["data"]["state"],
-                                   self.flavour)
+            calls = commerce_calls(
+                event["type"], event.get("trigger"), message["data"]["state"], self.flavour
+            )
             for index, call in enumerate(calls):
                 key = (call.subject, call.operation)
                 previous = latest.get(key)
@@ -279,8 +298,11 @@ class CommerceProjector:
                     latest[key] = (message, call, index)
         known = await asyncio.to_thread(self.ledger.last_many, list(latest))
         digests = {key: body_hash(call.body) for key, (_, call, _) in latest.items()}
-        wanted = [(*key, _version(message)) for key, (message, _, _) in latest.items()
-                  if _needs_call(_version(message), digests[key], known.get(key))]
+        wanted = [
+            (*key, _version(message))
+            for key, (message, _, _) in latest.items()
+            if _needs_call(_version(message), digests[key], known.get(key))
+        ]
         if wanted and self.fence is not None and not self.fence():
             raise LeaseLost("this process no longer holds the sync lease")
         granted = await asyncio.to_thread(self.ledger.claim, wanted) if wanted else set()
@@ -288,9 +310,12 @@ class CommerceProjector:
         for key, (message, call, index) in latest.items():
             by_subject.setdefault(call.subject, []).append((key, message, call, index))
         results = await asyncio.gather(
-            *(self._apply_in_order(sorted(entries, key=lambda e: (_version(e[1]), e[3])),
-                                   Claims(known, digests, granted))
-              for entries in by_subject.values()),
+            *(
+                self._apply_in_order(
+                    sorted(entries, key=lambda e: (_version(e[1]), e[3])), Claims(known, digests, granted)
+                )
+                for entries in by_subject.values()
+            ),
             return_exceptions=True,
         )
         applied = [a for r in results if isinstance(r, list) for a in r]
@@ -303,14 +328,17 @@ class CommerceProjector:
             raise CommerceUnreachable(f"{len(failures)} resource(s) not updated")
 
     async def _apply_in_order(
-        self, entries: list[tuple[tuple[str, str], dict[str, Any], CommerceCall, int]], claims: Claims,
+        self,
+        entries: list[tuple[tuple[str, str], dict[str, Any], CommerceCall, int]],
+        claims: Claims,
     ) -> list[Applied]:
         """One resource's calls, one at a time; a failure keeps what was applied before it."""
         done: list[Applied] = []
         for key, message, call, _ in entries:
             try:
-                result = await self._apply(message, call, claims.known.get(key),
-                                           claims.digests[key], key in claims.granted)
+                result = await self._apply(
+                    message, call, claims.known.get(key), claims.digests[key], key in claims.granted
+                )
             except CommerceUnreachable:
                 await asyncio.to_thread(self.ledger.applied, done)
                 raise
@@ -318,16 +346,23 @@ class CommerceProjector:
                 done.append(result)
         return done
 
-    async def _apply(self, message: dict[str, Any], call: CommerceCall, last: tuple[int, str] | None,
-                     digest: str, granted: bool) -> Applied | None:
+    async def _apply(
+        self,
+        message: dict[str, Any],
+        call: CommerceCall,
+        last: tuple[int, str] | None,
+        digest: str,
+        granted: bool,
+    ) -> Applied | None:
         version = _version(message)
         if not _needs_call(version, digest, last):
             assert last is not None
             return Applied(call, version, digest, message["id"], None) if version > last[0] else None
         if not granted:
             self.superseded += 1
-            log.info("commerce_call_superseded", subject=call.subject, operation=call.operation,
-                     version=version)
+            log.info(
+                "commerce_call_superseded", subject=call.subject, operation=call.operation, version=version
+            )
             return None
         async with self._slots:
             started = time.perf_counter()
@@ -350,18 +385,29 @@ class CommerceProjector:
         if not outcome.ok:
             DEAD_LETTERS.labels(call.operation).inc()
         if not outcome.ok and self.dead_letter is not None:
-            await self.dead_letter({
-                "event": message["id"], "subject": call.subject, "operation": call.operation,
-                "request": {"method": call.method, "path": call.path, "body": _jsonable(call.body)},
-                "status": outcome.status, "response": scrub(getattr(outcome, "response", None)),
-                "reason": outcome.dead_letter_reason,
-                "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            })
-        log.info("commerce_call", subject=call.subject, operation=call.operation, version=version,
-                 status=outcome.status, attempts=outcome.attempts, ok=outcome.ok,
-                 reason=outcome.dead_letter_reason)
+            await self.dead_letter(
+                {
+                    "event": message["id"],
+                    "subject": call.subject,
+                    "operation": call.operation,
+                    "request": {"method": call.method, "path": call.path, "body": _jsonable(call.body)},
+                    "status": outcome.status,
+                    "response": scrub(getattr(outcome, "response", None)),
+                    "reason": outcome.dead_letter_reason,
+                    "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                }
+            )
+        log.info(
+            "commerce_call",
+            subject=call.subject,
+            operation=call.operation,
+            version=version,
+            status=outcome.status,
+            attempts=outcome.attempts,
+            ok=outcome.ok,
+            reason=outcome.dead_letter_reason,
+        )
         return Applied(call, version, digest, message["id"], outcome)
-
 
     async def redrive(self, calls: Sequence[tuple[dict[str, Any], CommerceCall]]) -> list[Applied]:
         """Send again what reconcile found Commerce without, whatever the ledger says was sent
@@ -423,9 +469,17 @@ class KafkaSync:
     `max_in_flight` messages are unfinished (Commerce slow or down).
     """
 
-    def __init__(self, bootstrap: str, projector: CommerceProjector, *, topic: str = EVENTS_TOPIC,
-                 dlq_topic: str = DLQ_TOPIC, group_id: str = GROUP_ID,
-                 max_records: int = 500, max_in_flight: int = 5_000) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        projector: CommerceProjector,
+        *,
+        topic: str = EVENTS_TOPIC,
+        dlq_topic: str = DLQ_TOPIC,
+        group_id: str = GROUP_ID,
+        max_records: int = 500,
+        max_in_flight: int = 5_000,
+    ) -> None:
         self.bootstrap = bootstrap
         self.projector = projector
         self.topic = topic
@@ -440,14 +494,18 @@ class KafkaSync:
     async def run(self, stop: asyncio.Event) -> None:
         async def session(connected: Callable[[], None]) -> None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=self.group_id,
-                enable_auto_commit=False, auto_offset_reset="earliest",
-                session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+                bootstrap_servers=self.bootstrap,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
                 max_poll_interval_ms=300_000,
             )
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
-            lanes: KeyedLanes[TopicPartition] = KeyedLanes(self.projector.project, stop,
-                                                           retryable=CommerceUnreachable)
+            lanes: KeyedLanes[TopicPartition] = KeyedLanes(
+                self.projector.project, stop, retryable=CommerceUnreachable
+            )
             try:
                 await ensure_topics(self.bootstrap, (self.topic, self.dlq_topic))
                 consumer.subscribe([self.topic], listener=_HandOver(self, consumer, lanes))
@@ -465,8 +523,9 @@ class KafkaSync:
 
         await with_reconnects(stop, "sync", session)
 
-    async def _consume(self, consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition],
-                       stop: asyncio.Event) -> None:
+    async def _consume(
+        self, consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition], stop: asyncio.Event
+    ) -> None:
         while not stop.is_set():
             if lanes.failure is not None:
                 raise lanes.failure
@@ -475,8 +534,9 @@ class KafkaSync:
                 consumer.pause(*assigned)
             else:
                 consumer.resume(*assigned)
-            batch = await consumer.getmany(timeout_ms=50 if lanes.in_flight else 200,
-                                           max_records=self.max_records)
+            batch = await consumer.getmany(
+                timeout_ms=50 if lanes.in_flight else 200, max_records=self.max_records
+            )
             for tp, records in batch.items():
                 for record in records:
                     message = _message(record)
@@ -489,8 +549,9 @@ class KafkaSync:
 class _HandOver(ConsumerRebalanceListener):
     """Before partitions move to another consumer, finish and commit what is in flight."""
 
-    def __init__(self, sync: KafkaSync, consumer: AIOKafkaConsumer,
-                 lanes: KeyedLanes[TopicPartition]) -> None:
+    def __init__(
+        self, sync: KafkaSync, consumer: AIOKafkaConsumer, lanes: KeyedLanes[TopicPartition]
+    ) -> None:
         self.sync = sync
         self.consumer = consumer
         self.lanes = lanes
@@ -524,18 +585,28 @@ def _message(record: Any) -> dict[str, Any] | None:
 
 def partial_dead_letter(producer: AIOKafkaProducer, topic: str = DLQ_TOPIC) -> DeadLetter:
     async def send(record: dict[str, Any]) -> None:
-        await producer.send_and_wait(topic, key=str(record["subject"]).encode(),
-                                     value=orjson.dumps(record, default=str))
+        await producer.send_and_wait(
+            topic, key=str(record["subject"]).encode(), value=orjson.dumps(record, default=str)
+        )
+
     return send
 
 
 class EmbeddedSync:
     """No Kafka: the same projector, fed straight from the notification log."""
 
-    def __init__(self, store: Application[UUID], positions: PositionStore,
-                 projector: CommerceProjector, *, page_size: int = 200, idle_s: float = 0.05,
-                 batch_window_s: float = 0.05, name: str = "embedded-sync",
-                 cache_entries: int = 1024) -> None:
+    def __init__(
+        self,
+        store: Application[UUID],
+        positions: PositionStore,
+        projector: CommerceProjector,
+        *,
+        page_size: int = 200,
+        idle_s: float = 0.05,
+        batch_window_s: float = 0.05,
+        name: str = "embedded-sync",
+        cache_entries: int = 1024,
+    ) -> None:
         """`batch_window_s`: after a short page, wait this long so busy times make big pages."""
         self.batch_window_s = batch_window_s
         self.store = store
@@ -551,8 +622,9 @@ class EmbeddedSync:
         backoff = 0.2
         while not stop.is_set():
             position = await asyncio.to_thread(self.positions.get, self.name)
-            page = await asyncio.to_thread(cloudevents_page, self.store, self.folder, position,
-                                           self.page_size, SYNCED_EVENTS)
+            page = await asyncio.to_thread(
+                cloudevents_page, self.store, self.folder, position, self.page_size, SYNCED_EVENTS
+            )
             if not page.read:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -138,8 +138,7 @@ class PrivateCopies:
     and the writer retries on aggregates read from the store.
     """
 
-    def __init__(self, store: EventStore, committed: AggregateCache, *,
-                 recheck_s: float = 1.0) -> None:
+    def __init__(self, store: EventStore, committed: AggregateCache, *, recheck_s: float = 1.0) -> None:
         """`recheck_s`: the longest the store goes unasked, for writers that announce nothing."""
         self.store = store
         self.committed = committed
@@ -170,8 +169,12 @@ class PrivateCopies:
                 return
             token = self._notice.token() if self._notice is not None else b""
             now = time.monotonic()
-            if (token and token == self._token and self._known is not None
-                    and now - self._asked_at < self.recheck_s):
+            if (
+                token
+                and token == self._token
+                and self._known is not None
+                and now - self._asked_at < self.recheck_s
+            ):
                 return
             self.queries += 1
             newest = self._newest()
@@ -187,8 +190,7 @@ class PrivateCopies:
         if notification_ids and self._notice is not None:
             self._notice.announce()
         with self._lock:
-            if notification_ids and self._known is not None \
-                    and min(notification_ids) == self._known + 1:
+            if notification_ids and self._known is not None and min(notification_ids) == self._known + 1:
                 self._known = max(notification_ids)
 
     def take(self, aggregate_id: UUID) -> Aggregate | None:
@@ -216,7 +218,9 @@ class PrivateCopies:
             return found
         rows = self._sqlite().execute(
             f"SELECT originator_id, MAX(originator_version) FROM {self._table} WHERE rowid > ? "
-            "GROUP BY originator_id", (position,))
+            "GROUP BY originator_id",
+            (position,),
+        )
         return {UUID(hex=ident): int(version) for ident, version in rows}
 
     def _sqlite(self) -> sqlite3.Connection:

@@ -28,8 +28,7 @@ class _Answer:
 
 
 class AnswerMemo:
-    def __init__(self, aggregates: AggregateCache, *, ttl_s: float = 60.0,
-                 capacity: int = 4096) -> None:
+    def __init__(self, aggregates: AggregateCache, *, ttl_s: float = 60.0, capacity: int = 4096) -> None:
         self.aggregates = aggregates
         self.ttl_s = ttl_s
         self._answers: Lru[str, _Answer] = Lru("validation_answers", capacity)
@@ -56,8 +55,9 @@ class AnswerMemo:
                 return False
         return True
 
-    def put(self, question: str, body: bytes, judged_from: tuple[tuple[UUID, int], ...], *,
-            holds_until: float) -> None:
+    def put(
+        self, question: str, body: bytes, judged_from: tuple[tuple[UUID, int], ...], *, holds_until: float
+    ) -> None:
         """`holds_until`: on the monotonic clock, when the answer may change with time alone."""
         until = min(time.monotonic() + self.ttl_s, holds_until)
         self._answers.put(question, _Answer(body, judged_from, until))

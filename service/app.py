@@ -70,9 +70,14 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["X-Request-Id"] = request_id
     request.app[METRICS].requests.observe(request, response.status, time.perf_counter() - started)
     if response.status >= 400:
-        log.info("request_failed", request_id=request_id, method=request.method,
-                 path=request.path, status=response.status,
-                 ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info(
+            "request_failed",
+            request_id=request_id,
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
     return response
 
 
@@ -80,12 +85,16 @@ def _busy(exc: Exception) -> web.Response:
     """Contention or a store out of reach: nothing was recorded, and trying again is right
     (Commerce retries an event webhook on any non-2xx; an operator's client may too)."""
     if isinstance(exc, StoreContended):
-        error = ApiError(503, "WRITE_CONTENDED", "other writers kept changing the same records; "
-                         "nothing was recorded, try again")
+        error = ApiError(
+            503,
+            "WRITE_CONTENDED",
+            "other writers kept changing the same records; nothing was recorded, try again",
+        )
     else:
         log.warning("store_unavailable", error=repr(exc))
-        error = ApiError(503, "STORE_UNAVAILABLE", "the event store is unreachable; nothing was "
-                         "recorded, try again")
+        error = ApiError(
+            503, "STORE_UNAVAILABLE", "the event store is unreachable; nothing was recorded, try again"
+        )
     response = error_response(error)
     response.headers["Retry-After"] = "1"
     return response
@@ -110,9 +119,7 @@ def _authorize(request: web.Request) -> None:
         return
     offered = request.headers.get("Authorization", "")
     scheme, _, credential = offered.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        credential.strip().encode(), token.encode()
-    ):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), token.encode()):
         raise ApiError(401, "UNAUTHORIZED", "missing or invalid bearer token")
 
 
@@ -127,8 +134,7 @@ def _as_of(request: web.Request) -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, "INVALID_INPUT", "as_of must be an ISO-8601 time",
-                       path="as_of") from None
+        raise ApiError(400, "INVALID_INPUT", "as_of must be an ISO-8601 time", path="as_of") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -166,8 +172,7 @@ async def get_return_history(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """`worker`: which of `serve --workers N` answered (its `pid` too)."""
-    return _json({"status": "ok", "worker": request.app[SERVICES].settings.worker,
-                  "pid": os.getpid()})
+    return _json({"status": "ok", "worker": request.app[SERVICES].settings.worker, "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:

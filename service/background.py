@@ -53,8 +53,7 @@ class Background:
         self.closers.append(positions)
         models = ReadModels(database)
         self.closers.append(models)
-        follower = ReadModelFollower(self.store, models,
-                                     cache_entries=self.settings.follower_cache_entries)
+        follower = ReadModelFollower(self.store, models, cache_entries=self.settings.follower_cache_entries)
         self._wake_on_commit(follower.wake)
         self.read_models = models
         self._leased("read-models", follower.run)
@@ -62,9 +61,14 @@ class Background:
             if not self.settings.relay_inline:
                 log.info("relay_not_inline", advice="run `returnflow relay` beside the service")
                 return
-            relay = Relay(self.store, positions, self.settings.kafka_bootstrap,
-                          topic=KafkaNames.from_env().events, idle_s=0.5,
-                          cache_entries=self.settings.follower_cache_entries)
+            relay = Relay(
+                self.store,
+                positions,
+                self.settings.kafka_bootstrap,
+                topic=KafkaNames.from_env().events,
+                idle_s=0.5,
+                cache_entries=self.settings.follower_cache_entries,
+            )
             self._wake_on_commit(relay.wake)
             self._leased("relay", relay.run)
             log.info("relay_started", bootstrap=self.settings.kafka_bootstrap)
@@ -74,10 +78,12 @@ class Background:
         commerce = make_commerce(self.settings)
         self.closers.append(commerce)
         lease = open_lease(database, "embedded-sync")
-        projector = CommerceProjector(commerce, ledger, flavour=self.settings.flavour,
-                                      fence=lambda: lease.held)
-        embedded = EmbeddedSync(self.store, positions, projector, idle_s=0.5,
-                                cache_entries=self.settings.follower_cache_entries)
+        projector = CommerceProjector(
+            commerce, ledger, flavour=self.settings.flavour, fence=lambda: lease.held
+        )
+        embedded = EmbeddedSync(
+            self.store, positions, projector, idle_s=0.5, cache_entries=self.settings.follower_cache_entries
+        )
         self._wake_on_commit(embedded.wake)
         self._leased("embedded-sync", embedded.run, lease)
         self.embedded = embedded

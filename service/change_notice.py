@@ -59,7 +59,8 @@ class ChangeNotice:
             raise ChangeNoticeError(
                 f"cannot open {path} for reading and writing ({exc.strerror}); every process "
                 "writing the store must, to tell the others what it committed: give it the "
-                "store file's owner and permissions") from exc
+                "store file's owner and permissions"
+            ) from exc
 
     def token(self) -> bytes:
         return os.pread(self._fd, TOKEN_BYTES, 0)

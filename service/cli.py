@@ -41,13 +41,23 @@ METRICS_HELP = "RETURNFLOW_METRICS_PORT: serve /metrics on this port (on RETURNF
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="RETURNFLOW_STORE: sqlite:///path, postgresql://…, memory:")
-    parser.add_argument("--log-format", choices=["auto", "json", "console"],
-                        help="RETURNFLOW_LOG_FORMAT (auto: key=value on a terminal, else JSON)")
-    parser.add_argument("--projections", help="RETURNFLOW_PROJECTIONS: SQLite file or "
-                        "postgresql:// URL for read models, positions, sync ledger and Commerce "
-                        "call log (default: beside a SQLite store, in a PostgreSQL store's database)")
-    parser.add_argument("--cache-entries", type=int, help="RETURNFLOW_CACHE_ENTRIES: bound of "
-                        "each in-process cache (default 4096; followers keep a quarter)")
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        help="RETURNFLOW_LOG_FORMAT (auto: key=value on a terminal, else JSON)",
+    )
+    parser.add_argument(
+        "--projections",
+        help="RETURNFLOW_PROJECTIONS: SQLite file or "
+        "postgresql:// URL for read models, positions, sync ledger and Commerce "
+        "call log (default: beside a SQLite store, in a PostgreSQL store's database)",
+    )
+    parser.add_argument(
+        "--cache-entries",
+        type=int,
+        help="RETURNFLOW_CACHE_ENTRIES: bound of "
+        "each in-process cache (default 4096; followers keep a quarter)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP (unset: embedded)")
     serve.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL")
     serve.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
-    serve.add_argument("--workers", type=int, help="RETURNFLOW_WORKERS: processes on the one "
-                       "port (default: one per core on PostgreSQL, else 1)")
-    serve.add_argument("--commerce-flavour", choices=["classic", "op"],
-                       help="RETURNFLOW_COMMERCE_FLAVOUR: updateReturnRequest bodies (default classic)")
-    serve.add_argument("--role", choices=["all", "validation"],
-                       help="RETURNFLOW_ROLE: all (default), or only the validation webhook")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="RETURNFLOW_WORKERS: processes on the one port (default: one per core on PostgreSQL, else 1)",
+    )
+    serve.add_argument(
+        "--commerce-flavour",
+        choices=["classic", "op"],
+        help="RETURNFLOW_COMMERCE_FLAVOUR: updateReturnRequest bodies (default classic)",
+    )
+    serve.add_argument(
+        "--role",
+        choices=["all", "validation"],
+        help="RETURNFLOW_ROLE: all (default), or only the validation webhook",
+    )
     relay = commands.add_parser("relay", help="publish the event store to Kafka (returnflow.events)")
     _common(relay)
     relay.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
@@ -78,8 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
     sync.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL (unset: log the calls)")
     sync.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
-    sync.add_argument("--commerce-flavour", choices=["classic", "op"],
-                      help="RETURNFLOW_COMMERCE_FLAVOUR: updateReturnRequest bodies (default classic)")
+    sync.add_argument(
+        "--commerce-flavour",
+        choices=["classic", "op"],
+        help="RETURNFLOW_COMMERCE_FLAVOUR: updateReturnRequest bodies (default classic)",
+    )
     sync.add_argument("--metrics-port", type=int, help=METRICS_HELP)
     audit = commands.add_parser("audit", help="timeline and state of a return or order, or a bulk export")
     _common(audit)
@@ -95,11 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_command.add_parser(commands, _common)
     replay = commands.add_parser("replay", help="rebuild the read models from the event store")
     _common(replay)
-    replay.add_argument("--verify", action="store_true",
-                        help="also check invariants and compare with the live read models")
-    replay.add_argument("--workers", type=int, default=None,
-                        help="processes for the rebuild (default: one per core, up to 4, for a "
-                        "SQLite store of 50k+ events; --verify always folds in one)")
+    replay.add_argument(
+        "--verify", action="store_true", help="also check invariants and compare with the live read models"
+    )
+    replay.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for the rebuild (default: one per core, up to 4, for a "
+        "SQLite store of 50k+ events; --verify always folds in one)",
+    )
     return parser
 
 
@@ -110,9 +137,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_format=args.log_format,
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
-        webhook_secrets=tuple(s.strip() for s in secrets.split(",") if s.strip())
-        if secrets
-        else None,
+        webhook_secrets=tuple(s.strip() for s in secrets.split(",") if s.strip()) if secrets else None,
         api_token=getattr(args, "api_token", None),
         policy_path=getattr(args, "policy", None),
         kafka_bootstrap=getattr(args, "kafka_bootstrap", None),
@@ -129,11 +154,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def serve(settings: Settings) -> int:
     settings.check()
     count = settings.worker_count
-    log.info("serving", host=settings.host, port=settings.port, store=settings.store,
-             role=settings.role, workers=count)
+    log.info(
+        "serving",
+        host=settings.host,
+        port=settings.port,
+        store=settings.store,
+        role=settings.role,
+        workers=count,
+    )
     if count == 1:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
-                    access_log=None)
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
         return 0
 
     seed = secrets.token_bytes(32)
@@ -186,10 +216,19 @@ def sync(settings: Settings) -> int:
         commerce = make_commerce(settings)
         try:
             projector = CommerceProjector(commerce, ledger, flavour=settings.flavour)
-            consumer = KafkaSync(settings.kafka_bootstrap or "", projector,
-                                 topic=topics.events, dlq_topic=topics.dlq, group_id=topics.group)
-            await asyncio.gather(consumer.run(stop), reconcile_command.in_sync(
-                settings, commerce, projector, stop, drift_found=partial(record_drift, "return")))
+            consumer = KafkaSync(
+                settings.kafka_bootstrap or "",
+                projector,
+                topic=topics.events,
+                dlq_topic=topics.dlq,
+                group_id=topics.group,
+            )
+            await asyncio.gather(
+                consumer.run(stop),
+                reconcile_command.in_sync(
+                    settings, commerce, projector, stop, drift_found=partial(record_drift, "return")
+                ),
+            )
         finally:
             close = getattr(commerce, "close", None)
             if close is not None:
@@ -227,8 +266,9 @@ def audit(settings: Settings, args: argparse.Namespace) -> int:
             fmt = args.format or "csv"
             if fmt not in ("csv", "jsonl"):
                 raise ConfigError("audit --all writes csv or jsonl")
-            rows = transitions(store, _time(args.since, "--since"), _time(args.until, "--until"),
-                               ProgressBar("export"))
+            rows = transitions(
+                store, _time(args.since, "--since"), _time(args.until, "--until"), ProgressBar("export")
+            )
             if args.output:
                 with open(args.output, "w", encoding="utf-8", newline="") as out:
                     count = export(rows, fmt, out)
@@ -240,8 +280,13 @@ def audit(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError("audit needs an ID, or --all")
         ledger = SyncLedger(database)
         try:
-            line = timeline(store, args.id, as_of=_time(args.as_of, "--as-of"), version=args.version,
-                            calls=ledger.calls_for(args.id))
+            line = timeline(
+                store,
+                args.id,
+                as_of=_time(args.as_of, "--as-of"),
+                version=args.version,
+                calls=ledger.calls_for(args.id),
+            )
         except NotFound as exc:
             print(f"returnflow: {exc}", file=sys.stderr)
             return 1
@@ -264,9 +309,13 @@ def replay(settings: Settings, verify_too: bool, workers: int | None = None) -> 
             for problem in result.problems:
                 print(f"MISMATCH {problem}")
             return 1 if result.problems else 0
-        rebuilt = rebuild(store, live, ProgressBar("replay"),
-                          workers=default_workers(store) if workers is None else workers,
-                          reopen=partial(open_store, settings.store))
+        rebuilt = rebuild(
+            store,
+            live,
+            ProgressBar("replay"),
+            workers=default_workers(store) if workers is None else workers,
+            reopen=partial(open_store, settings.store),
+        )
         print(orjson.dumps(summary(rebuilt)).decode())
         return 0
     finally:

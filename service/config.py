@@ -97,8 +97,9 @@ class Settings:
             reconcile_rate = float(get("RECONCILE_RATE") or cls.reconcile_rate)
             reconcile_interval = float(get("RECONCILE_INTERVAL") or 0)
         except ValueError as exc:
-            raise ConfigError(f"RETURNFLOW_PORT/MAX_BODY_BYTES/CACHE_ENTRIES/WORKERS/RECONCILE_*: {exc}"
-                              ) from None
+            raise ConfigError(
+                f"RETURNFLOW_PORT/MAX_BODY_BYTES/CACHE_ENTRIES/WORKERS/RECONCILE_*: {exc}"
+            ) from None
         settings = cls(
             store=get("STORE") or DEFAULT_STORE,
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
@@ -160,8 +161,10 @@ class Settings:
         if self.worker_count < 1:
             raise ConfigError("RETURNFLOW_WORKERS must be at least 1")
         if self.worker_count > 1 and self.store.startswith("memory:"):
-            raise ConfigError("RETURNFLOW_WORKERS > 1 needs a store the workers can share "
-                              "(sqlite:/// or postgresql://), not memory:")
+            raise ConfigError(
+                "RETURNFLOW_WORKERS > 1 needs a store the workers can share "
+                "(sqlite:/// or postgresql://), not memory:"
+            )
 
 
 @dataclass(frozen=True)

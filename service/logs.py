@@ -26,8 +26,9 @@ def _dumps(value: object, **_: object) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def configure(log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None,
-              *, final: bool = False) -> None:
+def configure(
+    log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None, *, final: bool = False
+) -> None:
     """`final`: nothing will configure logging again in this process (the CLI), so loggers
     may be bound once and cached instead of on every call."""
     renderer: structlog.types.Processor

@@ -82,12 +82,11 @@ class _Tallies(Collector):
 def leases_metrics() -> Iterator[Metric]:
     """Which single-process duties this process runs now (`projections.lease`): summed over the
     replicas, `returnflow_lease_held` is 1 per duty; lost counts hand-overs."""
-    held = GaugeMetricFamily("returnflow_lease_held", "1 while this process runs the duty.",
-                             labels=["duty"])
-    acquired = CounterMetricFamily("returnflow_lease_acquired", "Times this process took the duty.",
-                                   labels=["duty"])
-    lost = CounterMetricFamily("returnflow_lease_lost", "Times this process lost the duty.",
-                               labels=["duty"])
+    held = GaugeMetricFamily("returnflow_lease_held", "1 while this process runs the duty.", labels=["duty"])
+    acquired = CounterMetricFamily(
+        "returnflow_lease_acquired", "Times this process took the duty.", labels=["duty"]
+    )
+    lost = CounterMetricFamily("returnflow_lease_lost", "Times this process lost the duty.", labels=["duty"])
     for lease in live_leases():
         held.add_metric([lease.name], int(lease.held))
         acquired.add_metric([lease.name], lease.acquired)

@@ -108,16 +108,23 @@ def _settled(uow: UnitOfWork, payload: ReturnPayload) -> dict[str, Any]:
             raise DomainError(
                 f"return {snapshot['id']} names no currency and order {snapshot['orderId']} is "
                 "not known yet, so its amounts cannot be read; send the order (Order Submit) "
-                "first or include originatingOrder", code="CURRENCY_UNKNOWN")
+                "first or include originatingOrder",
+                code="CURRENCY_UNKNOWN",
+            )
         snapshot = settle_currency(snapshot, stored.snapshot["currency"])
-    order_snapshot = payload.order.snapshot if payload.order is not None else (
-        stored.snapshot if stored is not None else None)
-    if order_snapshot is not None and any(i["shippingGroupId"] is None
-                                          for i in snapshot["returnItemList"]):
-        group_of = {link["commerceItemId"]: g["id"] for g in order_snapshot["shippingGroups"]
-                    for link in g["items"]}
-        items = [{**i, "shippingGroupId": i["shippingGroupId"] or group_of.get(i["commerceItemId"])}
-                 for i in snapshot["returnItemList"]]
+    order_snapshot = (
+        payload.order.snapshot
+        if payload.order is not None
+        else (stored.snapshot if stored is not None else None)
+    )
+    if order_snapshot is not None and any(i["shippingGroupId"] is None for i in snapshot["returnItemList"]):
+        group_of = {
+            link["commerceItemId"]: g["id"] for g in order_snapshot["shippingGroups"] for link in g["items"]
+        }
+        items = [
+            {**i, "shippingGroupId": i["shippingGroupId"] or group_of.get(i["commerceItemId"])}
+            for i in snapshot["returnItemList"]
+        ]
         snapshot = {**snapshot, "returnItemList": items}
     return snapshot
 
@@ -125,8 +132,11 @@ def _settled(uow: UnitOfWork, payload: ReturnPayload) -> dict[str, Any]:
 def _known_return(uow: UnitOfWork, snapshot: dict[str, Any]) -> ReturnRequest | None:
     """The return by its key, else by its authorization number (a return first seen without
     a requestId), else the return of the order that an RMA Returnflow issued names."""
-    keys = list(dict.fromkeys(k for k in (snapshot["id"], snapshot["details"].get("authorizationNumber"))
-                              if k is not None))
+    keys = list(
+        dict.fromkeys(
+            k for k in (snapshot["id"], snapshot["details"].get("authorizationNumber")) if k is not None
+        )
+    )
     for key in keys:
         ret = uow.get(return_uuid(key), ReturnRequest)
         if ret is not None:
@@ -164,45 +174,67 @@ def _return(uow: UnitOfWork, commerce_id: str) -> ReturnRequest:
 
 def ship(uow: UnitOfWork, order_id: str, shipment: Shipment, actor: str, cause: str) -> str:
     order = _order(uow, order_id)
-    order.ship(shipping_group_id=shipment.shipping_group_id, items=shipment.items,
-               tracking_number=shipment.tracking_number, ship_date=shipment.ship_date,
-               actor=actor, cause=cause)
+    order.ship(
+        shipping_group_id=shipment.shipping_group_id,
+        items=shipment.items,
+        tracking_number=shipment.tracking_number,
+        ship_date=shipment.ship_date,
+        actor=actor,
+        cause=cause,
+    )
     return order_id
 
 
-def authorize(uow: UnitOfWork, return_id: str, request: Authorization, actor: str,
-              cause: str) -> str:
+def authorize(uow: UnitOfWork, return_id: str, request: Authorization, actor: str, cause: str) -> str:
     ret = _return(uow, return_id)
     required = None
     if request.items is not None:
         required = {ret.find_item(ref)["returnItemId"]: flag for ref, flag in request.items}
-    ret.authorize(rma=request.rma, tracking_number=request.tracking_number,
-                  return_label=request.return_label, shipment_required=required,
-                  actor=actor, cause=cause)
+    ret.authorize(
+        rma=request.rma,
+        tracking_number=request.tracking_number,
+        return_label=request.return_label,
+        shipment_required=required,
+        actor=actor,
+        cause=cause,
+    )
     return return_id
 
 
-def receive(uow: UnitOfWork, return_id: str, items: list[tuple[dict[str, Any], int]], actor: str,
-            cause: str) -> str:
+def receive(
+    uow: UnitOfWork, return_id: str, items: list[tuple[dict[str, Any], int]], actor: str, cause: str
+) -> str:
     _return(uow, return_id).receive(items, actor=actor, cause=cause)
     return return_id
 
 
-def refund(uow: UnitOfWork, return_id: str, action: str, amounts: dict[str, Any] | None,
-           policy: ReturnPolicy, actor: str, cause: str) -> str:
+def refund(
+    uow: UnitOfWork,
+    return_id: str,
+    action: str,
+    amounts: dict[str, Any] | None,
+    policy: ReturnPolicy,
+    actor: str,
+    cause: str,
+) -> str:
     """initiate -> PENDING_REFUND (then MANUAL_REFUND if a person must pay it), manual, settle."""
     ret = _return(uow, return_id)
     order = _order(uow, ret.order_id)
     if action == "settle":
         credited = ret.settle_refund(actor=actor, cause=cause)
         if any(Decimal(v) > 0 for v in credited.values()):
-            order.credit({k: v for k, v in credited.items() if Decimal(v) > 0},
-                         return_id=return_id, actor=actor, cause=cause)
+            order.credit(
+                {k: v for k, v in credited.items() if Decimal(v) > 0},
+                return_id=return_id,
+                actor=actor,
+                cause=cause,
+            )
         return return_id
     plan = None
     if action == "initiate" or amounts is not None or ret.refund_plan is None:
-        others = [r for r in (uow.get(return_uuid(i), ReturnRequest) for i in order.return_ids)
-                  if r is not None]
+        others = [
+            r for r in (uow.get(return_uuid(i), ReturnRequest) for i in order.return_ids) if r is not None
+        ]
         plan = plan_refund(order, ret, others, policy, amounts)
     if action == "initiate":
         assert plan is not None

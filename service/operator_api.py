@@ -37,8 +37,7 @@ STATUS_BY_CODE = {"NOT_FOUND": 404, "INVALID_INPUT": 400}
 def _actor(request: web.Request) -> str:
     name = request.headers.get("X-Operator", "api").strip()
     if not name or len(name) > 100 or not name.isprintable():
-        raise BadRequest("X-Operator must be a printable name of at most 100 characters",
-                         path="X-Operator")
+        raise BadRequest("X-Operator must be a printable name of at most 100 characters", path="X-Operator")
     return operator_actor(name)
 
 
@@ -53,6 +52,7 @@ def _order_then_view(command: Callable[[UnitOfWork], str]) -> Callable[[UnitOfWo
         order = uow.get(order_uuid(command(uow)), Order)
         assert order is not None
         return order_view(order)
+
     return run
 
 
@@ -61,6 +61,7 @@ def _return_then_view(command: Callable[[UnitOfWork], str]) -> Callable[[UnitOfW
         ret = uow.get(return_uuid(command(uow)), ReturnRequest)
         assert ret is not None
         return return_view(ret)
+
     return run
 
 
@@ -79,8 +80,7 @@ async def _apply(request: web.Request, command: Callable[[UnitOfWork], Json]) ->
 
 
 def _item_ref(item: JsonReader) -> dict[str, Any]:
-    ref = {"returnItemId": item.opt_ident("returnItemId"),
-           "commerceItemId": item.opt_ident("commerceItemId")}
+    ref = {"returnItemId": item.opt_ident("returnItemId"), "commerceItemId": item.opt_ident("commerceItemId")}
     if ref["returnItemId"] is None and ref["commerceItemId"] is None:
         raise BadRequest(f"{item.path} needs commerceItemId or returnItemId", path=item.path)
     return ref
@@ -106,8 +106,13 @@ async def post_shipment(request: web.Request) -> web.Response:
         tracking_number=body.text("trackingNumber"),
         ship_date=body.time("shipDate") or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     )
-    command = partial(operations.ship, order_id=request.match_info["id"], shipment=shipment,
-                      actor=_actor(request), cause=cause)
+    command = partial(
+        operations.ship,
+        order_id=request.match_info["id"],
+        shipment=shipment,
+        actor=_actor(request),
+        cause=cause,
+    )
     return await _apply(request, _order_then_view(command))
 
 
@@ -117,11 +122,18 @@ async def post_authorize(request: web.Request) -> web.Response:
     if body.data.get("items") is not None:
         items = [(_item_ref(i), i.boolean("shipmentRequired", True)) for i in body.objects("items")]
     authorization = operations.Authorization(
-        rma=body.text("rma"), tracking_number=body.text("trackingNumber"),
-        return_label=body.text("returnLabel"), items=items,
+        rma=body.text("rma"),
+        tracking_number=body.text("trackingNumber"),
+        return_label=body.text("returnLabel"),
+        items=items,
     )
-    command = partial(operations.authorize, return_id=request.match_info["id"],
-                      request=authorization, actor=_actor(request), cause=cause)
+    command = partial(
+        operations.authorize,
+        return_id=request.match_info["id"],
+        request=authorization,
+        actor=_actor(request),
+        cause=cause,
+    )
     return await _apply(request, _return_then_view(command))
 
 
@@ -130,8 +142,13 @@ async def post_receive(request: web.Request) -> web.Response:
     items = [(_item_ref(i), _positive(i, "quantity")) for i in body.objects("items", required=True)]
     if not items:
         raise BadRequest("$.items must name at least one item", path="$.items")
-    command = partial(operations.receive, return_id=request.match_info["id"], items=items,
-                      actor=_actor(request), cause=cause)
+    command = partial(
+        operations.receive,
+        return_id=request.match_info["id"],
+        items=items,
+        actor=_actor(request),
+        cause=cause,
+    )
     return await _apply(request, _return_then_view(command))
 
 
@@ -141,9 +158,15 @@ async def post_refund(request: web.Request) -> web.Response:
     if action not in ("initiate", "manual", "settle"):
         raise BadRequest("$.action must be initiate, manual or settle", path="$.action")
     amounts = body.obj("amounts", required=False)
-    command = partial(operations.refund, return_id=request.match_info["id"], action=action,
-                      amounts=amounts.data if amounts else None,
-                      policy=request.app[SERVICES].policy, actor=_actor(request), cause=cause)
+    command = partial(
+        operations.refund,
+        return_id=request.match_info["id"],
+        action=action,
+        amounts=amounts.data if amounts else None,
+        policy=request.app[SERVICES].policy,
+        actor=_actor(request),
+        cause=cause,
+    )
     return await _apply(request, _return_then_view(command))
 
 
@@ -152,8 +175,13 @@ async def post_close(request: web.Request) -> web.Response:
     reason = body.text("reason")
     if not reason or not reason.strip():
         raise BadRequest("$.reason is required", path="$.reason")
-    command = partial(operations.close, return_id=request.match_info["id"], reason=reason.strip(),
-                      actor=_actor(request), cause=cause)
+    command = partial(
+        operations.close,
+        return_id=request.match_info["id"],
+        reason=reason.strip(),
+        actor=_actor(request),
+        cause=cause,
+    )
     return await _apply(request, _return_then_view(command))
 
 

@@ -199,8 +199,7 @@ def _order(order: JsonReader) -> OrderPayload:
         "submittedDate": order.time("submittedDate") or order.time("creationTime"),
         "priceInfo": {
             key: price.money(key, currency) if price else "0"
-            for key in ("total", "amount", "shipping", "tax", "discountAmount",
-                        "manualAdjustmentTotal")
+            for key in ("total", "amount", "shipping", "tax", "discountAmount", "manualAdjustmentTotal")
         },
         "isTaxIncluded": _tax_included(order),
         "commerceItems": items,
@@ -288,8 +287,11 @@ def _attach_relationships(order: JsonReader, groups: list[Json], items: list[Jso
         for item in items:
             if item["id"] not in linked:
                 groups[0]["items"].append(
-                    {"commerceItemId": item["id"], "quantity": item["quantity"],
-                     "returnedQuantity": item["returnedQuantity"]}
+                    {
+                        "commerceItemId": item["id"],
+                        "quantity": item["quantity"],
+                        "returnedQuantity": item["returnedQuantity"],
+                    }
                 )
 
 
@@ -321,9 +323,7 @@ def parse_return_update(document: Json) -> ReturnPayload:
     seen: set[str] = set()
     for index, item in enumerate(items):
         if item["returnItemId"] in seen:
-            raise BadRequest(
-                "return item ids must be unique", path=f"$.return.returnItemList[{index}].id"
-            )
+            raise BadRequest("return item ids must be unique", path=f"$.return.returnItemList[{index}].id")
         seen.add(item["returnItemId"])
     process = ret.text("processName") or "Return"
     snapshot: Json = {
@@ -360,27 +360,48 @@ def _return_currency(ret: JsonReader) -> str | None:
     return ret.text("currencyCode") or (price.text("currencyCode") if price else None)
 
 
-RETURN_ITEM_MONEY = ("refundAmount", "actualTaxRefundShare", "actualShippingRefundShare",
-                     "actualShippingSurchargeRefundShare", "orderDiscountAdjustment",
-                     "manualAdjustmentShare")
-REFUND_MONEY = ("totalRefundAmount", "refundSubtotal", "totalItemRefund", "actualShippingRefund",
-                "actualTaxRefund", "shippingTaxRefund", "actualShippingSurchargeRefund",
-                "returnFee", "otherRefund", "adjustmentAmount",
-                "totalOrderPromotionValueAdjustmentChange", "nonReturnItemSubtotalAdjustment")
+RETURN_ITEM_MONEY = (
+    "refundAmount",
+    "actualTaxRefundShare",
+    "actualShippingRefundShare",
+    "actualShippingSurchargeRefundShare",
+    "orderDiscountAdjustment",
+    "manualAdjustmentShare",
+)
+REFUND_MONEY = (
+    "totalRefundAmount",
+    "refundSubtotal",
+    "totalItemRefund",
+    "actualShippingRefund",
+    "actualTaxRefund",
+    "shippingTaxRefund",
+    "actualShippingSurchargeRefund",
+    "returnFee",
+    "otherRefund",
+    "adjustmentAmount",
+    "totalOrderPromotionValueAdjustmentChange",
+    "nonReturnItemSubtotalAdjustment",
+)
 
 
 def settle_currency(snapshot: Json, currency: str) -> Json:
     """A flat return's amounts, read before its currency was known, in that currency's digits."""
+
     def q(value: Any) -> Any:
         return None if value is None else str(quantize(Decimal(value), currency))
 
     items = [{**i, **{k: q(i.get(k)) for k in RETURN_ITEM_MONEY}} for i in snapshot["returnItemList"]]
     refund = dict(snapshot["refund"])
     refund.update({k: q(refund.get(k)) for k in REFUND_MONEY})
-    refund["refundMethodList"] = [{**m, "amount": q(m.get("amount"))}
-                                  for m in refund.get("refundMethodList", [])]
-    return {**snapshot, "returnItemList": items, "refund": refund,
-            "details": {**snapshot["details"], "currency": currency}}
+    refund["refundMethodList"] = [
+        {**m, "amount": q(m.get("amount"))} for m in refund.get("refundMethodList", [])
+    ]
+    return {
+        **snapshot,
+        "returnItemList": items,
+        "refund": refund,
+        "details": {**snapshot["details"], "currency": currency},
+    }
 
 
 def _replacement_order_id(ret: JsonReader) -> str | None:
@@ -401,9 +422,12 @@ def _replacement_order(ret: JsonReader, currency: str | None) -> Json | None:
         "state": state_name(replacement.data.get("state"), {}),
         "total": price.money("total", currency) if price else None,
         "items": [
-            {"commerceItemId": i.ident("id", "commerceItemId"),
-             "catalogRefId": i.opt_ident("catalogRefId"), "productId": i.opt_ident("productId"),
-             "quantity": i.integer("quantity")}
+            {
+                "commerceItemId": i.ident("id", "commerceItemId"),
+                "catalogRefId": i.opt_ident("catalogRefId"),
+                "productId": i.opt_ident("productId"),
+                "quantity": i.integer("quantity"),
+            }
             for i in replacement.objects("commerceItems")
         ],
     }
@@ -428,9 +452,7 @@ def _return_item(item: JsonReader, currency: str | None) -> Json:
         "commerceItemId": commerce_item_id,
         "shippingGroupId": item.opt_ident("shippingGroupId"),
         "productId": nested.opt_ident("productId") if nested else item.opt_ident("productId"),
-        "catalogRefId": (
-            nested.opt_ident("catalogRefId") if nested else item.opt_ident("catalogRefId")
-        ),
+        "catalogRefId": (nested.opt_ident("catalogRefId") if nested else item.opt_ident("catalogRefId")),
         "state": _vocabulary(item, "state", ReturnItemState, ReturnItemState.INITIAL),
         "quantityToReturn": quantity_to_return,
         "quantityReceived": quantity_received,
@@ -448,9 +470,10 @@ def _vocabulary(reader: JsonReader, key: str, names: type[StrEnum], default: Str
     one could be neither judged nor recorded as an override."""
     value = reader.text(key) or default.value
     if value not in names.__members__.values():
-        raise BadRequest(f"{reader.path}.{key} must be one of "
-                         f"{', '.join(m.value for m in names.__members__.values())}",
-                         path=f"{reader.path}.{key}")
+        raise BadRequest(
+            f"{reader.path}.{key} must be one of {', '.join(m.value for m in names.__members__.values())}",
+            path=f"{reader.path}.{key}",
+        )
     return value
 
 

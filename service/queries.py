@@ -38,7 +38,8 @@ class Queries:
 
     def history(self, aggregate_id: UUID, as_of: datetime | None = None) -> list[Json] | None:
         events = [
-            e for e in self.store.events.get(aggregate_id)
+            e
+            for e in self.store.events.get(aggregate_id)
             if isinstance(e, DomainEvent) and (as_of is None or e.timestamp <= as_of)
         ]
         if not events and self._get(aggregate_id) is None:

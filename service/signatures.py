@@ -29,8 +29,10 @@ class SignatureVerifier:
                 self._keys.append(base64.b64decode(secret.strip(), validate=True))
             except (binascii.Error, ValueError) as exc:
                 raise SecretError(f"webhook secret #{index + 1} is not valid base64") from exc
-        self._keyed = {algorithm: [hmac.new(key, digestmod=algorithm) for key in self._keys]
-                       for algorithm in _DIGESTS.values()}
+        self._keyed = {
+            algorithm: [hmac.new(key, digestmod=algorithm) for key in self._keys]
+            for algorithm in _DIGESTS.values()
+        }
         """HMACs keyed once and copied per body: OpenSSL 3 looks the digest up again on every
         keying, a third of a webhook's signature check."""
 

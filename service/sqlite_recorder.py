@@ -22,16 +22,21 @@ ROWS_PER_STATEMENT = 500
 
 
 class OneStatementRecorder(SQLiteApplicationRecorder):
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
-                       **_: Any) -> Sequence[int] | None:
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
+    ) -> Sequence[int] | None:
         head = self.insert_events_statement.removesuffix("(?,?,?,?)")
         ids: list[int] = []
         for start in range(0, len(stored_events), ROWS_PER_STATEMENT):
-            chunk = stored_events[start:start + ROWS_PER_STATEMENT]
+            chunk = stored_events[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
             for s in chunk:
-                params += (s.originator_id.hex if isinstance(s.originator_id, UUID)
-                           else s.originator_id, s.originator_version, s.topic, s.state)
+                params += (
+                    s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                    s.originator_version,
+                    s.topic,
+                    s.state,
+                )
             c.execute(head + ",".join(["(?,?,?,?)"] * len(chunk)), params)
             last = int(c.lastrowid)
             ids.extend(range(last - len(chunk) + 1, last + 1))

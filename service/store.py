@@ -39,8 +39,11 @@ def store_env(url: str) -> dict[str, str]:
             raise ValueError("sqlite store needs a path: sqlite:///returnflow.db")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return {"PERSISTENCE_MODULE": "service.sqlite_recorder:Factory", "SQLITE_DBNAME": path,
-                "SQLITE_LOCK_TIMEOUT": "30"}
+        return {
+            "PERSISTENCE_MODULE": "service.sqlite_recorder:Factory",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
     if url.startswith(("postgresql://", "postgres://")):
         from urllib.parse import unquote, urlsplit
 
@@ -74,9 +77,14 @@ def open_store(url: str) -> EventStore:
 def _schema_lock(env: dict[str, str]) -> Iterator[None]:
     import psycopg
 
-    with psycopg.connect(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
-                         dbname=env["POSTGRES_DBNAME"], user=env["POSTGRES_USER"],
-                         password=env["POSTGRES_PASSWORD"], autocommit=True) as conn:
+    with psycopg.connect(
+        host=env["POSTGRES_HOST"],
+        port=int(env["POSTGRES_PORT"]),
+        dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        autocommit=True,
+    ) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         try:
             yield

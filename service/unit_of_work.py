@@ -46,8 +46,14 @@ class Mode(Enum):
 class UnitOfWork:
     """The aggregates one batch touches: commands in a batch see each other's changes."""
 
-    def __init__(self, store: EventStore, mode: Mode = Mode.STORE, *,
-                 cache: AggregateCache | None = None, copies: PrivateCopies | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        mode: Mode = Mode.STORE,
+        *,
+        cache: AggregateCache | None = None,
+        copies: PrivateCopies | None = None,
+    ) -> None:
         if mode in (Mode.CACHED, Mode.READ_THROUGH) and cache is None:
             raise ValueError(f"a {mode.value} unit of work reads a cache: pass one")
         if mode in (Mode.BATCH, Mode.COMMAND) and copies is None:

@@ -66,8 +66,11 @@ def parse_validation(document: Json) -> ValidationCall:
     if context is None:
         raise BadRequest("$.context is required", path="$.context")
     if context not in CONTEXTS:
-        raise BadRequest(f"unknown context {context!r}; expected one of {', '.join(sorted(CONTEXTS))}",
-                         path="$.context", code="UNKNOWN_CONTEXT")
+        raise BadRequest(
+            f"unknown context {context!r}; expected one of {', '.join(sorted(CONTEXTS))}",
+            path="$.context",
+            code="UNKNOWN_CONTEXT",
+        )
     requests = root.objects("returnRequests", required=True)
     if not requests:
         raise BadRequest("$.returnRequests must not be empty", path="$.returnRequests")
@@ -89,8 +92,9 @@ def parse_validation(document: Json) -> ValidationCall:
                 for item in request.objects("returnItemList", required=True)
             )
         return_id = request.opt_ident("authorizationNumber", "requestId", "id")
-        questions.append(Question(request.data, order_id, return_id, asked,
-                                  _held_rma(request.data.get("rma"))))
+        questions.append(
+            Question(request.data, order_id, return_id, asked, _held_rma(request.data.get("rma")))
+        )
     return ValidationCall(context, tuple(questions))
 
 
@@ -118,10 +122,14 @@ def _returns_of(uow: UnitOfWork, order: Order | None) -> list[ReturnRequest]:
 
 def answer_item(raw: Json | None, verdict_item: Any) -> Json:
     verdict = verdict_item.verdict
-    base = dict(raw) if raw else {
-        "commerceItemId": verdict_item.commerce_item_id,
-        "shippingGroupId": verdict_item.shipping_group_id,
-    }
+    base = (
+        dict(raw)
+        if raw
+        else {
+            "commerceItemId": verdict_item.commerce_item_id,
+            "shippingGroupId": verdict_item.shipping_group_id,
+        }
+    )
     base.update(
         nonreturnable=verdict.nonreturnable,
         nonReturnableReason=None if verdict.returnable else verdict.text,
@@ -148,8 +156,10 @@ def answer_request(question: Question, verdict: RequestVerdict, refusal: Json | 
             share = by_item.get(item["commerceItemId"])
             if share is not None:
                 item["additionalProperties"].update(
-                    refundAmount=str(share.amount), taxRefund=str(share.tax),
-                    shippingRefund=str(share.shipping), totalRefund=str(share.total),
+                    refundAmount=str(share.amount),
+                    taxRefund=str(share.tax),
+                    shippingRefund=str(share.shipping),
+                    totalRefund=str(share.total),
                 )
     code, text = verdict.reason
     extra: Json = dict(question.raw.get("additionalProperties") or {})
@@ -169,8 +179,7 @@ def answer_request(question: Question, verdict: RequestVerdict, refusal: Json | 
         "rma": (verdict.rma if refusal is None else None) or question.raw.get("rma"),
         "trackingNumber": question.raw.get("trackingNumber")
         or (verdict.tracking_number if refusal is None else None),
-        "returnLabel": question.raw.get("returnLabel")
-        or (verdict.return_label if refusal is None else None),
+        "returnLabel": question.raw.get("returnLabel") or (verdict.return_label if refusal is None else None),
         "additionalProperties": extra,
     }
     return answer
@@ -198,8 +207,17 @@ def decide(
     for question in call.questions:
         order = uow.get(order_uuid(question.order_id), Order)
         returns = _returns_of(uow, order)
-        verdict = judge(call.context, question.order_id, order, returns, question.asked, policy,
-                        now, question.return_id, question.rma)
+        verdict = judge(
+            call.context,
+            question.order_id,
+            order,
+            returns,
+            question.asked,
+            policy,
+            now,
+            question.return_id,
+            question.rma,
+        )
         answer = answer_request(question, verdict, None)
         if order is None or verdict.refusal is not None:
             answers.append(answer)
@@ -208,23 +226,33 @@ def decide(
         try:
             if record:
                 order.record_validation(
-                    context=call.context, facts=verdict.lifecycle_facts,
+                    context=call.context,
+                    facts=verdict.lifecycle_facts,
                     answer=_summary(call.context, answer, question.return_id),
                     answer_fingerprint=fingerprint,
                     refund_quote=verdict.refund.to_primitive() if verdict.refund else None,
-                    actor=COMMERCE_WEBHOOK_ACTOR, cause=cause,
+                    actor=COMMERCE_WEBHOOK_ACTOR,
+                    cause=cause,
                 )
             elif order.would_record(call.context, fingerprint, verdict.lifecycle_facts):
                 needs_recording = True
         except IllegalTransition as exc:
-            answer = answer_request(question, verdict, {
-                "errorCode": "ILLEGAL_TRANSITION",
-                "message": f"{call.context} is not allowed now: the order's return lifecycle is "
-                           f"{exc.state}" + (" and the returned goods have not been received"
-                                             if call.context == "Process_Exchange" else ""),
-                "lifecycleState": exc.state,
-                "allowedContexts": _contexts(exc.allowed),
-            })
+            answer = answer_request(
+                question,
+                verdict,
+                {
+                    "errorCode": "ILLEGAL_TRANSITION",
+                    "message": f"{call.context} is not allowed now: the order's return lifecycle is "
+                    f"{exc.state}"
+                    + (
+                        " and the returned goods have not been received"
+                        if call.context == "Process_Exchange"
+                        else ""
+                    ),
+                    "lifecycleState": exc.state,
+                    "allowedContexts": _contexts(exc.allowed),
+                },
+            )
         answers.append(answer)
     return answers, needs_recording
 
@@ -237,9 +265,11 @@ def _summary(context: str, answer: Json, return_id: str | None = None) -> Json:
         "nonReturnableReason": answer["nonReturnableReason"],
         "items": [
             {k: item.get(k) for k in ("commerceItemId", "nonreturnable", "quantityAvailable")}
-            | {"quantity": item.get("quantityToReturn"),
-               "reasonCode": item["additionalProperties"].get("reasonCode"),
-               "refundAmount": item["additionalProperties"].get("totalRefund")}
+            | {
+                "quantity": item.get("quantityToReturn"),
+                "reasonCode": item["additionalProperties"].get("reasonCode"),
+                "refundAmount": item["additionalProperties"].get("totalRefund"),
+            }
             for item in answer["returnItemList"]
         ],
         "refundTotal": (answer["additionalProperties"].get("refund") or {}).get("refund_total"),
@@ -274,28 +304,32 @@ async def return_request_validation(request: web.Request) -> web.Response:
         answers, needs_recording = decide(uow, call, policy, now, cause, False)
     except CacheMiss:
         uow = UnitOfWork(services.store, Mode.READ_THROUGH, cache=cache)
-        answers, needs_recording = await asyncio.to_thread(
-            decide, uow, call, policy, now, cause, False
-        )
+        answers, needs_recording = await asyncio.to_thread(decide, uow, call, policy, now, cause, False)
     if needs_recording:
         answers, _ = await services.write(
             partial(_decide_and_record, call=call, policy=policy, now=now, cause=cause)
         )
     services.counters[("validation_" + call.context, request.path)] += 1
     (log.info if needs_recording else log.debug)(
-        "validation_answered", context=call.context, cause=cause, recorded=needs_recording,
+        "validation_answered",
+        context=call.context,
+        cause=cause,
+        recorded=needs_recording,
         orders=[q.order_id for q in call.questions],
-        nonreturnable=[a["nonreturnable"] for a in answers])
+        nonreturnable=[a["nonreturnable"] for a in answers],
+    )
     answer = orjson.dumps({"context": call.context, "returnRequests": answers})
     if not needs_recording and not uow.missed:
         holds_for = (verdicts_hold_until(now) - now).total_seconds()
-        services.answers.put(cause, answer, tuple((a.id, a.version) for a in uow.touched()),
-                             holds_until=clock + holds_for)
+        services.answers.put(
+            cause, answer, tuple((a.id, a.version) for a in uow.touched()), holds_until=clock + holds_for
+        )
     return web.Response(body=answer, content_type="application/json")
 
 
-def _decide_and_record(uow: UnitOfWork, *, call: ValidationCall, policy: ReturnPolicy,
-                       now: datetime, cause: str) -> tuple[list[Json], bool]:
+def _decide_and_record(
+    uow: UnitOfWork, *, call: ValidationCall, policy: ReturnPolicy, now: datetime, cause: str
+) -> tuple[list[Json], bool]:
     return decide(uow, call, policy, now, cause, True)
 
 

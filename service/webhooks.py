@@ -41,8 +41,14 @@ def refused_logged(request: web.Request, cause: str, parse: Callable[[], T]) -> 
     except ApiError as exc:
         request.app[SERVICES].counters[("webhook_invalid", request.path)] += 1
         problems = exc.extra.get("errors") or [{"o:errorPath": exc.path}]
-        log.warning("webhook_invalid", path=request.path, cause=cause, code=exc.code,
-                    problems=len(problems), paths=[p.get("o:errorPath") for p in problems[:10]])
+        log.warning(
+            "webhook_invalid",
+            path=request.path,
+            cause=cause,
+            code=exc.code,
+            problems=len(problems),
+            paths=[p.get("o:errorPath") for p in problems[:10]],
+        )
         raise
 
 
@@ -80,8 +86,12 @@ async def _ingest(
     )
     return web.Response(
         body=orjson.dumps(
-            {"status": receipt.outcome, "resource": receipt.resource, "id": receipt.id,
-             "version": receipt.version}
+            {
+                "status": receipt.outcome,
+                "resource": receipt.resource,
+                "id": receipt.id,
+                "version": receipt.version,
+            }
         ),
         content_type="application/json",
     )

@@ -68,8 +68,14 @@ class _Labelled(Collector):
                 continue
             for family in text_string_to_metric_families(text):
                 into = merged.setdefault(
-                    family.name, Metric(family.name, family.documentation, family.type, family.unit))
+                    family.name, Metric(family.name, family.documentation, family.type, family.unit)
+                )
                 for sample in family.samples:
-                    into.add_sample(sample.name, {**sample.labels, "worker": worker}, sample.value,
-                                    sample.timestamp, sample.exemplar)
+                    into.add_sample(
+                        sample.name,
+                        {**sample.labels, "worker": worker},
+                        sample.value,
+                        sample.timestamp,
+                        sample.exemplar,
+                    )
         yield from merged.values()

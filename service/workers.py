@@ -102,8 +102,13 @@ class Supervisor:
         if self._stopping or index < 0:
             return
         lived = time.monotonic() - started
-        log.error("worker_died", worker=index, pid=pid, status=os.waitstatus_to_exitcode(status),
-                  lived_s=round(lived, 1))
+        log.error(
+            "worker_died",
+            worker=index,
+            pid=pid,
+            status=os.waitstatus_to_exitcode(status),
+            lived_s=round(lived, 1),
+        )
         if lived < 10:
             time.sleep(RESTART_BACKOFF_S[min(self.restarts, len(RESTART_BACKOFF_S) - 1)])
         self.restarts += 1

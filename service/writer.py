@@ -98,8 +98,14 @@ class StoreContended(RuntimeError):
 class Writer:
     """One thread, all writes, group commit. Submit from any thread or from asyncio."""
 
-    def __init__(self, store: EventStore, *, max_batch: int = 128, conflict_retries: int = 10,
-                 cache_entries: int = 4096) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        max_batch: int = 128,
+        conflict_retries: int = 10,
+        cache_entries: int = 4096,
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.conflict_retries = conflict_retries
@@ -244,8 +250,10 @@ class Writer:
         try:
             self.copies.saved([r.notification.id for r in recordings])
         except Exception:
-            log.exception("change_notice_failed", advice="other processes see this commit "
-                          "within their one-second recheck")
+            log.exception(
+                "change_notice_failed",
+                advice="other processes see this commit within their one-second recheck",
+            )
 
     def _remember(self, committed: list[Aggregate], generation: int) -> None:
         """After the commit: keep what the batch touched, except an aggregate another process's
@@ -263,8 +271,11 @@ class Writer:
         on aggregates read from the store."""
         for attempt in range(self.conflict_retries + 1):
             generation = self.committed.generation
-            uow = (UnitOfWork(self.store, Mode.COMMAND, copies=self.copies) if attempt == 0
-                   else UnitOfWork(self.store, Mode.STORE))
+            uow = (
+                UnitOfWork(self.store, Mode.COMMAND, copies=self.copies)
+                if attempt == 0
+                else UnitOfWork(self.store, Mode.STORE)
+            )
             try:
                 result = job.command(uow)
                 self._save(uow.pending())

@@ -11,8 +11,9 @@ from aiohttp import web
 async def echo(request: web.Request) -> web.Response:
     document = orjson.loads(await request.read())
     order = document.get("order") or document.get("return") or {}
-    return web.Response(body=orjson.dumps({"status": "ok", "id": order.get("id")}),
-                        content_type="application/json")
+    return web.Response(
+        body=orjson.dumps({"status": "ok", "id": order.get("id")}), content_type="application/json"
+    )
 
 
 def main() -> None:

@@ -45,13 +45,13 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
 
 
 @contextmanager
-def process(argv: Sequence[str], port: int, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> Iterator[None]:
+def process(
+    argv: Sequence[str], port: int, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[None]:
     """`cwd`: where `python -m` finds the code (the working directory comes before PYTHONPATH)."""
     log_path = Path(tempfile.gettempdir()) / f"bench-{port}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})},
-                                cwd=cwd)
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})}, cwd=cwd)
         _PIDS[local_url(port)] = proc.pid
         try:
             wait_for_port(port)
@@ -106,15 +106,35 @@ def echo_server() -> Iterator[str]:
 
 
 @contextmanager
-def returnflow_server(store_dir: Path, extra_env: dict[str, str] | None = None,
-                      nice: int = 0, store: str | None = None, workers: int = 1) -> Iterator[str]:
+def returnflow_server(
+    store_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    nice: int = 0,
+    store: str | None = None,
+    workers: int = 1,
+) -> Iterator[str]:
     """`nice`: run at a lower CPU priority (what `cpu_shares` does in docker-compose).
     `store`: a RETURNFLOW_STORE URL (default a SQLite file in `store_dir`)."""
     port = free_port()
-    argv = [*(["nice", "-n", str(nice)] if nice else []),
-            sys.executable, "-m", "service.cli", "serve", "--port", str(port),
-            "--store", store or f"sqlite:///{store_dir / 'bench.db'}", "--webhook-secrets", SECRET,
-            "--api-token", API_TOKEN, "--log-format", "json", "--workers", str(workers)]
+    argv = [
+        *(["nice", "-n", str(nice)] if nice else []),
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--store",
+        store or f"sqlite:///{store_dir / 'bench.db'}",
+        "--webhook-secrets",
+        SECRET,
+        "--api-token",
+        API_TOKEN,
+        "--log-format",
+        "json",
+        "--workers",
+        str(workers),
+    ]
     with process(argv, port, extra_env):
         yield local_url(port)
 
@@ -150,9 +170,23 @@ def wrk(url: str, requests_file: Path, *, seconds: int, connections: int, thread
         raise SystemExit("wrk is needed for the benchmarks: apt-get install -y wrk")
     env = {**os.environ, "REQUESTS_FILE": str(requests_file)}
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-         "-s", str(HERE / "replay_requests.lua"), url],
-        capture_output=True, text=True, env=env, check=True,
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(HERE / "replay_requests.lua"),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]

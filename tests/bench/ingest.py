@@ -115,12 +115,15 @@ def stage_costs(bodies: list[bytes], directory: Path) -> dict[str, float]:
 
     costs = {"(orjson.loads alone)": _per_order(count, loads)}
     costs["signature (HMAC-SHA512)"] = _per_order(
-        count, lambda: [verifier.verify(body, headers) for body, headers in signed])
+        count, lambda: [verifier.verify(body, headers) for body, headers in signed]
+    )
     parsed: list[tuple[object, str]] = []
-    costs["parse, validate, redact, hash"] = _per_order(count, lambda: parsed.extend(
-        (parse_order_submit(parse_json(body)), body_hash(body)) for body in bodies))
+    costs["parse, validate, redact, hash"] = _per_order(
+        count,
+        lambda: parsed.extend((parse_order_submit(parse_json(body)), body_hash(body)) for body in bodies),
+    )
     store = open_store(f"sqlite:///{directory / 'stages.db'}")
-    batches = [parsed[i:i + BATCH] for i in range(0, count, BATCH)]
+    batches = [parsed[i : i + BATCH] for i in range(0, count, BATCH)]
     copies = PrivateCopies(store, AggregateCache())
     units: list[UnitOfWork] = []
 
@@ -132,8 +135,7 @@ def stage_costs(bodies: list[bytes], directory: Path) -> dict[str, float]:
             units.append(uow)
 
     costs["domain command"] = _per_order(count, commands)
-    costs["event store save"] = _per_order(
-        count, lambda: [store.save(*uow.pending()) for uow in units])
+    costs["event store save"] = _per_order(count, lambda: [store.save(*uow.pending()) for uow in units])
     models = ReadModels(str(directory / "stages-models.db"))
     follower = ReadModelFollower(store, models)
 
@@ -152,7 +154,8 @@ def stage_costs(bodies: list[bytes], directory: Path) -> dict[str, float]:
     costs["Commerce projection: read and fold the log"] = _per_order(count, project)
     bare = open_store(f"sqlite:///{directory / 'bare.db'}")
     costs["(library alone: create and save a bare aggregate)"] = _per_order(
-        count, lambda: [bare.save(*(Bare(n) for n in range(BATCH))) for _ in batches])
+        count, lambda: [bare.save(*(Bare(n) for n in range(BATCH))) for _ in batches]
+    )
     for closing in (models, store, bare):
         closing.close()
     return costs
@@ -178,6 +181,7 @@ def servers(args: argparse.Namespace, tmp: Path, requests_file: Path) -> list[Se
         stores.append(("PostgreSQL", server))
     try:
         for label, pg in stores:
+
             def store(name: str, pg: PostgresServer | None = pg) -> str:
                 return pg.create_database(name) if pg else f"sqlite:///{tmp / (name + '.db')}"
 
@@ -213,8 +217,10 @@ def main() -> None:
         runs = servers(args, Path(tmp), requests_file)
         durable = next(r for r in runs if r.name.startswith("returnflow (SQLite, 1"))
         for warm in (True, False):
-            costs = stage_costs([body for _, body in order_bodies(3_000, f"stage-{warm}-o")],
-                                Path(tmp) / ("warm-up" if warm else "measured"))
+            costs = stage_costs(
+                [body for _, body in order_bodies(3_000, f"stage-{warm}-o")],
+                Path(tmp) / ("warm-up" if warm else "measured"),
+            )
     report_runs(Served("echo (aiohttp+orjson)", echo, echo_cpu), runs, args)
     report_stages(echo, echo_cpu, client_cpu, durable.result, durable.cpu_us, costs)
 
@@ -224,47 +230,63 @@ def report_runs(echo: Served, runs: list[Served], args: argparse.Namespace) -> N
     print(f"{'':34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'CPU us/req':>12}")
     for run in (echo, *runs):
         r = run.result
-        print(f"{run.name:34}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}"
-              f"{r.p99_ms:>10.2f}{r.non_2xx:>10}{run.cpu_us:>12.0f}")
+        print(
+            f"{run.name:34}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}"
+            f"{r.p99_ms:>10.2f}{r.non_2xx:>10}{run.cpu_us:>12.0f}"
+        )
     by_name = {run.name: run for run in runs}
     for run in runs:
         if run.naive is None:
             continue
         naive = by_name[run.naive].result
-        print(f"{run.name}: {run.result.requests_per_s / naive.requests_per_s:.2f} x the naive "
-              f"design's throughput (target >= 2), p99 {run.result.p99_ms / naive.p99_ms:.2f} x "
-              f"its p99 (target <= 1); {run.result.requests_per_s / echo.result.requests_per_s:.2f}"
-              f" x the echo's (target >= {TARGET:.2f})")
+        print(
+            f"{run.name}: {run.result.requests_per_s / naive.requests_per_s:.2f} x the naive "
+            f"design's throughput (target >= 2), p99 {run.result.p99_ms / naive.p99_ms:.2f} x "
+            f"its p99 (target <= 1); {run.result.requests_per_s / echo.result.requests_per_s:.2f}"
+            f" x the echo's (target >= {TARGET:.2f})"
+        )
 
 
-def report_stages(echo: WrkResult, echo_cpu: float, client_cpu: float, durable: WrkResult,
-                  durable_cpu: float, costs: dict[str, float]) -> None:
+def report_stages(
+    echo: WrkResult,
+    echo_cpu: float,
+    client_cpu: float,
+    durable: WrkResult,
+    durable_cpu: float,
+    costs: dict[str, float],
+) -> None:
     budget = 1e6 / (TARGET * echo.requests_per_s)
     print(f"\nstages of one Order Submit, each alone in one thread (us per order, {BATCH} per commit):")
     for name, micros in costs.items():
         print(f"  {name:52}{micros:>8.1f}")
     stages = sum(v for k, v in costs.items() if not k.startswith("("))
     served = echo_cpu + stages - costs["(orjson.loads alone)"]
-    ideal = echo_cpu + sum(costs[k] for k in ("signature (HMAC-SHA512)", "domain command",
-                                              "event store save"))
+    ideal = echo_cpu + sum(
+        costs[k] for k in ("signature (HMAC-SHA512)", "domain command", "event store save")
+    )
     print(f"  {'stages together':52}{stages:>8.1f}")
-    print(f"CPU per order the target leaves on one core (1 s / ({TARGET:.2f} x echo req/s)): "
-          f"{budget:.0f} us")
-    print(f"  the echo's whole request + the stages (orjson.loads counted once): {served:.0f} us "
-          f"= {served / budget:.2f} x that")
-    print(f"  the echo's whole request + signature + command + save, nothing else: "
-          f"{ideal:.0f} us = {ideal / budget:.2f} x that")
-    print(f"  returnflow (SQLite, 1 worker) as served: {durable_cpu:.0f} us = "
-          f"{durable_cpu / budget:.2f} x that")
+    print(f"CPU per order the target leaves on one core (1 s / ({TARGET:.2f} x echo req/s)): {budget:.0f} us")
+    print(
+        f"  the echo's whole request + the stages (orjson.loads counted once): {served:.0f} us "
+        f"= {served / budget:.2f} x that"
+    )
+    print(
+        f"  the echo's whole request + signature + command + save, nothing else: "
+        f"{ideal:.0f} us = {ideal / budget:.2f} x that"
+    )
+    print(
+        f"  returnflow (SQLite, 1 worker) as served: {durable_cpu:.0f} us = {durable_cpu / budget:.2f} x that"
+    )
     rate = TARGET * echo.requests_per_s
-    print(f"cores needed at the target's {rate:,.0f} orders/s: the echo's request + the stages "
-          f"{served * rate / 1e6:.2f}, wrk {client_cpu * rate / 1e6:.2f} "
-          f"({client_cpu:.0f} us per request); returnflow as served "
-          f"{durable_cpu * rate / 1e6:.2f}; this machine has {len(os.sched_getaffinity(0))}")
+    print(
+        f"cores needed at the target's {rate:,.0f} orders/s: the echo's request + the stages "
+        f"{served * rate / 1e6:.2f}, wrk {client_cpu * rate / 1e6:.2f} "
+        f"({client_cpu:.0f} us per request); returnflow as served "
+        f"{durable_cpu * rate / 1e6:.2f}; this machine has {len(os.sched_getaffinity(0))}"
+    )
 
 
-def measured(url: str, requests_file: Path,
-             args: argparse.Namespace) -> tuple[WrkResult, float, float]:
+def measured(url: str, requests_file: Path, args: argparse.Namespace) -> tuple[WrkResult, float, float]:
     """The wrk result, the server's and wrk's own CPU microseconds per answered request. The
     server's includes what it still does after wrk stops (followers catching up)."""
     before, client_before = cpu_seconds(url), _children_cpu()

@@ -53,7 +53,7 @@ def rss_mb(url: str) -> float:
 def created(url: str) -> int:
     text = urllib.request.urlopen(url + "/metrics").read().decode()
     return sum(
-        int(line.rsplit(" ", 1)[1])
+        int(float(line.rsplit(" ", 1)[1]))
         for line in text.splitlines()
         if line.startswith('returnflow_requests_total{outcome="webhook_created"')
     )

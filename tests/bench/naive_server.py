@@ -39,8 +39,9 @@ def make_app(store_url: str) -> web.Application:
             store.save(*uow.pending())
         except IntegrityError:
             return web.json_response({"status": "duplicate"})
-        return web.Response(body=orjson.dumps({"status": receipt.outcome, "id": receipt.id}),
-                            content_type="application/json")
+        return web.Response(
+            body=orjson.dumps({"status": receipt.outcome, "id": receipt.id}), content_type="application/json"
+        )
 
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app.router.add_post("/webhooks/order-submit", order_submit)

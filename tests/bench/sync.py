@@ -59,8 +59,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def state_lags(marks: list[tuple[str, str, float]],
-               puts: list[tuple[str, str | None, float]]) -> tuple[list[float], int]:
+def state_lags(
+    marks: list[tuple[str, str, float]], puts: list[tuple[str, str | None, float]]
+) -> tuple[list[float], int]:
     """Per stored state: ms until Commerce answered a PUT carrying it or a later state.
 
     A burst coalesced into one call still counts for every state it covered, at
@@ -77,7 +78,7 @@ def state_lags(marks: list[tuple[str, str, float]],
         answered[subject].append((at, put_state))
     lags, unseen = [], 0
     for subject, _state, marked in marks:
-        later = set(states[subject][seen[subject]:])
+        later = set(states[subject][seen[subject] :])
         seen[subject] += 1
         arrived = [at for at, s in answered[subject] if at >= previous[subject] and s in later]
         previous[subject] = marked
@@ -104,10 +105,14 @@ async def baseline_put_ms(sim_url: str, http: ClientSession) -> float:
 
 async def seed(sim_url: str, http: ClientSession, numbers: list[int]) -> None:
     for first in range(0, len(numbers), 500):
-        held = [commerce_holds(n) for n in numbers[first:first + 500]]
-        async with http.post(f"{sim_url}/__sim/seed", json={
-            "orders": [o for o, _ in held], "returns": [r for _, r in held],
-        }) as response:
+        held = [commerce_holds(n) for n in numbers[first : first + 500]]
+        async with http.post(
+            f"{sim_url}/__sim/seed",
+            json={
+                "orders": [o for o, _ in held],
+                "returns": [r for _, r in held],
+            },
+        ) as response:
             assert response.status == 201
 
 
@@ -134,16 +139,35 @@ async def run(rate: int, seconds: int) -> None:
     db = tmp / "rf.db"
     port, sim_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    env = {**os.environ, "RETURNFLOW_STORE": f"sqlite:///{db}",
-           "RETURNFLOW_KAFKA_BOOTSTRAP": broker.bootstrap, "RETURNFLOW_WEBHOOK_SECRETS": SECRET,
-           "RETURNFLOW_API_TOKEN": TOKEN, "RETURNFLOW_PORT": str(port),
-           "RETURNFLOW_LOG_FORMAT": "json", "RETURNFLOW_COMMERCE_URL": sim_url,
-           "RETURNFLOW_COMMERCE_APP_KEY": APP_KEY, "RETURNFLOW_RELAY_INLINE": "false"}
+    env = {
+        **os.environ,
+        "RETURNFLOW_STORE": f"sqlite:///{db}",
+        "RETURNFLOW_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "RETURNFLOW_WEBHOOK_SECRETS": SECRET,
+        "RETURNFLOW_API_TOKEN": TOKEN,
+        "RETURNFLOW_PORT": str(port),
+        "RETURNFLOW_LOG_FORMAT": "json",
+        "RETURNFLOW_COMMERCE_URL": sim_url,
+        "RETURNFLOW_COMMERCE_APP_KEY": APP_KEY,
+        "RETURNFLOW_RELAY_INLINE": "false",
+    }
     returns = max(1, rate * seconds // EVENTS_PER_RETURN)
     logs = [(tmp / f"{name}.log").open("wb") for name in ("commerce", "serve", "relay", "sync")]
     commerce = subprocess.Popen(
-        [sys.executable, "-m", "tests.commerce_sim.server", "--port", str(sim_port),
-         "--latency-ms", "20", "--app-key", APP_KEY], stdout=logs[0], stderr=logs[0])
+        [
+            sys.executable,
+            "-m",
+            "tests.commerce_sim.server",
+            "--port",
+            str(sim_port),
+            "--latency-ms",
+            "20",
+            "--app-key",
+            APP_KEY,
+        ],
+        stdout=logs[0],
+        stderr=logs[0],
+    )
     processes = [commerce]
     marks: list[tuple[str, str, float]] = []
     try:
@@ -153,8 +177,11 @@ async def run(rate: int, seconds: int) -> None:
             measured = list(range(1, returns + 1))
             await seed(sim_url, http, measured + list(range(WARM_UP_FROM, WARM_UP_FROM + 20)))
             for name, log in zip(("serve", "relay", "sync"), logs[1:], strict=True):
-                processes.append(subprocess.Popen([sys.executable, "-m", "service.cli", name],
-                                                  env=env, stdout=log, stderr=log))
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "service.cli", name], env=env, stdout=log, stderr=log
+                    )
+                )
             wait_for_port(port)
             await warm_up(Driver(http, f"http://127.0.0.1:{port}"), sim_url, http)
             with sqlite3.connect(db) as connection:
@@ -182,27 +209,38 @@ async def run(rate: int, seconds: int) -> None:
             process.wait(20)
         await asyncio.to_thread(broker.stop)
     with sqlite3.connect(db) as connection:
-        events = connection.execute("SELECT COUNT(*) FROM stored_events WHERE rowid > ?",
-                                    (first_event,)).fetchone()[0]
-    puts = [(c["path"].rsplit("/", 1)[-1], (c["body"] or {}).get("state"), c["at"]) for c in calls
-            if c["method"] == "PUT" and 200 <= c["status"] < 300]
+        events = connection.execute(
+            "SELECT COUNT(*) FROM stored_events WHERE rowid > ?", (first_event,)
+        ).fetchone()[0]
+    puts = [
+        (c["path"].rsplit("/", 1)[-1], (c["body"] or {}).get("state"), c["at"])
+        for c in calls
+        if c["method"] == "PUT" and 200 <= c["status"] < 300
+    ]
     lags, unseen = state_lags(marks, puts)
     (tmp / "samples.json").write_bytes(orjson.dumps({"marks": marks, "puts": puts}))
     return_puts = [p for p in puts if p[0].startswith("R") and int(p[0][1:]) < WARM_UP_FROM]
     per_return = len(return_puts) / returns
-    print(f"returns {returns} ({done} settled in Commerce), events stored {events} "
-          f"({events / returns:.0f} per return)")
-    print(f"offered {returns * EVENTS_PER_RETURN / scheduled:.0f} events/s (a return started every "
-          f"{1000 * interval:.0f} ms for {scheduled:.1f} s); stored {events / driven:.0f} events/s "
-          f"until the last return's last action at {driven:.1f} s; "
-          f"everything in Commerce after {drained:.1f} s")
+    print(
+        f"returns {returns} ({done} settled in Commerce), events stored {events} "
+        f"({events / returns:.0f} per return)"
+    )
+    print(
+        f"offered {returns * EVENTS_PER_RETURN / scheduled:.0f} events/s (a return started every "
+        f"{1000 * interval:.0f} ms for {scheduled:.1f} s); stored {events / driven:.0f} events/s "
+        f"until the last return's last action at {driven:.1f} s; "
+        f"everything in Commerce after {drained:.1f} s"
+    )
     print(f"end-to-end throughput {events / drained:.0f} events/s")
-    print(f"webhook->PUT lag ms: p50 {percentile(lags, 0.5):.1f}  p99 {percentile(lags, 0.99):.1f}"
-          f"  (n={len(lags)}, {unseen} never reached Commerce; target p99 <= 250)")
-    print(f"baseline: one simulator PUT round trip {put_ms:.1f} ms (20 ms injected latency); "
-          f"p99 lag / PUT = {percentile(lags, 0.99) / put_ms:.1f}x")
-    print(f"updateReturnRequest calls per return {per_return:.2f} "
-          f"(visible return states per return: 5)")
+    print(
+        f"webhook->PUT lag ms: p50 {percentile(lags, 0.5):.1f}  p99 {percentile(lags, 0.99):.1f}"
+        f"  (n={len(lags)}, {unseen} never reached Commerce; target p99 <= 250)"
+    )
+    print(
+        f"baseline: one simulator PUT round trip {put_ms:.1f} ms (20 ms injected latency); "
+        f"p99 lag / PUT = {percentile(lags, 0.99) / put_ms:.1f}x"
+    )
+    print(f"updateReturnRequest calls per return {per_return:.2f} (visible return states per return: 5)")
     print(f"raw samples and process logs: {tmp}")
 
 

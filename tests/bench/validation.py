@@ -56,11 +56,26 @@ def post(url: str, path: str, body: bytes, signed: bool = True) -> None:
 
 def validation_bodies() -> list[tuple[str, bytes]]:
     return [
-        ("/webhooks/return-request-validation", orjson.dumps({
-            "context": "Initiate_Return",
-            "returnRequests": [{"orderId": f"v{n}", "returnItemList": [
-                {"commerceItemId": "ci2000007", "shippingGroupId": "sg20005",
-                 "quantityToReturn": 0}]}]}))
+        (
+            "/webhooks/return-request-validation",
+            orjson.dumps(
+                {
+                    "context": "Initiate_Return",
+                    "returnRequests": [
+                        {
+                            "orderId": f"v{n}",
+                            "returnItemList": [
+                                {
+                                    "commerceItemId": "ci2000007",
+                                    "shippingGroupId": "sg20005",
+                                    "quantityToReturn": 0,
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ),
+        )
         for n in range(ORDERS)
     ]
 
@@ -85,19 +100,27 @@ def main() -> None:
         questions, orders = Path(tmp) / "questions.tsv", Path(tmp) / "orders.tsv"
         write_requests(questions, validation_bodies())
         write_requests(orders, order_bodies(60_000, "load"))
-        runs = {name: deployment(Path(tmp) / str(n), questions, orders, args.seconds,
-                                 args.connections, split, nice)
-                for n, (name, split, nice) in enumerate((
+        runs = {
+            name: deployment(
+                Path(tmp) / str(n), questions, orders, args.seconds, args.connections, split, nice
+            )
+            for n, (name, split, nice) in enumerate(
+                (
                     ("one process", False, 0),
                     ("validation process beside", True, 0),
-                    ("beside, ingest at nice 10", True, 10)))}
+                    ("beside, ingest at nice 10", True, 10),
+                )
+            )
+        }
     print(f"{'':58}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for label, r in [row for name, run in runs.items() for row in run.rows(name)]:
         print(f"{label:58}{r.requests_per_s:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non_2xx:>9}")
     for name, run in runs.items():
-        print(f"{name}: p99 / echo p99: alone {run.alone.p99_ms / run.echo.p99_ms:.2f}, "
-              f"under ingest load {run.loaded.p99_ms / run.echo_loaded.p99_ms:.2f} "
-              f"(against the echo alone {run.loaded.p99_ms / run.echo.p99_ms:.2f}); target <= 2")
+        print(
+            f"{name}: p99 / echo p99: alone {run.alone.p99_ms / run.echo.p99_ms:.2f}, "
+            f"under ingest load {run.loaded.p99_ms / run.echo_loaded.p99_ms:.2f} "
+            f"(against the echo alone {run.loaded.p99_ms / run.echo.p99_ms:.2f}); target <= 2"
+        )
 
 
 @dataclass
@@ -112,15 +135,19 @@ class Run:
     echo_ingest: WrkResult
 
     def rows(self, name: str) -> list[tuple[str, WrkResult]]:
-        return [(f"{name}: validation alone", self.alone),
-                (f"{name}: during ingest load", self.loaded), ("  the ingest load itself", self.ingest),
-                (f"{name}: echo alone (baseline)", self.echo),
-                (f"{name}: echo in its place, same load", self.echo_loaded),
-                ("  the ingest load itself", self.echo_ingest)]
+        return [
+            (f"{name}: validation alone", self.alone),
+            (f"{name}: during ingest load", self.loaded),
+            ("  the ingest load itself", self.ingest),
+            (f"{name}: echo alone (baseline)", self.echo),
+            (f"{name}: echo in its place, same load", self.echo_loaded),
+            ("  the ingest load itself", self.echo_ingest),
+        ]
 
 
-def deployment(store: Path, questions: Path, orders: Path, seconds: int, connections: int,
-               split: bool, nice: int) -> Run:
+def deployment(
+    store: Path, questions: Path, orders: Path, seconds: int, connections: int, split: bool, nice: int
+) -> Run:
     """A fresh store each, so no deployment inherits the previous one's data or backlog; the
     echo is measured right after, on the same terms, so noise from the machine's neighbours
     falls on both alike."""
@@ -141,15 +168,15 @@ def deployment(store: Path, questions: Path, orders: Path, seconds: int, connect
         return Run(*measured, *measure(url, echo, questions, orders, seconds, connections))
 
 
-def measure(url: str, validator: str, questions: Path, orders: Path, seconds: int,
-            connections: int) -> tuple[WrkResult, WrkResult, WrkResult]:
+def measure(
+    url: str, validator: str, questions: Path, orders: Path, seconds: int, connections: int
+) -> tuple[WrkResult, WrkResult, WrkResult]:
     """Questions to `validator`: alone, then while Order Submit load hits `url`."""
     wrk(validator, questions, seconds=1, connections=connections)
     alone = wrk(validator, questions, seconds=seconds, connections=connections)
     with ThreadPoolExecutor(2) as pool:
         load = pool.submit(wrk, url, orders, seconds=seconds + 2, connections=32)
-        loaded = pool.submit(wrk, validator, questions, seconds=seconds,
-                             connections=connections).result()
+        loaded = pool.submit(wrk, validator, questions, seconds=seconds, connections=connections).result()
         ingest = load.result()
     return alone, loaded, ingest
 

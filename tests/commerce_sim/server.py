@@ -48,20 +48,37 @@ CALLS_PATH = "/__sim/calls"
 SEED_PATH = "/__sim/seed"
 STATE_PATH = "/__sim/state"
 
-ERROR_CODES = {400: "100001", 401: "100002", 404: "210105", 405: "100005", 429: "100029",
-               500: "100050", 502: "100052", 503: "100053", 504: "100054"}
+ERROR_CODES = {
+    400: "100001",
+    401: "100002",
+    404: "210105",
+    405: "100005",
+    429: "100029",
+    500: "100050",
+    502: "100052",
+    503: "100053",
+    504: "100054",
+}
 
 
 def error_model(status: int, message: str, code: str | None = None) -> dict[str, str]:
     """Commerce's errorModel: string errorCode and status, a human message."""
-    return {"errorCode": code or ERROR_CODES.get(status, f"1000{status}"), "message": message,
-            "status": str(status)}
+    return {
+        "errorCode": code or ERROR_CODES.get(status, f"1000{status}"),
+        "message": message,
+        "status": str(status),
+    }
 
 
-def error_response(status: int, message: str, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, content_type="application/json", headers=headers,
-                        body=orjson.dumps(error_model(status, message, code)))
+def error_response(
+    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        content_type="application/json",
+        headers=headers,
+        body=orjson.dumps(error_model(status, message, code)),
+    )
 
 
 def _json(document: Any, status: int = 200) -> web.Response:
@@ -73,44 +90,93 @@ def _json(document: Any, status: int = 200) -> web.Response:
 # Built from the documents, not from Returnflow's bodies. `oms-integration-overview.txt` is the
 # seed `../shared/seeds/oms-integration-overview.txt`; line numbers are that file's.
 
-RETURN_REQUEST_FIELDS = frozenset({
-    # seed oms-integration-overview.txt:376-427, the one documented updateReturnRequest body
-    "shippingTaxRefund", "agentId", "secondaryCurrencyShippingTaxRefund", "actualShippingRefund",
-    "actualTaxRefund", "otherRefund", "secondaryCurrencyActualTaxRefund", "refundMethodList",
-    "returnLabel", "authorizationNumber", "returnFee", "requestId",
-    "secondaryCurrencyActualShippingRefund", "links", "state", "additionalProperties",
-    "originOfReturn", "trackingNumber", "returnItemList", "actualShippingSurchargeRefund",
-    "secondaryCurrencyActualShippingSurchargeRefund",
-})
-RETURN_ITEM_FIELDS = frozenset({
-    # seed oms-integration-overview.txt:409-423
-    "secondaryCurrencyActualTaxRefundShare", "comments", "shippingGroupId",
-    "secondaryCurrencyActualShippingSurchargeRefundShare", "quantityWithFractionReceived",
-    "commerceItemId", "secondaryCurrencyActualShippingRefundShare",
-    "actualShippingSurchargeRefundShare", "returnReason", "actualShippingRefundShare", "state",
-    "additionalProperties", "actualTaxRefundShare", "quantityReceived", "refundAmount",
-})
-REFUND_METHOD_FIELDS = frozenset({
-    # seed oms-integration-overview.txt:385-387; `paymentGroupId` is SPEC section 4's "payment
-    # group reference" (the webhook's methods carry it; the documents do not show its name)
-    "refundType", "amount", "state", "paymentGroupId",
-})
-ORDER_FIELDS = frozenset({
-    # seed oms-integration-overview.txt:228 ({"state": ...}); the groups: SPEC section 4 and
-    # oms-integration-overview.txt:221 ("components of the order, such as shipping groups") and
-    # :456 ("the amountCredited in the payment group of the original order")
-    "state", "shippingGroups", "paymentGroups",
-})
-SHIPPING_GROUP_FIELDS = frozenset({
-    # names as the Order Submit sample spells them, oms-integration-overview.txt:44-58
-    "id", "state", "trackingNumber", "actualShipDate",
-})
+RETURN_REQUEST_FIELDS = frozenset(
+    {
+        # seed oms-integration-overview.txt:376-427, the one documented updateReturnRequest body
+        "shippingTaxRefund",
+        "agentId",
+        "secondaryCurrencyShippingTaxRefund",
+        "actualShippingRefund",
+        "actualTaxRefund",
+        "otherRefund",
+        "secondaryCurrencyActualTaxRefund",
+        "refundMethodList",
+        "returnLabel",
+        "authorizationNumber",
+        "returnFee",
+        "requestId",
+        "secondaryCurrencyActualShippingRefund",
+        "links",
+        "state",
+        "additionalProperties",
+        "originOfReturn",
+        "trackingNumber",
+        "returnItemList",
+        "actualShippingSurchargeRefund",
+        "secondaryCurrencyActualShippingSurchargeRefund",
+    }
+)
+RETURN_ITEM_FIELDS = frozenset(
+    {
+        # seed oms-integration-overview.txt:409-423
+        "secondaryCurrencyActualTaxRefundShare",
+        "comments",
+        "shippingGroupId",
+        "secondaryCurrencyActualShippingSurchargeRefundShare",
+        "quantityWithFractionReceived",
+        "commerceItemId",
+        "secondaryCurrencyActualShippingRefundShare",
+        "actualShippingSurchargeRefundShare",
+        "returnReason",
+        "actualShippingRefundShare",
+        "state",
+        "additionalProperties",
+        "actualTaxRefundShare",
+        "quantityReceived",
+        "refundAmount",
+    }
+)
+REFUND_METHOD_FIELDS = frozenset(
+    {
+        # seed oms-integration-overview.txt:385-387; `paymentGroupId` is SPEC section 4's "payment
+        # group reference" (the webhook's methods carry it; the documents do not show its name)
+        "refundType",
+        "amount",
+        "state",
+        "paymentGroupId",
+    }
+)
+ORDER_FIELDS = frozenset(
+    {
+        # seed oms-integration-overview.txt:228 ({"state": ...}); the groups: SPEC section 4 and
+        # oms-integration-overview.txt:221 ("components of the order, such as shipping groups") and
+        # :456 ("the amountCredited in the payment group of the original order")
+        "state",
+        "shippingGroups",
+        "paymentGroups",
+    }
+)
+SHIPPING_GROUP_FIELDS = frozenset(
+    {
+        # names as the Order Submit sample spells them, oms-integration-overview.txt:44-58
+        "id",
+        "state",
+        "trackingNumber",
+        "actualShipDate",
+    }
+)
 PAYMENT_GROUP_FIELDS = frozenset({"id", "amountCredited"})  # oms-integration-overview.txt:456
-OPS = frozenset({
-    # seeds/README.md ("Newer Admin API releases add a required op field"), the casing sent;
-    # oms-integration-overview.txt:454 ("the op value set to initiateRefund")
-    "receiveReturns", "initiateRefund", "adjustRefundAmounts", "markManualRefund", "markAsComplete",
-})
+OPS = frozenset(
+    {
+        # seeds/README.md ("Newer Admin API releases add a required op field"), the casing sent;
+        # oms-integration-overview.txt:454 ("the op value set to initiateRefund")
+        "receiveReturns",
+        "initiateRefund",
+        "adjustRefundAmounts",
+        "markManualRefund",
+        "markAsComplete",
+    }
+)
 OP_FIELDS = {
     # seeds/README.md: "returnItems with returnItemId, quantityReceived, dispositionReason;
     # adjustedTaxRefund, adjustedShippingRefund"
@@ -149,12 +215,14 @@ def _id_key(member: dict[str, Any]) -> Any:
     return member.get("id")
 
 
-_LISTS.update({
-    "returnItemList": (RETURN_ITEM_FIELDS, _return_item_key),
-    "refundMethodList": (REFUND_METHOD_FIELDS, _refund_method_key),
-    "shippingGroups": (SHIPPING_GROUP_FIELDS, _id_key),
-    "paymentGroups": (PAYMENT_GROUP_FIELDS, _id_key),
-})
+_LISTS.update(
+    {
+        "returnItemList": (RETURN_ITEM_FIELDS, _return_item_key),
+        "refundMethodList": (REFUND_METHOD_FIELDS, _refund_method_key),
+        "shippingGroups": (SHIPPING_GROUP_FIELDS, _id_key),
+        "paymentGroups": (PAYMENT_GROUP_FIELDS, _id_key),
+    }
+)
 
 
 def check_fields(body: dict[str, Any], allowed: frozenset[str], path: str = "$") -> None:
@@ -172,7 +240,8 @@ def check_fields(body: dict[str, Any], allowed: frozenset[str], path: str = "$")
                     raise Refused(f"{where}[{index}] must be an object")
                 check_fields(member, fields, f"{where}[{index}]")
         elif key == "additionalProperties" and not (
-                isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
             raise Refused(f"{where} must be a map of strings")
 
 
@@ -185,8 +254,11 @@ def replace_list(name: str, stored: Any, update: list[Any]) -> list[Any]:
     result: list[Any] = []
     for member in update:
         key = key_of(member)
-        index = None if key is None else next(
-            (i for i, old in enumerate(pool) if i not in taken and key_of(old) == key), None)
+        index = (
+            None
+            if key is None
+            else next((i for i, old in enumerate(pool) if i not in taken and key_of(old) == key), None)
+        )
         if index is None:
             result.append(copy.deepcopy(member))
             continue
@@ -225,13 +297,18 @@ def apply_op(stored: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     if op == "receiveReturns":
         _receive_returns(result, body.get("returnItems"))
     elif op == "adjustRefundAmounts":
-        for ours, theirs in (("adjustedTaxRefund", "actualTaxRefund"),
-                             ("adjustedShippingRefund", "actualShippingRefund")):
+        for ours, theirs in (
+            ("adjustedTaxRefund", "actualTaxRefund"),
+            ("adjustedShippingRefund", "actualShippingRefund"),
+        ):
             if ours in body:
                 result[theirs] = body[ours]
     else:
-        result["state"] = {"initiateRefund": "PENDING_REFUND", "markManualRefund": "MANUAL_REFUND",
-                           "markAsComplete": "COMPLETE"}[op]
+        result["state"] = {
+            "initiateRefund": "PENDING_REFUND",
+            "markManualRefund": "MANUAL_REFUND",
+            "markAsComplete": "COMPLETE",
+        }[op]
         if op == "initiateRefund":
             result["refundIssuedByCommerce"] = True
     return result
@@ -357,8 +434,11 @@ class CommerceSimulator:
 
     def seed_return(self, return_request: dict[str, Any]) -> None:
         """Stored under the id Commerce's path uses: `id`, else authorizationNumber/requestId."""
-        ident = return_request.get("id") or return_request.get("authorizationNumber") \
+        ident = (
+            return_request.get("id")
+            or return_request.get("authorizationNumber")
             or return_request["requestId"]
+        )
         self.returns[str(ident)] = copy.deepcopy(return_request)
 
     def order(self, order_id: str) -> dict[str, Any]:
@@ -383,9 +463,17 @@ class CommerceSimulator:
         """An agent adds a refund method (a gift card, a manual refund) to the return."""
         self.returns[return_id].setdefault("refundMethodList", []).append(copy.deepcopy(method))
 
-    def fail_next(self, status: int, times: int = 1, *, prefix: str = "",
-                  retry_after: float | None = None, code: str | None = None,
-                  message: str | None = None, latency_ms: float = 0.0) -> Fault:
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        *,
+        prefix: str = "",
+        retry_after: float | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        latency_ms: float = 0.0,
+    ) -> Fault:
         """The next `times` API calls (under `prefix`, if given) answer `status` instead."""
         fault = Fault(status, times, prefix, retry_after, code, message, latency_ms)
         self.faults.append(fault)
@@ -412,8 +500,7 @@ class CommerceSimulator:
         self._tokens = dict.fromkeys(self._tokens, 0.0)
 
     def calls_to(self, prefix: str = API, method: str | None = None) -> list[Call]:
-        return [c for c in self.calls
-                if c.path.startswith(prefix) and (method is None or c.method == method)]
+        return [c for c in self.calls if c.path.startswith(prefix) and (method is None or c.method == method)]
 
     def puts(self, prefix: str = API) -> list[Call]:
         """The PUTs under `prefix` that Commerce accepted."""
@@ -488,10 +575,12 @@ class CommerceSimulator:
                 request.transport.abort()
             raise asyncio.CancelledError
         if status is not None and fault is not None:
-            headers = ({"Retry-After": _retry_after_header(fault.retry_after)}
-                       if fault.retry_after is not None else None)
-            response = error_response(status, fault.message or f"simulated {status}", fault.code,
-                                      headers)
+            headers = (
+                {"Retry-After": _retry_after_header(fault.retry_after)}
+                if fault.retry_after is not None
+                else None
+            )
+            response = error_response(status, fault.message or f"simulated {status}", fault.code, headers)
         else:
             try:
                 response = await handler(request)
@@ -500,11 +589,21 @@ class CommerceSimulator:
         self._record(request, raw, response.status, attempt, fault=fault is not None)
         return response
 
-    def _record(self, request: web.Request, raw: bytes, status: int, attempt: int, *,
-                fault: bool) -> None:
+    def _record(self, request: web.Request, raw: bytes, status: int, attempt: int, *, fault: bool) -> None:
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
-        self.calls.append(Call(request.method, request.path, _decode(raw, request.content_type),
-                               status, time.time(), attempt, raw, headers, fault))
+        self.calls.append(
+            Call(
+                request.method,
+                request.path,
+                _decode(raw, request.content_type),
+                status,
+                time.time(),
+                attempt,
+                raw,
+                headers,
+                fault,
+            )
+        )
 
     def _token(self, request: web.Request) -> str | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -582,9 +681,15 @@ class CommerceSimulator:
         """`{"status"?, "times"?, "prefix"?, "retry_after"?, "code"?, "message"?, "latency_ms"?}`."""
         try:
             spec = orjson.loads(await request.read())
-            fault = Fault(spec.get("status"), int(spec.get("times", 1)), str(spec.get("prefix", "")),
-                          spec.get("retry_after"), spec.get("code"), spec.get("message"),
-                          float(spec.get("latency_ms", 0)))
+            fault = Fault(
+                spec.get("status"),
+                int(spec.get("times", 1)),
+                str(spec.get("prefix", "")),
+                spec.get("retry_after"),
+                spec.get("code"),
+                spec.get("message"),
+                float(spec.get("latency_ms", 0)),
+            )
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             return error_response(400, "fault must be a JSON object of known fields")
         self.faults.append(fault)
@@ -595,8 +700,19 @@ class CommerceSimulator:
         return web.Response(status=204)
 
     async def _list_calls(self, _: web.Request) -> web.Response:
-        return _json([{"method": c.method, "path": c.path, "body": c.body, "status": c.status,
-                       "at": c.at, "attempt": c.attempt} for c in self.calls])
+        return _json(
+            [
+                {
+                    "method": c.method,
+                    "path": c.path,
+                    "body": c.body,
+                    "status": c.status,
+                    "at": c.at,
+                    "attempt": c.attempt,
+                }
+                for c in self.calls
+            ]
+        )
 
     async def _seed(self, request: web.Request) -> web.Response:
         """`{"orders": [...], "returns": [...]}`: what Commerce already holds."""
@@ -631,10 +747,10 @@ def main() -> None:
     parser.add_argument("--app-key", default="sim-app-key")
     parser.add_argument("--flavour", choices=["classic", "op"], default="classic")
     args = parser.parse_args()
-    simulator = CommerceSimulator(app_key=args.app_key, latency_ms=args.latency_ms,
-                                  host=args.host, port=args.port, flavour=args.flavour)
-    web.run_app(simulator.create_app(), host=args.host, port=args.port, access_log=None,
-                print=None)
+    simulator = CommerceSimulator(
+        app_key=args.app_key, latency_ms=args.latency_ms, host=args.host, port=args.port, flavour=args.flavour
+    )
+    web.run_app(simulator.create_app(), host=args.host, port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,16 @@ class Delivery:
 class WebhookSender:
     """A Commerce webhook source aimed at `url_base` (e.g. the service's root URL)."""
 
-    def __init__(self, url_base: str, secret_b64: str | None, algo: Algo = "sha512",
-                 header_name: str = SIGNATURE_HEADER, *, session: ClientSession | None = None,
-                 timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        url_base: str,
+        secret_b64: str | None,
+        algo: Algo = "sha512",
+        header_name: str = SIGNATURE_HEADER,
+        *,
+        session: ClientSession | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
         self.url_base = url_base.rstrip("/")
         self.secret_b64 = secret_b64
         self.algo = algo
@@ -98,8 +105,9 @@ class WebhookSender:
             return Delivery(attempt, 0, b"", (time.monotonic() - started) * 1000, repr(exc))
         return Delivery(attempt, status, answer, (time.monotonic() - started) * 1000)
 
-    async def deliver(self, path: str, payload: Any, max_attempts: int = 5,
-                      interval_s: float = 0.0) -> list[Delivery]:
+    async def deliver(
+        self, path: str, payload: Any, max_attempts: int = 5, interval_s: float = 0.0
+    ) -> list[Delivery]:
         """Resend until a 2xx or `max_attempts` (Commerce: 5, about an hour apart); every try."""
         deliveries: list[Delivery] = []
         body = self.body_bytes(payload)

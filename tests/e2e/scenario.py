@@ -24,35 +24,68 @@ def order_document(n: int) -> dict[str, Any]:
     order = document["order"]
     order["id"] = f"o{n}"
     order["creationTime"] = int(datetime.now(UTC).timestamp() * 1000)
-    order["paymentGroups"].append({"id": f"pg{n}-gift", "paymentMethod": "giftCard",
-                                   "amount": 0, "currencyCode": "USD", "state": 1})
+    order["paymentGroups"].append(
+        {"id": f"pg{n}-gift", "paymentMethod": "giftCard", "amount": 0, "currencyCode": "USD", "state": 1}
+    )
     return document
 
 
 def return_document(n: int) -> dict[str, Any]:
-    return {"return": {
-        "authorizationNumber": f"R{n}", "state": "PENDING_CUSTOMER_ACTION", "processName": "Return",
-        "originatingOrderId": f"o{n}",
-        "returnItemList": [{"id": f"R{n}-1", "commerceItemId": "ci2000007",
-                            "shippingGroupId": "sg20005", "state": "INITIAL",
-                            "quantityToReturn": 2, "returnReason": "defective"}],
-    }}
+    return {
+        "return": {
+            "authorizationNumber": f"R{n}",
+            "state": "PENDING_CUSTOMER_ACTION",
+            "processName": "Return",
+            "originatingOrderId": f"o{n}",
+            "returnItemList": [
+                {
+                    "id": f"R{n}-1",
+                    "commerceItemId": "ci2000007",
+                    "shippingGroupId": "sg20005",
+                    "state": "INITIAL",
+                    "quantityToReturn": 2,
+                    "returnReason": "defective",
+                }
+            ],
+        }
+    }
 
 
 def commerce_holds(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The order and the return Commerce already holds before Returnflow says anything: the
     return item as Commerce keeps it (its own id, the quantity, the shopper's reason)."""
     order = order_document(n)["order"]
-    return ({"id": order["id"], "state": "SUBMITTED",
-             "shippingGroups": [{"id": "sg20005", "state": "INITIAL", "shippingMethod": "ground"}],
-             "paymentGroups": [{"id": p["id"], "paymentMethod": p["paymentMethod"],
-                                "amount": p["amount"], "amountCredited": 0}
-                               for p in order["paymentGroups"]]},
-            {"authorizationNumber": f"R{n}", "state": "PENDING_CUSTOMER_ACTION",
-             "agentId": "service",
-             "returnItemList": [{"id": f"R{n}-1", "commerceItemId": "ci2000007",
-                                 "shippingGroupId": "sg20005", "state": "INITIAL",
-                                 "quantityToReturn": 2, "returnReason": "defective"}]})
+    return (
+        {
+            "id": order["id"],
+            "state": "SUBMITTED",
+            "shippingGroups": [{"id": "sg20005", "state": "INITIAL", "shippingMethod": "ground"}],
+            "paymentGroups": [
+                {
+                    "id": p["id"],
+                    "paymentMethod": p["paymentMethod"],
+                    "amount": p["amount"],
+                    "amountCredited": 0,
+                }
+                for p in order["paymentGroups"]
+            ],
+        },
+        {
+            "authorizationNumber": f"R{n}",
+            "state": "PENDING_CUSTOMER_ACTION",
+            "agentId": "service",
+            "returnItemList": [
+                {
+                    "id": f"R{n}-1",
+                    "commerceItemId": "ci2000007",
+                    "shippingGroupId": "sg20005",
+                    "state": "INITIAL",
+                    "quantityToReturn": 2,
+                    "returnReason": "defective",
+                }
+            ],
+        },
+    )
 
 
 def seed_commerce(sim: CommerceSimulator, n: int) -> None:
@@ -82,21 +115,32 @@ class Driver:
     async def order_and_return(self, n: int) -> None:
         """Order Submit, shipment, the return contexts and the Return Request Update."""
         await self.webhook("order-submit", order_document(n))
-        await self.act(f"/orders/o{n}/shipments", {"shippingGroupId": "sg20005",
-                                                    "trackingNumber": f"1Z{n}"})
+        await self.act(f"/orders/o{n}/shipments", {"shippingGroupId": "sg20005", "trackingNumber": f"1Z{n}"})
         for context in ("Initiate_Return", "CalculateRefund_Return", "Submit_Return"):
-            await self.webhook("return-request-validation", {"context": context, "returnRequests": [
-                {"orderId": f"o{n}", "returnItemList": [
-                    {"commerceItemId": "ci2000007", "shippingGroupId": "sg20005",
-                     "quantityToReturn": 2}]}]})
+            await self.webhook(
+                "return-request-validation",
+                {
+                    "context": context,
+                    "returnRequests": [
+                        {
+                            "orderId": f"o{n}",
+                            "returnItemList": [
+                                {
+                                    "commerceItemId": "ci2000007",
+                                    "shippingGroupId": "sg20005",
+                                    "quantityToReturn": 2,
+                                }
+                            ],
+                        }
+                    ],
+                },
+            )
         await self.webhook("return-request-update", return_document(n))
 
     async def warehouse_and_refund(self, n: int) -> None:
         await self.act(f"/returns/R{n}/authorize", {"rma": f"RMA{n}"})
-        await self.act(f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                              "quantity": 1}]})
-        await self.act(f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                              "quantity": 1}]})
+        await self.act(f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]})
+        await self.act(f"/returns/R{n}/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]})
         await self.act(f"/returns/R{n}/refund", {"action": "initiate"})
         await self.act(f"/returns/R{n}/refund", {"action": "settle"})
 
@@ -126,11 +170,21 @@ def assert_commerce_holds_the_return(sim: CommerceSimulator, n: int) -> None:
     assert ret["state"] == "COMPLETE"
     assert ret["authorizationNumber"] == f"RMA{n}"
     assert ret["agentId"] == "service", "what we do not send is kept"
-    assert ret["returnItemList"] == [{
-        "id": f"R{n}-1", "commerceItemId": "ci2000007", "shippingGroupId": "sg20005",
-        "quantityToReturn": 2, "returnReason": "defective", "state": "RETURNED",
-        "quantityReceived": 2, "refundAmount": 261.9, "actualTaxRefundShare": 0.0,
-        "actualShippingRefundShare": 6.5, "actualShippingSurchargeRefundShare": 0.0}]
+    assert ret["returnItemList"] == [
+        {
+            "id": f"R{n}-1",
+            "commerceItemId": "ci2000007",
+            "shippingGroupId": "sg20005",
+            "quantityToReturn": 2,
+            "returnReason": "defective",
+            "state": "RETURNED",
+            "quantityReceived": 2,
+            "refundAmount": 261.9,
+            "actualTaxRefundShare": 0.0,
+            "actualShippingRefundShare": 6.5,
+            "actualShippingSurchargeRefundShare": 0.0,
+        }
+    ]
     assert (ret["actualShippingRefund"], ret["shippingTaxRefund"]) == (6.5, 0.0)
     assert "totalRefundAmount" not in ret, "Commerce derives its totals"
     order = sim.orders[f"o{n}"]
@@ -150,7 +204,8 @@ def credits_sent(sim: CommerceSimulator, n: int) -> list[float]:
     return [
         p["amountCredited"]
         for call in sim.puts(f"/ccadmin/v1/orders/o{n}")
-        for p in call.body.get("paymentGroups", []) if p["id"] == "pg20005"
+        for p in call.body.get("paymentGroups", [])
+        if p["id"] == "pg20005"
     ]
 
 

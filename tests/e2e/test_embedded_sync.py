@@ -39,7 +39,8 @@ async def test_serve_without_commerce_url_logs_what_it_would_send(tmp_path: Path
     async with serving(tmp_path / "rf.db", None) as driver:
         await driver.order_and_return(8)
         await driver.act("/returns/R8/authorize", {"rma": "RMA8"})
-        await wait_for(lambda: '"operation":"updateReturnRequest"' in captured.getvalue(), 10,
-                       "a logged return call")
+        await wait_for(
+            lambda: '"operation":"updateReturnRequest"' in captured.getvalue(), 10, "a logged return call"
+        )
     assert "commerce_call_not_sent" in captured.getvalue()
     assert "RMA8" in captured.getvalue()

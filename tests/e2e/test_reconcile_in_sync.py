@@ -43,8 +43,7 @@ async def test_sync_reconciles_every_interval_and_repairs_drift(
     env = {**topics.env(), "RETURNFLOW_RECONCILE_INTERVAL": "0.5", "RETURNFLOW_RECONCILE_FIX": "true"}
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 1)
-        sync = _spawn("sync", f"sqlite:///{db}", kafka_broker.bootstrap, env, tmp_path / "sync.log",
-                      sim.url)
+        sync = _spawn("sync", f"sqlite:///{db}", kafka_broker.bootstrap, env, tmp_path / "sync.log", sim.url)
         try:
             async with serving(db, kafka_broker.bootstrap) as driver:
                 await driver.full(1)

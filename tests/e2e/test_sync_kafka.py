@@ -50,8 +50,11 @@ class Names:
     group: str
 
     def env(self) -> dict[str, str]:
-        return {"RETURNFLOW_EVENTS_TOPIC": self.events, "RETURNFLOW_DLQ_TOPIC": self.dlq,
-                "RETURNFLOW_SYNC_GROUP": self.group}
+        return {
+            "RETURNFLOW_EVENTS_TOPIC": self.events,
+            "RETURNFLOW_DLQ_TOPIC": self.dlq,
+            "RETURNFLOW_SYNC_GROUP": self.group,
+        }
 
 
 @pytest.fixture
@@ -67,22 +70,36 @@ def names(monkeypatch: pytest.MonkeyPatch) -> Names:
 async def messages_match_asyncapi(kafka_broker: KafkaBroker, names: Names) -> AsyncIterator[None]:
     """After each test: every message it published matches the AsyncAPI document."""
     yield
-    published = {channel: await drain(kafka_broker.bootstrap, topic)
-                 for channel, topic in (("events", names.events), ("deadLetters", names.dlq))}
+    published = {
+        channel: await drain(kafka_broker.bootstrap, topic)
+        for channel, topic in (("events", names.events), ("deadLetters", names.dlq))
+    }
     assert published["events"], "the test published events"
     wrong = [p for channel, messages in published.items() for m in messages for p in problems(m, channel)]
     assert not wrong, wrong[:10]
 
 
 @asynccontextmanager
-async def serving(db: Path | str, bootstrap: str | None, commerce_url: str | None = None,
-                  relay_inline: bool = True, flavour: str = "classic") -> AsyncIterator[Driver]:
+async def serving(
+    db: Path | str,
+    bootstrap: str | None,
+    commerce_url: str | None = None,
+    relay_inline: bool = True,
+    flavour: str = "classic",
+) -> AsyncIterator[Driver]:
     """`db`: a SQLite file, or any RETURNFLOW_STORE URL."""
     store = db if isinstance(db, str) else f"sqlite:///{db}"
-    settings = Settings(store=store, kafka_bootstrap=bootstrap, relay_inline=relay_inline,
-                        webhook_secrets=(SECRET,), api_token=TOKEN, port=free_port(),
-                        commerce_url=commerce_url, commerce_app_key="sim-app-key",
-                        commerce_flavour=flavour)
+    settings = Settings(
+        store=store,
+        kafka_bootstrap=bootstrap,
+        relay_inline=relay_inline,
+        webhook_secrets=(SECRET,),
+        api_token=TOKEN,
+        port=free_port(),
+        commerce_url=commerce_url,
+        commerce_app_key="sim-app-key",
+        commerce_flavour=flavour,
+    )
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", settings.port).start()
@@ -94,15 +111,18 @@ async def serving(db: Path | str, bootstrap: str | None, commerce_url: str | Non
 
 
 @asynccontextmanager
-async def syncing(bootstrap: str, names: Names, sim: CommerceSimulator, ledger_db: Path,
-                  consumers: list[KafkaSync] | None = None) -> AsyncIterator[CommerceProjector]:
+async def syncing(
+    bootstrap: str,
+    names: Names,
+    sim: CommerceSimulator,
+    ledger_db: Path,
+    consumers: list[KafkaSync] | None = None,
+) -> AsyncIterator[CommerceProjector]:
     ledger = SyncLedger(str(ledger_db))
-    client = CommerceClient(sim.url, sim.app_key, backoff_base_s=0.05, backoff_cap_s=0.2,
-                            max_attempts=3)
+    client = CommerceClient(sim.url, sim.app_key, backoff_base_s=0.05, backoff_cap_s=0.2, max_attempts=3)
     projector = CommerceProjector(client, ledger)
     stop = asyncio.Event()
-    consumer = KafkaSync(bootstrap, projector, topic=names.events, dlq_topic=names.dlq,
-                         group_id=names.group)
+    consumer = KafkaSync(bootstrap, projector, topic=names.events, dlq_topic=names.dlq, group_id=names.group)
     if consumers is not None:
         consumers.append(consumer)
     task = asyncio.create_task(consumer.run(stop))
@@ -116,16 +136,23 @@ async def syncing(bootstrap: str, names: Names, sim: CommerceSimulator, ledger_d
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     seen: list[Any] = []
     try:
+
         async def collect() -> None:
             while len(seen) < count:
                 batch = await consumer.getmany(timeout_ms=300)
                 for records in batch.values():
                     seen.extend(orjson.loads(r.value) for r in records if r.value)
+
         await asyncio.wait_for(collect(), timeout)
     finally:
         await consumer.stop()
@@ -137,8 +164,10 @@ async def test_seed_scenario_reaches_commerce_through_kafka(
 ) -> None:
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 1)
-        async with serving(store_url, kafka_broker.bootstrap) as driver, \
-                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "ledger.db") as projector:
+        async with (
+            serving(store_url, kafka_broker.bootstrap) as driver,
+            syncing(kafka_broker.bootstrap, names, sim, tmp_path / "ledger.db") as projector,
+        ):
             await driver.full(1)
             await wait_for(lambda: commerce_done(sim, 1), 60, "Commerce to hold the settled return")
         assert_commerce_holds_the_return(sim, 1)
@@ -196,8 +225,10 @@ async def test_commerce_faults_drain_and_a_400_is_dead_lettered(
         sim.fail_next(503, 6)
         sim.fail_next(429, 3, retry_after=0.1)
         sim.fail_next(400, 1, prefix="/ccadmin/v1/returnRequests/R2", code="RETURN_LOCKED")
-        async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver, \
-                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "rf.db"):
+        async with (
+            serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver,
+            syncing(kafka_broker.bootstrap, names, sim, tmp_path / "rf.db"),
+        ):
             await driver.full(1)
             await driver.order_and_return(2)
             await driver.act("/returns/R2/authorize", {"rma": "RMA2"})
@@ -209,18 +240,33 @@ async def test_commerce_faults_drain_and_a_400_is_dead_lettered(
         assert "RETURN_LOCKED" in dead[0]["reason"]
         assert dead[0]["request"]["path"] == "/ccadmin/v1/returnRequests/R2"
     assert _sample("returnflow_commerce_dead_letters_total", operation="updateReturnRequest") >= 1
-    assert _sample("returnflow_commerce_call_seconds_count", operation="updateReturnRequest",
-                   outcome="dead_letter") >= 1
+    assert (
+        _sample(
+            "returnflow_commerce_call_seconds_count", operation="updateReturnRequest", outcome="dead_letter"
+        )
+        >= 1
+    )
 
 
 def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _spawn(command: str, store: str, bootstrap: str, env: dict[str, str], log: Path,
-           commerce_url: str = "") -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "service.cli", command, "--store", store,
-            "--kafka-bootstrap", bootstrap, "--log-format", "json"]
+def _spawn(
+    command: str, store: str, bootstrap: str, env: dict[str, str], log: Path, commerce_url: str = ""
+) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        command,
+        "--store",
+        store,
+        "--kafka-bootstrap",
+        bootstrap,
+        "--log-format",
+        "json",
+    ]
     if command == "sync":
         argv += ["--commerce-url", commerce_url, "--commerce-app-key", "sim-app-key"]
     with log.open("ab") as out:
@@ -245,16 +291,17 @@ async def test_kill_9_of_relay_and_consumer_mid_stream(
                     if n == 3:
                         relay.send_signal(signal.SIGKILL)
                         relay.wait()
-                        relay = _spawn("relay", db, kafka_broker.bootstrap, env,
-                                       tmp_path / "relay.log")
+                        relay = _spawn("relay", db, kafka_broker.bootstrap, env, tmp_path / "relay.log")
                     if n == 5:
                         await wait_for(lambda: len(sim.puts()) > 0, 30, "first calls")
                         sync.send_signal(signal.SIGKILL)
                         sync.wait()
-                        sync = _spawn("sync", db, kafka_broker.bootstrap, env,
-                                      tmp_path / "sync.log", sim.url)
-                await wait_for(lambda: all(commerce_done(sim, n) for n in returns), 120,
-                               "every return settled in Commerce")
+                        sync = _spawn("sync", db, kafka_broker.bootstrap, env, tmp_path / "sync.log", sim.url)
+                await wait_for(
+                    lambda: all(commerce_done(sim, n) for n in returns),
+                    120,
+                    "every return settled in Commerce",
+                )
         finally:
             for process in (relay, sync):
                 process.terminate()
@@ -272,15 +319,17 @@ async def test_partitions_moving_between_consumers_lose_nothing_and_credit_once(
     async with CommerceSimulator(latency_ms=10) as sim:
         for n in returns:
             seed_commerce(sim, n)
-        async with serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver, \
-                syncing(kafka_broker.bootstrap, names, sim, tmp_path / "a.db") as first:
+        async with (
+            serving(tmp_path / "rf.db", kafka_broker.bootstrap) as driver,
+            syncing(kafka_broker.bootstrap, names, sim, tmp_path / "a.db") as first,
+        ):
             for n in (1, 2, 3):
                 await driver.full(n)
-            await wait_for(lambda: all(commerce_done(sim, n) for n in (1, 2, 3)), 60,
-                           "the first consumer alone")
+            await wait_for(
+                lambda: all(commerce_done(sim, n) for n in (1, 2, 3)), 60, "the first consumer alone"
+            )
             joined: list[KafkaSync] = []
-            async with syncing(kafka_broker.bootstrap, names, sim, tmp_path / "b.db",
-                               joined) as second:
+            async with syncing(kafka_broker.bootstrap, names, sim, tmp_path / "b.db", joined) as second:
                 await wait_for(lambda: bool(joined[0].assignment), 60, "the group to rebalance")
                 for n in range(4, 11):
                     await driver.full(n)
@@ -288,8 +337,11 @@ async def test_partitions_moving_between_consumers_lose_nothing_and_credit_once(
             async with syncing(kafka_broker.bootstrap, names, sim, tmp_path / "c.db"):
                 for n in (11, 12):
                     await driver.full(n)
-                await wait_for(lambda: all(commerce_done(sim, n) for n in returns), 120,
-                               "every return settled in Commerce")
+                await wait_for(
+                    lambda: all(commerce_done(sim, n) for n in returns),
+                    120,
+                    "every return settled in Commerce",
+                )
         assert first.calls > 0, "the first consumer did its share"
         for n in returns:
             assert_commerce_holds_the_return(sim, n)

@@ -79,6 +79,8 @@ class Outcome:
     examples: list[str] = field(default_factory=list)
     background_questions: int = 0
     contended: int = 0
+    background_errors: list[str] = field(default_factory=list)
+    """What ended the validation process's other work early, if anything did."""
     """Deliveries answered 503 (other writers kept changing the order) and sent again."""
 
 
@@ -145,7 +147,8 @@ async def _background(
         yield
     finally:
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        ended = await asyncio.gather(*tasks, return_exceptions=True)
+        outcome.background_errors += [repr(e) for e in ended if isinstance(e, BaseException)]
 
 
 async def _deliver(http: ClientSession, url: str, document: Any, outcome: Outcome) -> None:

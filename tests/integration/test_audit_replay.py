@@ -74,11 +74,12 @@ def test_clean_store_verifies(store_db: Path, capsys: pytest.CaptureFixture[str]
     assert sum(phases.values()) <= report["seconds"] + 0.002, "phases lie within the whole"
 
 
-def test_a_corrupted_row_is_reported_exactly(store_db: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_corrupted_row_is_reported_exactly(store_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with sqlite3.connect(projections_db(store_db)) as connection:
-        connection.execute("UPDATE rf_return_view SET document = ? WHERE id = 'R1'",
-                           (orjson.dumps({"state": "PENDING_CUSTOMER_ACTION"}),))
+        connection.execute(
+            "UPDATE rf_return_view SET document = ? WHERE id = 'R1'",
+            (orjson.dumps({"state": "PENDING_CUSTOMER_ACTION"}),),
+        )
     code, out, _ = run(capsys, "replay", "--verify", "--store", f"sqlite:///{store_db}")
     assert code == 1
     mismatches = [line for line in out.splitlines() if line.startswith("MISMATCH")]
@@ -87,26 +88,37 @@ def test_a_corrupted_row_is_reported_exactly(store_db: Path,
     assert run(capsys, "replay", "--verify", "--store", f"sqlite:///{store_db}")[0] == 0
 
 
-def test_replaying_twice_gives_byte_identical_exports(store_db: Path, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_replaying_twice_gives_byte_identical_exports(
+    store_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite:///{store_db}"
     outputs = []
     for n, fmt in enumerate(["csv", "csv", "jsonl", "jsonl"]):
         assert run(capsys, "replay", "--store", url)[0] == 0
         target = tmp_path / f"export{n}.{fmt}"
-        assert run(capsys, "audit", "--all", "--format", fmt, "--output", str(target),
-                   "--store", url)[0] == 0
+        assert run(capsys, "audit", "--all", "--format", fmt, "--output", str(target), "--store", url)[0] == 0
         outputs.append(target.read_bytes())
     assert outputs[0] == outputs[1] and outputs[2] == outputs[3]
     header = outputs[0].decode().splitlines()[0]
-    assert header == ("notification_id,kind,subject,version,time,type,trigger,from_state,to_state,"
-                      "actor,cause,quantities,amounts")
+    assert header == (
+        "notification_id,kind,subject,version,time,type,trigger,from_state,to_state,"
+        "actor,cause,quantities,amounts"
+    )
     assert len(outputs[0].decode().splitlines()) == stored(store_db) + 1
 
 
 def test_export_window(store_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "audit", "--all", "--format", "jsonl", "--since", "2999-01-01T00:00:00Z",
-                       "--store", f"sqlite:///{store_db}")
+    code, out, _ = run(
+        capsys,
+        "audit",
+        "--all",
+        "--format",
+        "jsonl",
+        "--since",
+        "2999-01-01T00:00:00Z",
+        "--store",
+        f"sqlite:///{store_db}",
+    )
     assert code == 0 and out == ""
 
 
@@ -126,8 +138,7 @@ def test_audit_of_a_return_shows_timeline_calls_and_state(
     assert (document["version"], document["state"]["state"]) == (3, "PARTIAL_RETURN")
     assert [e["version"] for e in document["events"]] == [1, 2, 3]
     first_time = document["events"][0]["time"]
-    code, out, _ = run(capsys, "audit", "R1", "--as-of", first_time, "--format", "json",
-                       "--store", url)
+    code, out, _ = run(capsys, "audit", "R1", "--as-of", first_time, "--format", "json", "--store", url)
     assert orjson.loads(out)["state"]["state"] == "PENDING_CUSTOMER_ACTION"
     code, out, _ = run(capsys, "audit", "R1", "--format", "csv", "--store", url)
     assert out.splitlines()[0].startswith("kind,subject,version,time,type,trigger")
@@ -142,8 +153,9 @@ def test_audit_of_an_order_and_of_nothing(store_db: Path, capsys: pytest.Capture
     assert code == 1 and "no return or order nope" in err
 
 
-async def test_history_as_of_is_the_audit_as_of(service: RunningService,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+async def test_history_as_of_is_the_audit_as_of(
+    service: RunningService, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`GET …/history?as_of=T` and `returnflow audit --as-of T` cut the history at the same event."""
     await shipped_order(service)
     assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
@@ -157,20 +169,22 @@ async def test_history_as_of_is_the_audit_as_of(service: RunningService,
         cut = (await get(service, f"/returns/R1/history?as_of={quote(event['time'])}"))["events"]
         line = timeline(service.services.store, "R1", as_of=parse_time(event["time"]))
         assert cut == line.events == events[: event["version"]]
-        code, out, _ = run(capsys, "audit", "R1", "--as-of", event["time"], "--format", "json",
-                           *where)
+        code, out, _ = run(capsys, "audit", "R1", "--as-of", event["time"], "--format", "json", *where)
         document = orjson.loads(out)
         assert (code, document["version"], document["events"]) == (0, event["version"], cut)
     naive = events[1]["time"].removesuffix("Z")
-    assert [e["version"] for e in (await get(service, f"/returns/R1/history?as_of={naive}"))
-            ["events"]] == [1, 2], "a time without a zone is UTC, as in the audit"
+    assert [e["version"] for e in (await get(service, f"/returns/R1/history?as_of={naive}"))["events"]] == [
+        1,
+        2,
+    ], "a time without a zone is UTC, as in the audit"
     assert timeline(service.services.store, "R1", as_of=parse_time(naive)).version == 2
     before = "2000-01-01T00:00:00Z"
     assert (await get(service, f"/returns/R1/history?as_of={before}"))["events"] == []
     with pytest.raises(NotFound):
         timeline(service.services.store, "R1", as_of=parse_time(before))
-    async with service.http.get(f"{service.url}/returns/R1/history?as_of=yesterday",
-                                headers=service.auth) as response:
+    async with service.http.get(
+        f"{service.url}/returns/R1/history?as_of=yesterday", headers=service.auth
+    ) as response:
         assert response.status == 400
         assert (await response.json())["o:errorPath"] == "as_of"
 
@@ -208,16 +222,18 @@ def test_fast_transition_rows_equal_the_rows_defined_by_the_event_view(store_db:
         for notification_id, event in read_page(store, 0, 10_000):
             aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
             folded[event.originator_id] = aggregate
-            assert transition_row(notification_id, event, aggregate) == \
-                transition_row_from_view(notification_id, event, aggregate), type(event).__qualname__
+            assert transition_row(notification_id, event, aggregate) == transition_row_from_view(
+                notification_id, event, aggregate
+            ), type(event).__qualname__
             rows += 1
         assert rows == stored(store_db)
     finally:
         store.close()
 
 
-def test_projections_can_live_in_a_file_of_their_own(store_db: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_projections_can_live_in_a_file_of_their_own(
+    store_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """RETURNFLOW_PROJECTIONS / --projections: e.g. a volume several containers share."""
     elsewhere = tmp_path / "shared" / "projections.db"
     elsewhere.parent.mkdir()
@@ -241,7 +257,8 @@ def read_models_of(db: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_a_parallel_rebuild_gives_the_read_models_of_one_process(
-    store_db: Path, capsys: pytest.CaptureFixture[str],
+    store_db: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = f"sqlite:///{store_db}"
     assert run(capsys, "replay", "--workers", "1", "--store", url)[0] == 0
@@ -290,8 +307,9 @@ def test_a_failing_worker_fails_the_replay_and_leaves_the_live_models(store_db: 
     assert read_models_of(store_db) == before
 
 
-async def test_a_commerce_override_is_shown_by_the_audit(service: RunningService,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_commerce_override_is_shown_by_the_audit(
+    service: RunningService, capsys: pytest.CaptureFixture[str]
+) -> None:
     await shipped_order(service)
     assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
     completed = return_update("R1")
@@ -299,8 +317,15 @@ async def test_a_commerce_override_is_shown_by_the_audit(service: RunningService
     completed["return"]["lastModifiedTime"] = 2
     status, answer = await webhook(service, "return-request-update", completed)
     assert (status, answer["status"]) == (200, "overridden")
-    code, out, _ = run(capsys, "audit", "R1", "--store", service.store,
-                       "--projections", str(service.services.settings.projections))
+    code, out, _ = run(
+        capsys,
+        "audit",
+        "R1",
+        "--store",
+        service.store,
+        "--projections",
+        str(service.services.settings.projections),
+    )
     assert code == 0
     assert "CommerceOverridden  commerce_override  PENDING_CUSTOMER_ACTION -> COMPLETE" in out
     assert "Commerce overrides (Commerce's word stands):" in out
@@ -311,7 +336,8 @@ async def test_a_commerce_override_is_shown_by_the_audit(service: RunningService
         for notification_id, event in read_page(store, 0, 100):
             aggregate = event.mutate(folded.get(event.originator_id))  # type: ignore[attr-defined]
             folded[event.originator_id] = aggregate
-            assert transition_row(notification_id, event, aggregate) == \
-                transition_row_from_view(notification_id, event, aggregate)
+            assert transition_row(notification_id, event, aggregate) == transition_row_from_view(
+                notification_id, event, aggregate
+            )
     finally:
         store.close()

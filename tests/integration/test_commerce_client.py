@@ -23,9 +23,12 @@ from projections.commerce_client import (
 from tests.commerce_sim.server import CommerceSimulator
 
 KEY = "key"
-ORDER = {"id": "o1", "state": "SUBMITTED",
-         "paymentGroups": [{"id": "pg1", "amountCredited": 0}, {"id": "pg2", "amountCredited": 0}],
-         "shippingGroups": [{"id": "sg1", "state": "INITIAL"}]}
+ORDER = {
+    "id": "o1",
+    "state": "SUBMITTED",
+    "paymentGroups": [{"id": "pg1", "amountCredited": 0}, {"id": "pg2", "amountCredited": 0}],
+    "shippingGroups": [{"id": "sg1", "state": "INITIAL"}],
+}
 ORDERS = "/ccadmin/v1/orders"
 
 
@@ -33,8 +36,13 @@ ORDERS = "/ccadmin/v1/orders"
 async def sim() -> AsyncIterator[CommerceSimulator]:
     async with CommerceSimulator(app_key=KEY, token_ttl_s=300) as simulator:
         simulator.seed_order(ORDER)
-        simulator.seed_return({"id": "r1", "state": "PENDING_CUSTOMER_ACTION",
-                               "returnItemList": [{"id": "ri1", "state": "INITIAL"}]})
+        simulator.seed_return(
+            {
+                "id": "r1",
+                "state": "PENDING_CUSTOMER_ACTION",
+                "returnItemList": [{"id": "ri1", "state": "INITIAL"}],
+            }
+        )
         yield simulator
 
 
@@ -43,8 +51,12 @@ async def make_client(sim: CommerceSimulator) -> AsyncIterator[Any]:
     clients: list[CommerceClient] = []
 
     def make(**options: Any) -> CommerceClient:
-        settings: dict[str, Any] = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05, "max_attempts": 4,
-                                    "timeout_s": 2.0}
+        settings: dict[str, Any] = {
+            "backoff_base_s": 0.01,
+            "backoff_cap_s": 0.05,
+            "max_attempts": 4,
+            "timeout_s": 2.0,
+        }
         settings.update(options)
         client = CommerceClient(sim.url, settings.pop("app_key", KEY), **settings)
         clients.append(client)
@@ -76,8 +88,9 @@ async def test_one_login_serves_many_calls(sim: CommerceSimulator, make_client: 
         outcome = await c.update_order("o1", {"state": state})
         assert outcome.ok and outcome.attempts == 1 and outcome.status == 200
         assert outcome.response["state"] == state
-    await asyncio.gather(*(c.update_return_request("r1", {"state": "PENDING_CUSTOMER_ACTION"})
-                           for _ in range(20)))
+    await asyncio.gather(
+        *(c.update_return_request("r1", {"state": "PENDING_CUSTOMER_ACTION"}) for _ in range(20))
+    )
     assert (sim.logins, sim.refreshes) == (1, 0)
     assert sim.orders["o1"]["state"] == "NO_PENDING_ACTION"
 
@@ -111,8 +124,9 @@ async def test_refreshes_shortly_before_expiry(sim: CommerceSimulator, make_clie
     assert put_statuses(sim) == [200, 200, 200], "no call was made with a dying token"
 
 
-async def test_short_lived_tokens_refresh_at_a_fifth_of_their_life(sim: CommerceSimulator,
-                                                                    make_client: Any) -> None:
+async def test_short_lived_tokens_refresh_at_a_fifth_of_their_life(
+    sim: CommerceSimulator, make_client: Any
+) -> None:
     sim.token_ttl_s = 1
     clock = FakeClock()
     c = make_client(clock=clock)
@@ -136,8 +150,7 @@ async def test_expired_token_means_a_new_login(sim: CommerceSimulator, make_clie
     assert 401 not in put_statuses(sim)
 
 
-async def test_401_mid_stream_logs_in_again_and_succeeds(sim: CommerceSimulator,
-                                                         make_client: Any) -> None:
+async def test_401_mid_stream_logs_in_again_and_succeeds(sim: CommerceSimulator, make_client: Any) -> None:
     c = make_client()
     assert (await c.update_order("o1", {"state": "PROCESSING"})).ok
     sim.expire_tokens()
@@ -156,11 +169,16 @@ async def test_failed_refresh_falls_back_to_login(sim: CommerceSimulator, make_c
     clock.now += 290
     assert (await c.update_order("o1", {"state": "PROCESSING"})).ok
     assert [(x.path.rsplit("/", 1)[-1], x.status) for x in sim.calls] == [
-        ("login", 200), ("refresh", 401), ("login", 200), ("o1", 200)]
+        ("login", 200),
+        ("refresh", 401),
+        ("login", 200),
+        ("o1", 200),
+    ]
 
 
-async def test_401_even_after_a_fresh_login_is_unavailable_not_dead(sim: CommerceSimulator,
-                                                                     make_client: Any) -> None:
+async def test_401_even_after_a_fresh_login_is_unavailable_not_dead(
+    sim: CommerceSimulator, make_client: Any
+) -> None:
     sim.fail_next(401, 5, prefix=ORDERS)
     c = make_client()
     with pytest.raises(CommerceUnavailable):
@@ -196,8 +214,9 @@ async def test_429_with_retry_after_then_success(sim: CommerceSimulator, make_cl
     assert min(b - a for a, b in itertools.pairwise(times)) >= 0.2, "waited as asked"
 
 
-async def test_retry_after_beyond_the_limit_gives_up_at_once(sim: CommerceSimulator,
-                                                             make_client: Any) -> None:
+async def test_retry_after_beyond_the_limit_gives_up_at_once(
+    sim: CommerceSimulator, make_client: Any
+) -> None:
     sim.fail_next(429, 1, prefix=ORDERS, retry_after=3600)
     c = make_client(max_retry_after_s=5)
     with pytest.raises(CommerceUnavailable, match="Retry-After"):
@@ -213,8 +232,9 @@ async def test_503_three_times_then_success(sim: CommerceSimulator, make_client:
     assert put_statuses(sim) == [503, 503, 503, 200]
 
 
-async def test_persistent_500_is_unavailable_after_max_attempts(sim: CommerceSimulator,
-                                                                make_client: Any) -> None:
+async def test_persistent_500_is_unavailable_after_max_attempts(
+    sim: CommerceSimulator, make_client: Any
+) -> None:
     sim.fail_next(500, 100, prefix=ORDERS)
     c = make_client()
     with pytest.raises(CommerceUnavailable, match="500 after 4"):
@@ -276,8 +296,7 @@ async def test_backoff_is_exponential_with_full_jitter(sim: CommerceSimulator, m
         sleeps.append(seconds)
 
     sim.fail_next(503, 100, prefix=ORDERS)
-    c = make_client(max_attempts=7, backoff_base_s=1.0, backoff_cap_s=8.0, sleep=sleep,
-                    rng=random.Random(7))
+    c = make_client(max_attempts=7, backoff_base_s=1.0, backoff_cap_s=8.0, sleep=sleep, rng=random.Random(7))
     with pytest.raises(CommerceUnavailable):
         await c.update_order("o1", {"state": "PROCESSING"})
     assert len(sleeps) == 6
@@ -287,8 +306,9 @@ async def test_backoff_is_exponential_with_full_jitter(sim: CommerceSimulator, m
 
 
 def test_what_is_retriable() -> None:
-    assert [s for s in (0, 400, 401, 403, 404, 408, 409, 422, 425, 429, 500, 501, 503, 599)
-            if is_retriable(s)] == [0, 408, 425, 429, 500, 501, 503, 599]
+    assert [
+        s for s in (0, 400, 401, 403, 404, 408, 409, 422, 425, 429, 500, 501, 503, 599) if is_retriable(s)
+    ] == [0, 408, 425, 429, 500, 501, 503, 599]
 
 
 # --- bodies -----------------------------------------------------------------------------------------
@@ -296,9 +316,12 @@ def test_what_is_retriable() -> None:
 
 def test_decimals_are_written_digit_for_digit() -> None:
     assert to_json_bytes({"a": Decimal("80.41"), "b": [Decimal("0.10")]}) == b'{"a":80.41,"b":[0.10]}'
-    assert to_json_bytes([Decimal("12345678901234567890.123456789"), Decimal("-0.00"),
-                          Decimal("1E+2"), 1.5, "x"]) == \
-        b'[12345678901234567890.123456789,-0.00,100,1.5,"x"]'
+    assert (
+        to_json_bytes(
+            [Decimal("12345678901234567890.123456789"), Decimal("-0.00"), Decimal("1E+2"), 1.5, "x"]
+        )
+        == b'[12345678901234567890.123456789,-0.00,100,1.5,"x"]'
+    )
     for bad in (Decimal("NaN"), Decimal("Infinity"), object()):
         with pytest.raises(TypeError):
             to_json_bytes({"a": bad})
@@ -306,9 +329,15 @@ def test_decimals_are_written_digit_for_digit() -> None:
 
 async def test_money_reaches_commerce_exactly(sim: CommerceSimulator, make_client: Any) -> None:
     c = make_client()
-    outcome = await c.update_order("o1", {"paymentGroups": [
-        {"id": "pg1", "amountCredited": Decimal("80.41")},
-        {"id": "pg2", "amountCredited": Decimal("0.10")}]})
+    outcome = await c.update_order(
+        "o1",
+        {
+            "paymentGroups": [
+                {"id": "pg1", "amountCredited": Decimal("80.41")},
+                {"id": "pg2", "amountCredited": Decimal("0.10")},
+            ]
+        },
+    )
     assert outcome.ok
     sent = sim.calls_to(ORDERS, "PUT")[-1]
     assert b'"amountCredited":80.41' in sent.raw and b'"amountCredited":0.10' in sent.raw
@@ -348,7 +377,8 @@ async def test_secrets_stay_out_of_logs(sim: CommerceSimulator, make_client: Any
 
 
 async def test_get_return_request_reads_what_commerce_holds_with_the_same_retries(
-        sim: CommerceSimulator, make_client: Any) -> None:
+    sim: CommerceSimulator, make_client: Any
+) -> None:
     sim.fail_next(503, 1, prefix="/ccadmin/v1/returnRequests/r1")
     client = make_client()
     outcome = await client.get_return_request("r1")

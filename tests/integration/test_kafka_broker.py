@@ -42,9 +42,15 @@ async def producer(broker: KafkaBroker, **options: object) -> AsyncIterator[AIOK
 @contextlib.asynccontextmanager
 async def group_consumer(broker: KafkaBroker, topic: str, group: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A group member that commits only by hand, like the sync consumer."""
-    client = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
-                              enable_auto_commit=False, auto_offset_reset="earliest",
-                              session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
+    client = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+    )
     await client.start()
     try:
         yield client
@@ -121,8 +127,9 @@ async def test_idempotent_produce_then_group_consumption_with_manual_commits(
             assert mine == sorted(mine) and len(mine) == 10, "one key, one partition, in order"
         assert sorted(int(r.value or b"") for r in records) == list(range(40)), "no duplicates"
         await nothing_more(consumer, 300)
-        assert [await consumer.committed(tp) for tp in consumer.assignment()] == [None] * 3, \
+        assert [await consumer.committed(tp) for tp in consumer.assignment()] == [None] * 3, (
             "nothing committed until the consumer says so"
+        )
         await consumer.commit()
         ends = await consumer.end_offsets(list(consumer.assignment()))
         for tp in consumer.assignment():
@@ -176,8 +183,12 @@ async def test_broker_outage_stalls_produce_and_the_restarted_broker_keeps_data_
         assert sorted(values(await take(consumer, 4))) == [f"before{n}".encode() for n in range(4)]
         await consumer.commit()
 
-    survivor = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, enable_idempotence=True,
-                                request_timeout_ms=2000, retry_backoff_ms=100)
+    survivor = AIOKafkaProducer(
+        bootstrap_servers=kafka_broker.bootstrap,
+        enable_idempotence=True,
+        request_timeout_ms=2000,
+        retry_backoff_ms=100,
+    )
     await survivor.start()
     try:
         assert await survivor.partitions_for(topic) == {0, 1}
@@ -205,19 +216,22 @@ async def test_broker_outage_stalls_produce_and_the_restarted_broker_keeps_data_
         await client.send_and_wait(topic, b"after0", partition=0)
         await client.send_and_wait(topic, b"after1", partition=1)
     async with group_consumer(kafka_broker, topic, group) as consumer:
-        assert {tp: await consumer.committed(tp) for tp in (tp0, tp1)} == {tp0: 2, tp1: 2}, \
+        assert {tp: await consumer.committed(tp) for tp in (tp0, tp1)} == {tp0: 2, tp1: 2}, (
             "committed offsets survived the restart"
+        )
         assert sorted(values(await take(consumer, 3))) == [b"after0", b"after1", b"during"]
         await nothing_more(consumer, 300)
         await consumer.seek_to_beginning()
         everything = await take(consumer, 7)
     assert [r.value for r in everything if r.partition == 0] == [b"before0", b"before2", b"during", b"after0"]
-    assert [r.value for r in everything if r.partition == 1] == [b"before1", b"before3", b"after1"], \
+    assert [r.value for r in everything if r.partition == 1] == [b"before1", b"before3", b"after1"], (
         "data written before the outage is still there, in order"
+    )
 
 
 def test_start_refuses_a_port_that_is_already_taken(
-    kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
+    kafka_broker: KafkaBroker,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """A foreign listener on the port must not pass for a second broker being up."""
     squatter = KafkaBroker(tmp_path_factory.mktemp("kafka-taken"), port=kafka_broker.port)

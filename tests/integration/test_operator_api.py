@@ -23,8 +23,9 @@ async def webhook(svc: RunningService, path: str, document: Any) -> tuple[int, A
         return r.status, await r.json()
 
 
-async def act(svc: RunningService, path: str, body: Any, operator: str = "alice",
-              token: str | None = None) -> tuple[int, Any]:
+async def act(
+    svc: RunningService, path: str, body: Any, operator: str = "alice", token: str | None = None
+) -> tuple[int, Any]:
     headers = {**svc.auth, "X-Operator": operator}
     if token is not None:
         headers["Authorization"] = token
@@ -45,19 +46,37 @@ def fresh_order() -> dict[str, Any]:
 
 
 def return_update(rid: str, process: str = "Return", quantity: int = 2) -> dict[str, Any]:
-    return {"return": {
-        "authorizationNumber": rid, "state": "PENDING_CUSTOMER_ACTION", "processName": process,
-        "originatingOrderId": "o20005",
-        "returnItemList": [{"id": f"{rid}-1", "commerceItemId": "ci2000007",
-                            "shippingGroupId": "sg20005", "state": "INITIAL",
-                            "quantityToReturn": quantity}],
-    }}
+    return {
+        "return": {
+            "authorizationNumber": rid,
+            "state": "PENDING_CUSTOMER_ACTION",
+            "processName": process,
+            "originatingOrderId": "o20005",
+            "returnItemList": [
+                {
+                    "id": f"{rid}-1",
+                    "commerceItemId": "ci2000007",
+                    "shippingGroupId": "sg20005",
+                    "state": "INITIAL",
+                    "quantityToReturn": quantity,
+                }
+            ],
+        }
+    }
 
 
 def validation(context: str, quantity: int, rid: str | None = None) -> dict[str, Any]:
-    request: dict[str, Any] = {"orderId": "o20005", "returnItemList": [
-        {"commerceItemId": "ci2000007", "shippingGroupId": "sg20005",
-         "quantityToReturn": quantity, "quantityToExchange": quantity}]}
+    request: dict[str, Any] = {
+        "orderId": "o20005",
+        "returnItemList": [
+            {
+                "commerceItemId": "ci2000007",
+                "shippingGroupId": "sg20005",
+                "quantityToReturn": quantity,
+                "quantityToExchange": quantity,
+            }
+        ],
+    }
     if rid:
         request["authorizationNumber"] = rid
     return {"context": context, "returnRequests": [request]}
@@ -65,9 +84,12 @@ def validation(context: str, quantity: int, rid: str | None = None) -> dict[str,
 
 async def shipped_order(svc: RunningService) -> None:
     assert (await webhook(svc, "order-submit", fresh_order()))[0] == 200
-    status, order = await act(svc, "/orders/o20005/shipments",
-                              {"shippingGroupId": "sg20005", "trackingNumber": "1Z999"},
-                              operator="warehouse")
+    status, order = await act(
+        svc,
+        "/orders/o20005/shipments",
+        {"shippingGroupId": "sg20005", "trackingNumber": "1Z999"},
+        operator="warehouse",
+    )
     assert status == 200, order
     assert order["state"] == "NO_PENDING_ACTION"
 
@@ -79,14 +101,19 @@ async def test_full_return_lifecycle_over_http(service: RunningService) -> None:
         assert status == 200
         assert answer["returnRequests"][0]["nonreturnable"] is False, answer
     assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
-    status, ret = await act(service, "/returns/R1/authorize",
-                            {"rma": "RMA-1", "trackingNumber": "RT-1", "returnLabel": "https://l/1"})
+    status, ret = await act(
+        service,
+        "/returns/R1/authorize",
+        {"rma": "RMA-1", "trackingNumber": "RT-1", "returnLabel": "https://l/1"},
+    )
     assert (status, ret["returnItemList"][0]["state"], ret["rma"]) == (200, "AWAITING_RETURN", "RMA-1")
-    status, ret = await act(service, "/returns/R1/receive",
-                            {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]})
+    status, ret = await act(
+        service, "/returns/R1/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}
+    )
     assert (ret["state"], ret["returnItemList"][0]["state"]) == ("PARTIAL_RETURN", "PARTIAL_RETURN")
-    status, ret = await act(service, "/returns/R1/receive",
-                            {"items": [{"returnItemId": "R1-1", "quantity": 1}]})
+    status, ret = await act(
+        service, "/returns/R1/receive", {"items": [{"returnItemId": "R1-1", "quantity": 1}]}
+    )
     assert (ret["state"], ret["returnItemList"][0]["state"]) == ("FULL_RETURN", "RETURNED")
     status, ret = await act(service, "/returns/R1/refund", {"action": "initiate"})
     assert (status, ret["state"]) == (200, "PENDING_REFUND")
@@ -107,8 +134,14 @@ async def test_full_return_lifecycle_over_http(service: RunningService) -> None:
     ]
     order_history = await get(service, "/orders/o20005/history")
     assert [e["trigger"] for e in order_history["events"]] == [
-        "submit", "ship", "initiate_return", "calculate_refund", "submit_return", "link_return",
-        "credit"]
+        "submit",
+        "ship",
+        "initiate_return",
+        "calculate_refund",
+        "submit_return",
+        "link_return",
+        "credit",
+    ]
 
 
 async def test_exchange_lifecycle_process_needs_receipt(service: RunningService) -> None:
@@ -119,16 +152,17 @@ async def test_exchange_lifecycle_process_needs_receipt(service: RunningService)
     await webhook(service, "return-request-update", return_update("X1", "Exchange", quantity=1))
     await act(service, "/returns/X1/authorize", {})
     before = len((await get(service, "/orders/o20005/history"))["events"])
-    status, early = await webhook(service, "return-request-validation",
-                                  validation("Process_Exchange", 1, "X1"))
+    status, early = await webhook(
+        service, "return-request-validation", validation("Process_Exchange", 1, "X1")
+    )
     refusal = early["returnRequests"][0]
     assert (status, refusal["nonreturnable"]) == (200, True)
     assert refusal["additionalProperties"]["errorCode"] == "ILLEGAL_TRANSITION"
     assert len((await get(service, "/orders/o20005/history"))["events"]) == before
-    await act(service, "/returns/X1/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                          "quantity": 1}]})
-    status, late = await webhook(service, "return-request-validation",
-                                 validation("Process_Exchange", 1, "X1"))
+    await act(service, "/returns/X1/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]})
+    status, late = await webhook(
+        service, "return-request-validation", validation("Process_Exchange", 1, "X1")
+    )
     assert late["returnRequests"][0].get("additionalProperties", {}).get("errorCode") is None
     order = await get(service, "/orders/o20005")
     assert order["lifecycleState"] == "EXCHANGE_PROCESSED"
@@ -151,17 +185,21 @@ async def test_refund_override_never_exceeds_what_was_paid(service: RunningServi
     await shipped_order(service)
     await webhook(service, "return-request-update", return_update("R3"))
     await act(service, "/returns/R3/authorize", {})
-    await act(service, "/returns/R3/receive", {"items": [{"commerceItemId": "ci2000007",
-                                                          "quantity": 2}]})
+    await act(service, "/returns/R3/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 2}]})
     before = service.events_stored()
-    status, error = await act(service, "/returns/R3/refund",
-                              {"action": "initiate", "amounts": {"paymentGroups": {"pg20005": "268.41"}}})
+    status, error = await act(
+        service,
+        "/returns/R3/refund",
+        {"action": "initiate", "amounts": {"paymentGroups": {"pg20005": "268.41"}}},
+    )
     assert (status, error["errorCode"]) == (409, "REFUND_EXCEEDS_PAYMENT")
     assert service.events_stored() == before
-    status, ret = await act(service, "/returns/R3/refund",
-                            {"action": "initiate", "amounts": {"paymentGroups": {"pg20005": "100.00"}}})
-    assert (status, ret["refundPlan"]["source"], ret["refundPlan"]["total"]) == (200, "override",
-                                                                                 "100.00")
+    status, ret = await act(
+        service,
+        "/returns/R3/refund",
+        {"action": "initiate", "amounts": {"paymentGroups": {"pg20005": "100.00"}}},
+    )
+    assert (status, ret["refundPlan"]["source"], ret["refundPlan"]["total"]) == (200, "override", "100.00")
 
 
 async def test_concurrent_receive_and_refund_calls_apply_serially(service: RunningService) -> None:
@@ -185,23 +223,30 @@ async def test_concurrent_receive_and_refund_calls_apply_serially(service: Runni
     assert chain[0][0] == "PENDING_CUSTOMER_ACTION"
     assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(chain)), chain
     triggers = [e["trigger"] for e in transitions]
-    assert triggers in (["receive", "initiate_refund", "settle_refund"],
-                        ["receive", "receive", "initiate_refund", "settle_refund"])
+    assert triggers in (
+        ["receive", "initiate_refund", "settle_refund"],
+        ["receive", "receive", "initiate_refund", "settle_refund"],
+    )
     ret = await get(service, "/returns/R4")
     assert ret["state"] == "COMPLETE"
     assert ret["returnItemList"][0]["quantityReceived"] == triggers.count("receive")
     order = await get(service, "/orders/o20005")
     assert order["paymentGroups"][0]["amountCredited"] == ret["refundPlan"]["payments"]["pg20005"]
-    credits = [e for e in (await get(service, "/orders/o20005/history"))["events"]
-               if e["trigger"] == "credit"]
+    credits = [
+        e for e in (await get(service, "/orders/o20005/history"))["events"] if e["trigger"] == "credit"
+    ]
     assert len(credits) == 1, "credited exactly once"
 
 
 @pytest.mark.parametrize(
     ("path", "body"),
-    [("/orders/o20005/shipments", {"shippingGroupId": "sg20005"}),
-     ("/returns/R1/authorize", {}), ("/returns/R1/receive", {"items": []}),
-     ("/returns/R1/refund", {"action": "initiate"}), ("/returns/R1/close", {"reason": "x"})],
+    [
+        ("/orders/o20005/shipments", {"shippingGroupId": "sg20005"}),
+        ("/returns/R1/authorize", {}),
+        ("/returns/R1/receive", {"items": []}),
+        ("/returns/R1/refund", {"action": "initiate"}),
+        ("/returns/R1/close", {"reason": "x"}),
+    ],
 )
 @pytest.mark.parametrize("token", [None, "Bearer wrong", "Basic Zm9vOmJhcg=="])
 async def test_missing_or_wrong_token_is_401_and_stores_nothing(
@@ -219,16 +264,20 @@ async def test_missing_or_wrong_token_is_401_and_stores_nothing(
 BAD = [
     ("/orders/o20005/shipments", b"{nope", "MALFORMED_JSON"),
     ("/orders/o20005/shipments", {"items": []}, "INVALID_INPUT"),
-    ("/orders/o20005/shipments", {"shippingGroupId": "sg20005",
-                                  "items": [{"commerceItemId": "ci2000007", "quantity": "2"}]},
-     "INVALID_INPUT"),
+    (
+        "/orders/o20005/shipments",
+        {"shippingGroupId": "sg20005", "items": [{"commerceItemId": "ci2000007", "quantity": "2"}]},
+        "INVALID_INPUT",
+    ),
     ("/returns/R5/receive", {"items": [{"quantity": 1}]}, "INVALID_INPUT"),
-    ("/returns/R5/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 0}]},
-     "INVALID_INPUT"),
+    ("/returns/R5/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 0}]}, "INVALID_INPUT"),
     ("/returns/R5/refund", {"action": "refund-everything"}, "INVALID_INPUT"),
     ("/returns/R5/close", {}, "INVALID_INPUT"),
-    ("/returns/R5/authorize", {"items": [{"commerceItemId": "ci2000007",
-                                          "shipmentRequired": "no"}]}, "INVALID_INPUT"),
+    (
+        "/returns/R5/authorize",
+        {"items": [{"commerceItemId": "ci2000007", "shipmentRequired": "no"}]},
+        "INVALID_INPUT",
+    ),
 ]
 
 
@@ -248,6 +297,7 @@ async def test_bad_bodies_are_400_errormodel_and_store_nothing(
 
 
 async def test_unknown_resources_are_404(service: RunningService) -> None:
-    status, error = await act(service, "/returns/nope/receive",
-                              {"items": [{"commerceItemId": "c", "quantity": 1}]})
+    status, error = await act(
+        service, "/returns/nope/receive", {"items": [{"commerceItemId": "c", "quantity": 1}]}
+    )
     assert (status, error["errorCode"]) == (404, "NOT_FOUND")

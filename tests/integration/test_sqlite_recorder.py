@@ -24,10 +24,13 @@ def test_notification_ids_are_the_rowids_across_statement_chunks(tmp_path: Path)
         ids = [r.notification.id for r in recordings]
         assert ids == list(range(1, len(recordings) + 1))
         with sqlite3.connect(tmp_path / "rf.db") as db:
-            rows = db.execute("SELECT rowid, originator_id, originator_version FROM stored_events "
-                              "ORDER BY rowid").fetchall()
-        assert rows == [(r.notification.id, r.domain_event.originator_id.hex,
-                         r.domain_event.originator_version) for r in recordings]
+            rows = db.execute(
+                "SELECT rowid, originator_id, originator_version FROM stored_events ORDER BY rowid"
+            ).fetchall()
+        assert rows == [
+            (r.notification.id, r.domain_event.originator_id.hex, r.domain_event.originator_version)
+            for r in recordings
+        ]
         notifications = store.recorder.select_notifications(1, 10_000)
         assert [n.id for n in notifications] == ids
     finally:

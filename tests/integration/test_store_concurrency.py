@@ -42,13 +42,24 @@ def _two_processes(url: str) -> Iterator[tuple[Writer, Writer]]:
 
 def test_concurrent_writers_on_one_return_lose_no_update(store_url: str) -> None:
     with _two_processes(store_url) as writers:
-        writers[0].run(partial(operations.receive_order,
-                               payload=parse_order_submit(seed_order_submit()), cause="c"))
-        writers[0].run(partial(operations.receive_return_update,
-                               payload=parse_return_update(seed_return_request_update()), cause="c"))
+        writers[0].run(
+            partial(operations.receive_order, payload=parse_order_submit(seed_order_submit()), cause="c")
+        )
+        writers[0].run(
+            partial(
+                operations.receive_return_update,
+                payload=parse_return_update(seed_return_request_update()),
+                cause="c",
+            )
+        )
         other_committed = threading.Event()
-        receive = partial(operations.receive, return_id="100003",
-                          items=[({"returnItemId": "100003"}, 1)], actor="operator:x", cause="c")
+        receive = partial(
+            operations.receive,
+            return_id="100003",
+            items=[({"returnItemId": "100003"}, 1)],
+            actor="operator:x",
+            cause="c",
+        )
 
         decided = threading.Event()
 
@@ -72,15 +83,20 @@ def test_concurrent_writers_on_one_return_lose_no_update(store_url: str) -> None
 
 
 def _seeded(writer: Writer) -> None:
-    writer.run(partial(operations.receive_order,
-                       payload=parse_order_submit(seed_order_submit()), cause="c"))
-    writer.run(partial(operations.receive_return_update,
-                       payload=parse_return_update(seed_return_request_update()), cause="c"))
+    writer.run(partial(operations.receive_order, payload=parse_order_submit(seed_order_submit()), cause="c"))
+    writer.run(
+        partial(
+            operations.receive_return_update,
+            payload=parse_return_update(seed_return_request_update()),
+            cause="c",
+        )
+    )
 
 
 def _receive_one(uow: UnitOfWork) -> str:
-    return operations.receive(uow, return_id="100003", items=[({"returnItemId": "100003"}, 1)],
-                              actor="operator:x", cause="c")
+    return operations.receive(
+        uow, return_id="100003", items=[({"returnItemId": "100003"}, 1)], actor="operator:x", cause="c"
+    )
 
 
 def test_writer_cache_is_refreshed_when_another_process_wrote(store_url: str) -> None:
@@ -122,7 +138,8 @@ def test_the_change_notice_is_shared_between_processes(tmp_path: Path) -> None:
     notice = ChangeNotice(notice_path(str(tmp_path / "rf.db")))
     before = notice.token()
     child = multiprocessing.get_context("spawn").Process(
-        target=_announce_in_another_process, args=(str(notice_path(str(tmp_path / "rf.db"))),))
+        target=_announce_in_another_process, args=(str(notice_path(str(tmp_path / "rf.db"))),)
+    )
     child.start()
     child.join(30)
     assert child.exitcode == 0
@@ -144,8 +161,9 @@ def test_a_reader_asks_the_store_again_only_once_a_writer_announced(tmp_path: Pa
         other.run(_receive_one)
         reader.copies.refresh()
         assert reader.copies.queries == asked + 1
-        assert reader.committed.get(return_uuid("100003")) is None, \
+        assert reader.committed.get(return_uuid("100003")) is None, (
             "the return the other process changed is no longer trusted from the cache"
+        )
 
 
 def test_a_write_that_announces_nothing_is_still_seen_within_the_recheck_interval(

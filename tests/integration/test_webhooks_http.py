@@ -21,13 +21,19 @@ from tests.conftest import OLD_SECRET, SECRET, RunningService
 ORDER = "/webhooks/order-submit"
 RETURN = "/webhooks/return-request-update"
 SEED_TOKEN = "9997000107329795"
-CARD_FIELDS = ("token", "creditCardNumber", "expirationMonth", "expirationYear",
-               "authorizationStatus")
+CARD_FIELDS = ("token", "creditCardNumber", "expirationMonth", "expirationYear", "authorizationStatus")
 
 
-async def post(svc: RunningService, path: str, document: Any, *, secret: str = SECRET,
-               algorithm: str = "sha512", header: str = SIGNATURE_HEADER,
-               raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+async def post(
+    svc: RunningService,
+    path: str,
+    document: Any,
+    *,
+    secret: str = SECRET,
+    algorithm: str = "sha512",
+    header: str = SIGNATURE_HEADER,
+    raw: bytes | None = None,
+) -> tuple[int, dict[str, Any]]:
     body = raw if raw is not None else orjson.dumps(document)
     headers = {header: sign(body, secret, algorithm), "Content-Type": "application/json"}
     async with svc.http.post(svc.url + path, data=body, headers=headers) as response:
@@ -78,16 +84,30 @@ async def test_seed_order_submit_is_accepted(service: RunningService) -> None:
     assert order["priceInfo"]["total"] == "268.40"
     (group,) = order["shippingGroups"]
     assert group["id"] == "sg20005"
-    assert {"commerceItemId": "ci2000007", "quantity": 2, "quantityShipped": 0,
-            "quantityReturned": 0} in group["items"]
+    assert {
+        "commerceItemId": "ci2000007",
+        "quantity": 2,
+        "quantityShipped": 0,
+        "quantityReturned": 0,
+    } in group["items"]
     assert order["paymentGroups"] == [
-        {"id": "pg20005", "paymentMethod": "tokenizedCreditCard", "amount": "297.50",
-         "amountCredited": "0.00", "currencyCode": "USD", "state": "AUTHORIZED"}
+        {
+            "id": "pg20005",
+            "paymentMethod": "tokenizedCreditCard",
+            "amount": "297.50",
+            "amountCredited": "0.00",
+            "currencyCode": "USD",
+            "state": "AUTHORIZED",
+        }
     ]
     status, history = await get(service, "/orders/o20005/history")
     (event,) = history["events"]
     assert (event["type"], event["trigger"], event["from"], event["to"]) == (
-        "Order.Submitted", "submit", None, "SUBMITTED")
+        "Order.Submitted",
+        "submit",
+        None,
+        "SUBMITTED",
+    )
     assert event["actor"] == "commerce-webhook"
     assert event["cause"].startswith("sha256:")
 
@@ -103,14 +123,15 @@ async def test_seed_return_request_update_creates_return_and_imports_its_order(
     assert ret["processName"] == "Return"
     (item,) = ret["returnItemList"]
     assert (item["returnItemId"], item["commerceItemId"], item["shippingGroupId"]) == (
-        "100003", "ci3000439", "sg40430")
-    assert (item["state"], item["quantityToReturn"], item["quantityReceived"]) == (
-        "AWAITING_RETURN", 2, 0)
+        "100003",
+        "ci3000439",
+        "sg40430",
+    )
+    assert (item["state"], item["quantityToReturn"], item["quantityReceived"]) == ("AWAITING_RETURN", 2, 0)
     assert ret["refund"]["totalRefundAmount"] == "80.41"
     assert ret["refund"]["actualTaxRefund"] == "3.75"
     status, order = await get(service, "/orders/o30430")
-    assert (status, order["state"], order["origin"]) == (200, "NO_PENDING_ACTION",
-                                                         "return-request-update")
+    assert (status, order["state"], order["origin"]) == (200, "NO_PENDING_ACTION", "return-request-update")
     assert order["priceInfo"]["tax"] == "7.19"
 
 
@@ -154,7 +175,8 @@ async def test_flat_return_takes_the_stored_orders_currency_never_usd(service: R
 
 
 async def test_a_return_is_keyed_by_request_id_and_found_by_its_authorization_number(
-        service: RunningService) -> None:
+    service: RunningService,
+) -> None:
     """SPEC 4 identity: requestId when the payload has one; a return first seen without one
     stays the same return when a later update adds it."""
     first = return_variant("PENDING_CUSTOMER_ACTION", 0, "AWAITING_RETURN", 1)
@@ -169,8 +191,7 @@ async def test_a_return_is_keyed_by_request_id_and_found_by_its_authorization_nu
     assert (await post(service, RETURN, fresh))[1]["id"] == "300001"
 
 
-async def test_flat_return_with_no_currency_anywhere_is_refused_in_words(
-        service: RunningService) -> None:
+async def test_flat_return_with_no_currency_anywhere_is_refused_in_words(service: RunningService) -> None:
     status, body = await post(service, RETURN, flat_return("o-unknown"))
     assert status == 409
     assert body["errorCode"] == "CURRENCY_UNKNOWN"
@@ -196,14 +217,20 @@ async def test_pci_free_variants_are_accepted(service: RunningService, strip: st
 
 @pytest.mark.parametrize(
     ("secret", "algorithm", "header"),
-    [(SECRET, "sha512", SIGNATURE_HEADER), (SECRET, "sha1", SIGNATURE_HEADER),
-     (SECRET, "sha512", SHA512_HEADER), (OLD_SECRET, "sha512", SIGNATURE_HEADER)],
+    [
+        (SECRET, "sha512", SIGNATURE_HEADER),
+        (SECRET, "sha1", SIGNATURE_HEADER),
+        (SECRET, "sha512", SHA512_HEADER),
+        (OLD_SECRET, "sha512", SIGNATURE_HEADER),
+    ],
     ids=["sha512", "sha1", "sha512-header", "rotated-second-secret"],
 )
-async def test_valid_signatures_are_accepted(service: RunningService, secret: str,
-                                             algorithm: str, header: str) -> None:
-    status, _ = await post(service, ORDER, seed_order_submit(), secret=secret,
-                           algorithm=algorithm, header=header)
+async def test_valid_signatures_are_accepted(
+    service: RunningService, secret: str, algorithm: str, header: str
+) -> None:
+    status, _ = await post(
+        service, ORDER, seed_order_submit(), secret=secret, algorithm=algorithm, header=header
+    )
     assert status == 200
     assert service.events_stored() == 1
 
@@ -279,16 +306,17 @@ async def test_a_state_the_machines_would_not_reach_is_recorded_as_commerce_over
     """Issue 13 item 6: this was answered 409, so Commerce retried five times and lost it."""
     await post(service, RETURN, return_variant("PENDING_CUSTOMER_ACTION", 0, "AWAITING_RETURN", 1))
     before = service.events_stored()
-    status, answer = await post(
-        service, RETURN, return_variant("FULL_RETURN", 1, "PARTIAL_RETURN", 2)
-    )
+    status, answer = await post(service, RETURN, return_variant("FULL_RETURN", 1, "PARTIAL_RETURN", 2))
     assert (status, answer["status"]) == (200, "overridden")
     assert service.events_stored() == before + 1
     _, history = await get(service, "/returns/100003/history")
     last = history["events"][-1]
     assert (last["type"], last["trigger"], last["from"], last["to"]) == (
-        "ReturnRequest.CommerceOverridden", "commerce_override", "PENDING_CUSTOMER_ACTION",
-        "FULL_RETURN")
+        "ReturnRequest.CommerceOverridden",
+        "commerce_override",
+        "PENDING_CUSTOMER_ACTION",
+        "FULL_RETURN",
+    )
     assert "would not make" in last["reason"]
     async with service.http.get(service.url + "/metrics") as response:
         metrics = await response.text()
@@ -316,33 +344,60 @@ BAD_BODIES: list[tuple[str, str, Any, str | None]] = [
     ("missing-order", ORDER, {"site": {}}, "$.order"),
     ("missing-order-id", ORDER, _without_order_id(seed_order_submit()), "$.order.id"),
     ("empty-order-id", ORDER, _set(["order", "id"], "  ", seed_order_submit()), "$.order.id"),
-    ("items-not-list", ORDER, _set(["order", "commerceItems"], {"a": 1}, seed_order_submit()),
-     "$.order.commerceItems"),
-    ("quantity-string", ORDER,
-     _set(["order", "commerceItems", 0, "quantity"], "two", seed_order_submit()),
-     "$.order.commerceItems[0].quantity"),
-    ("amount-string", ORDER,
-     _set(["order", "priceInfo", "total"], "lots", seed_order_submit()), "$.order.priceInfo.total"),
-    ("modified-bool", ORDER, _set(["order", "lastModifiedTime"], True, seed_order_submit()),
-     "$.order.lastModifiedTime"),
-    ("missing-return-id", RETURN,
-     _set(["return", "authorizationNumber"], None, seed_return_request_update()),
-     "$.return.authorizationNumber"),
-    ("return-items-missing", RETURN,
-     _set(["return", "returnItemList"], None, seed_return_request_update()),
-     "$.return.returnItemList"),
-    ("negative-quantity", RETURN,
-     _set(["return", "returnItemList", 0, "quantityToReturn"], -1, seed_return_request_update()),
-     "$.return.returnItemList[0].quantityToReturn"),
-    ("shipment-flag-string", RETURN,
-     _set(["return", "returnItemList", 0, "returnShipmentRequired"], "yes",
-          seed_return_request_update()),
-     "$.return.returnItemList[0].returnShipmentRequired"),
+    (
+        "items-not-list",
+        ORDER,
+        _set(["order", "commerceItems"], {"a": 1}, seed_order_submit()),
+        "$.order.commerceItems",
+    ),
+    (
+        "quantity-string",
+        ORDER,
+        _set(["order", "commerceItems", 0, "quantity"], "two", seed_order_submit()),
+        "$.order.commerceItems[0].quantity",
+    ),
+    (
+        "amount-string",
+        ORDER,
+        _set(["order", "priceInfo", "total"], "lots", seed_order_submit()),
+        "$.order.priceInfo.total",
+    ),
+    (
+        "modified-bool",
+        ORDER,
+        _set(["order", "lastModifiedTime"], True, seed_order_submit()),
+        "$.order.lastModifiedTime",
+    ),
+    (
+        "missing-return-id",
+        RETURN,
+        _set(["return", "authorizationNumber"], None, seed_return_request_update()),
+        "$.return.authorizationNumber",
+    ),
+    (
+        "return-items-missing",
+        RETURN,
+        _set(["return", "returnItemList"], None, seed_return_request_update()),
+        "$.return.returnItemList",
+    ),
+    (
+        "negative-quantity",
+        RETURN,
+        _set(["return", "returnItemList", 0, "quantityToReturn"], -1, seed_return_request_update()),
+        "$.return.returnItemList[0].quantityToReturn",
+    ),
+    (
+        "shipment-flag-string",
+        RETURN,
+        _set(["return", "returnItemList", 0, "returnShipmentRequired"], "yes", seed_return_request_update()),
+        "$.return.returnItemList[0].returnShipmentRequired",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "path", "document", "error_path"), BAD_BODIES,
-                         ids=[b[0] for b in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("case", "path", "document", "error_path"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
+)
 async def test_bad_input_is_4xx_errormodel_and_stores_nothing(
     service: RunningService, case: str, path: str, document: Any, error_path: str | None
 ) -> None:
@@ -395,16 +450,21 @@ async def test_basic_auth_webhooks_over_http(tmp_path: Path) -> None:
     from service.config import Settings
     from tests.conftest import API_TOKEN, free_port, start_service
 
-    settings = Settings(store=f"sqlite:///{tmp_path / 'rf.db'}", webhook_basic_auth=("cc:pw",),
-                        api_token=API_TOKEN, port=free_port())
+    settings = Settings(
+        store=f"sqlite:///{tmp_path / 'rf.db'}",
+        webhook_basic_auth=("cc:pw",),
+        api_token=API_TOKEN,
+        port=free_port(),
+    )
     runner, services = await start_service(settings)
     body = orjson.dumps(seed_order_submit())
     try:
         async with ClientSession() as http:
             for credentials, expected in ((b"cc:pw", 200), (b"cc:nope", 401)):
                 header = "Basic " + base64.b64encode(credentials).decode()
-                async with http.post(f"http://127.0.0.1:{settings.port}{ORDER}", data=body,
-                                     headers={"Authorization": header}) as response:
+                async with http.post(
+                    f"http://127.0.0.1:{settings.port}{ORDER}", data=body, headers={"Authorization": header}
+                ) as response:
                     assert response.status == expected
             async with http.post(f"http://127.0.0.1:{settings.port}{ORDER}", data=body) as response:
                 assert response.status == 401
@@ -426,8 +486,11 @@ async def test_every_response_and_log_line_of_a_request_carries_its_request_id(
             assert response.status == 200
             ids.append(response.headers["X-Request-Id"])
     assert len(set(ids)) == 3 and all(len(i) == 16 for i in ids)
-    forged = {**headers, SIGNATURE_HEADER: sign(b"other", SECRET, "sha512"),
-              "X-Request-Id": "commerce-trace-1"}
+    forged = {
+        **headers,
+        SIGNATURE_HEADER: sign(b"other", SECRET, "sha512"),
+        "X-Request-Id": "commerce-trace-1",
+    }
     async with service.http.post(service.url + ORDER, data=body, headers=forged) as response:
         assert response.status == 401
         assert response.headers["X-Request-Id"] == "commerce-trace-1", "a caller's id is kept"
@@ -438,10 +501,12 @@ async def test_every_response_and_log_line_of_a_request_carries_its_request_id(
     assert failed and failed[-1]["request_id"] == "commerce-trace-1"
 
 
-@pytest.mark.parametrize(("where", "path"), [("return", "$.return.state"),
-                                             ("item", "$.return.returnItemList[0].state")])
-async def test_a_state_commerce_does_not_document_is_refused(service: RunningService, where: str,
-                                                             path: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "path"), [("return", "$.return.state"), ("item", "$.return.returnItemList[0].state")]
+)
+async def test_a_state_commerce_does_not_document_is_refused(
+    service: RunningService, where: str, path: str
+) -> None:
     """An override records Commerce's state, so it must be one the machines know."""
     document = seed_return_request_update()
     target = document["return"] if where == "return" else document["return"]["returnItemList"][0]

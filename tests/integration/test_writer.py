@@ -112,8 +112,7 @@ def test_an_answer_is_given_only_after_its_commit(writer: Writer) -> None:
     assert seen == [True]
 
 
-async def test_a_batch_wakes_the_event_loop_once(writer: Writer,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_batch_wakes_the_event_loop_once(writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
     loop = asyncio.get_running_loop()
     wakes: list[Any] = []
     original = loop.call_soon_threadsafe
@@ -130,7 +129,8 @@ async def test_a_batch_wakes_the_event_loop_once(writer: Writer,
     committed_when_answered: list[bool] = []
     for n, future in enumerate(waiting):
         future.add_done_callback(
-            lambda _, n=n: committed_when_answered.append(stored(writer.store, f"aw{n}")))
+            lambda _, n=n: committed_when_answered.append(stored(writer.store, f"aw{n}"))
+        )
     refused = writer.submit_async(refuse)
     gate.release.set()
     receipts = await asyncio.wait_for(asyncio.gather(*waiting), 10)
@@ -143,8 +143,7 @@ async def test_a_batch_wakes_the_event_loop_once(writer: Writer,
     assert len(wakes) == 1, "nine answers, one cross-thread wake-up"
 
 
-async def test_an_answer_a_future_refuses_leaves_the_rest_of_its_batch_answered(
-        writer: Writer) -> None:
+async def test_an_answer_a_future_refuses_leaves_the_rest_of_its_batch_answered(writer: Writer) -> None:
     def stops(uow: UnitOfWork) -> None:
         next(iter([]))
 
@@ -164,7 +163,8 @@ class StoreUnreachable(Exception):
 
 
 async def test_a_failed_batch_is_answered_and_the_writer_goes_on(
-        writer: Writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def store_unreachable() -> None:
         raise StoreUnreachable("disk I/O error")
 

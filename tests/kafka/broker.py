@@ -36,8 +36,14 @@ def free_port() -> int:
 def _run(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
     """Run broker.sh; raise BrokerError with its stdout+stderr if it fails."""
     try:
-        done = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
-                              timeout=timeout, check=False, env={**os.environ, **(env or {})})
+        done = subprocess.run(
+            ["bash", str(SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, **(env or {})},
+        )
     except subprocess.TimeoutExpired as exc:
         raise BrokerError(f"broker.sh {' '.join(args)} timed out after {timeout}s") from exc
     if done.returncode != 0:
@@ -75,8 +81,13 @@ class KafkaBroker:
         """
         for attempt in range(3):
             try:
-                _run("start", str(self.directory), str(self.port), timeout=timeout + 30,
-                     env={"RETURNFLOW_KAFKA_START_TIMEOUT": str(max(1, round(timeout)))})
+                _run(
+                    "start",
+                    str(self.directory),
+                    str(self.port),
+                    timeout=timeout + 30,
+                    env={"RETURNFLOW_KAFKA_START_TIMEOUT": str(max(1, round(timeout)))},
+                )
                 break
             except BrokerError as exc:
                 # free_port() races with every other process picking ports: before the first
@@ -131,11 +142,12 @@ class KafkaBroker:
             finally:
                 with contextlib.suppress(Exception):
                     await admin.close()
-        raise BrokerError(f"Kafka at {self.bootstrap} did not answer metadata within {timeout}s: "
-                          f"{last!r}\n{self.log_tail()}")
+        raise BrokerError(
+            f"Kafka at {self.bootstrap} did not answer metadata within {timeout}s: "
+            f"{last!r}\n{self.log_tail()}"
+        )
 
-    async def create_topics(self, names: Iterable[str], partitions: int = 3,
-                            timeout: float = 30) -> None:
+    async def create_topics(self, names: Iterable[str], partitions: int = 3, timeout: float = 30) -> None:
         """Create topics (auto-creation is off) and wait until every partition has a leader.
 
         Existing topics are left as they are. CreateTopics reports errors per topic instead of
@@ -146,8 +158,11 @@ class KafkaBroker:
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            new = [NewTopic(name, num_partitions=partitions, replication_factor=1)
-                   for name in wanted if name not in existing]
+            new = [
+                NewTopic(name, num_partitions=partitions, replication_factor=1)
+                for name in wanted
+                if name not in existing
+            ]
             if new:
                 response = await admin.create_topics(new)
                 for topic, code, *rest in response.topic_errors:
@@ -156,8 +171,12 @@ class KafkaBroker:
             deadline = time.monotonic() + timeout
             while True:
                 described = await admin.describe_topics(wanted)
-                if all(t["error_code"] == 0 and t["partitions"]
-                       and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+                if all(
+                    t["error_code"] == 0
+                    and t["partitions"]
+                    and all(p["leader"] >= 0 for p in t["partitions"])
+                    for t in described
+                ):
                     return
                 if time.monotonic() > deadline:
                     raise BrokerError(f"topics {wanted} have no leaders after {timeout}s: {described}")

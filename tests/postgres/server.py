@@ -51,8 +51,13 @@ def install() -> Path:
     if os.geteuid() != 0:
         raise PostgresError("PostgreSQL is not installed: apt-get install -y postgresql")
     for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
-        done = subprocess.run(argv, capture_output=True, text=True, check=False,
-                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         if done.returncode != 0:
             raise PostgresError(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
     found = bin_dir()
@@ -75,23 +80,42 @@ class PostgresServer:
 
     def _run(self, *argv: str, timeout: float = 60) -> str:
         kwargs: dict[str, Any] = {"user": "postgres"} if self._as_postgres else {}
-        done = subprocess.run([str(self.bin / argv[0]), *argv[1:]], capture_output=True, text=True,
-                              timeout=timeout, check=False, cwd=self.directory, **kwargs)
+        done = subprocess.run(
+            [str(self.bin / argv[0]), *argv[1:]],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.directory,
+            **kwargs,
+        )
         if done.returncode != 0:
             raise PostgresError(f"{argv[0]} failed ({done.returncode}): {done.stdout}{done.stderr}")
         return done.stdout
 
     def start(self) -> None:
         if not (self.data / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8",
-                      "--no-sync")
-        relaxed = "" if self.durable else (
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ")
-        options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-                   f"{relaxed}-c max_connections=300")
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync")
+        relaxed = "" if self.durable else ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off ")
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            f"{relaxed}-c max_connections=300"
+        )
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w",
-                      "-t", "60", "start", timeout=90)
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                timeout=90,
+            )
         except PostgresError as exc:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise PostgresError(f"{exc}\n{tail}") from exc

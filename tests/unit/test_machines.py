@@ -22,8 +22,13 @@ ALLOWED: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("return", "receive", "PARTIAL_RETURN", ALL, "FULL_RETURN"),
     ("return", "initiate_refund", "FULL_RETURN", KNOWN, "PENDING_REFUND"),
     ("return", "initiate_refund", "PARTIAL_RETURN", KNOWN, "PENDING_REFUND"),
-    ("return", "initiate_refund", "PENDING_CUSTOMER_ACTION", {**KNOWN, "nothing_to_ship": True},
-     "PENDING_REFUND"),
+    (
+        "return",
+        "initiate_refund",
+        "PENDING_CUSTOMER_ACTION",
+        {**KNOWN, "nothing_to_ship": True},
+        "PENDING_REFUND",
+    ),
     ("return", "require_manual_refund", "PENDING_REFUND", {}, "MANUAL_REFUND"),
     ("return", "require_manual_refund", "FULL_RETURN", {}, "MANUAL_REFUND"),
     ("return", "require_manual_refund", "PARTIAL_RETURN", {}, "MANUAL_REFUND"),
@@ -38,8 +43,15 @@ ALLOWED: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("return_item", "receive", "AWAITING_RETURN", {"fully_received": True}, "RETURNED"),
     ("return_item", "receive", "PARTIAL_RETURN", {"fully_received": True}, "RETURNED"),
 ]
-LIFECYCLE_STATES = ["IDLE", "RETURN_INITIATED", "REFUND_CALCULATED", "RETURN_SUBMITTED",
-                    "EXCHANGE_INITIATED", "EXCHANGE_SUBMITTED", "EXCHANGE_PROCESSED"]
+LIFECYCLE_STATES = [
+    "IDLE",
+    "RETURN_INITIATED",
+    "REFUND_CALCULATED",
+    "RETURN_SUBMITTED",
+    "EXCHANGE_INITIATED",
+    "EXCHANGE_SUBMITTED",
+    "EXCHANGE_PROCESSED",
+]
 ALLOWED += [("lifecycle", "initiate_return", s, {}, "RETURN_INITIATED") for s in LIFECYCLE_STATES]
 ALLOWED += [("lifecycle", "initiate_exchange", s, {}, "EXCHANGE_INITIATED") for s in LIFECYCLE_STATES]
 ALLOWED += [("lifecycle", "custom", s, {}, s) for s in LIFECYCLE_STATES]
@@ -50,29 +62,46 @@ ALLOWED += [
     ("lifecycle", "submit_return", "RETURN_SUBMITTED", {}, "RETURN_SUBMITTED"),
     ("lifecycle", "submit_exchange", "EXCHANGE_INITIATED", {}, "EXCHANGE_SUBMITTED"),
     ("lifecycle", "submit_exchange", "EXCHANGE_SUBMITTED", {}, "EXCHANGE_SUBMITTED"),
-    ("lifecycle", "process_exchange", "EXCHANGE_SUBMITTED", {"goods_received": True},
-     "EXCHANGE_PROCESSED"),
-    ("lifecycle", "process_exchange", "EXCHANGE_PROCESSED", {"goods_received": True},
-     "EXCHANGE_PROCESSED"),
+    ("lifecycle", "process_exchange", "EXCHANGE_SUBMITTED", {"goods_received": True}, "EXCHANGE_PROCESSED"),
+    ("lifecycle", "process_exchange", "EXCHANGE_PROCESSED", {"goods_received": True}, "EXCHANGE_PROCESSED"),
 ]
 
 TRIGGERS = {
-    "return": ["receive", "initiate_refund", "require_manual_refund", "settle_refund",
-               "close_incomplete"],
+    "return": ["receive", "initiate_refund", "require_manual_refund", "settle_refund", "close_incomplete"],
     "return_item": ["approve", "receive"],
-    "lifecycle": ["initiate_return", "calculate_refund", "submit_return", "custom",
-                  "initiate_exchange", "submit_exchange", "process_exchange"],
+    "lifecycle": [
+        "initiate_return",
+        "calculate_refund",
+        "submit_return",
+        "custom",
+        "initiate_exchange",
+        "submit_exchange",
+        "process_exchange",
+    ],
 }
 STATES = {
-    "return": ["PENDING_CUSTOMER_ACTION", "PARTIAL_RETURN", "FULL_RETURN", "PENDING_REFUND",
-               "MANUAL_REFUND", "COMPLETE", "INCOMPLETE"],
-    "return_item": ["INITIAL", "AWAITING_RETURN", "RETURN_NOT_REQUIRED", "PARTIAL_RETURN",
-                    "RETURNED"],
+    "return": [
+        "PENDING_CUSTOMER_ACTION",
+        "PARTIAL_RETURN",
+        "FULL_RETURN",
+        "PENDING_REFUND",
+        "MANUAL_REFUND",
+        "COMPLETE",
+        "INCOMPLETE",
+    ],
+    "return_item": ["INITIAL", "AWAITING_RETURN", "RETURN_NOT_REQUIRED", "PARTIAL_RETURN", "RETURNED"],
     "lifecycle": LIFECYCLE_STATES,
 }
-EVERY_FACT = {"all_received": True, "some_received": True, "refund_known": True,
-              "nothing_to_ship": True, "refund_recorded": True, "shipment_required": True,
-              "fully_received": True, "goods_received": True}
+EVERY_FACT = {
+    "all_received": True,
+    "some_received": True,
+    "refund_known": True,
+    "nothing_to_ship": True,
+    "refund_recorded": True,
+    "shipment_required": True,
+    "fully_received": True,
+    "goods_received": True,
+}
 
 
 @pytest.mark.parametrize("machine", sorted(STATES))
@@ -81,8 +110,9 @@ def test_machines_have_exactly_the_commerce_states(machine: str) -> None:
 
 
 @pytest.mark.parametrize(("machine", "trigger", "source", "facts", "target"), ALLOWED)
-def test_allowed_transition(machine: str, trigger: str, source: str, facts: dict[str, Any],
-                            target: str) -> None:
+def test_allowed_transition(
+    machine: str, trigger: str, source: str, facts: dict[str, Any], target: str
+) -> None:
     step = fire(machine, source, trigger, **facts)
     assert (step.trigger, step.source, step.target) == (trigger, source, target)
 

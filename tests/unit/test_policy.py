@@ -128,12 +128,17 @@ def test_direct_construction_is_checked_too() -> None:
 def test_authorization_keys_round_trip_and_issue_labels() -> None:
     policy = ReturnPolicy.from_toml_text(
         'issue_rma_on = ["Submit_Return"]\nrma_prefix = "WH-"\n'
-        'return_label_url = "https://labels.test/{order_id}/{rma}.pdf"\n')
+        'return_label_url = "https://labels.test/{order_id}/{rma}.pdf"\n'
+    )
     assert ReturnPolicy.from_mapping(policy.to_mapping()) == policy
     assert policy.return_authorization("Submit_Return", "o1", None, 3) == (
-        "WH-o1-3", "https://labels.test/o1/WH-o1-3.pdf")
+        "WH-o1-3",
+        "https://labels.test/o1/WH-o1-3.pdf",
+    )
     assert policy.return_authorization("Submit_Return", "o1", "r7", 3) == (
-        "WH-r7", "https://labels.test/o1/WH-r7.pdf")
+        "WH-r7",
+        "https://labels.test/o1/WH-r7.pdf",
+    )
     assert policy.return_authorization("Initiate_Return", "o1", None, 1) is None
     assert ReturnPolicy().return_authorization("Submit_Return", "o1", None, 1) is None
 
@@ -169,51 +174,226 @@ def on(day: str) -> datetime:
 
 # (case, policy, changes to BASE, now, kind, returnable, reason, quantity available, text)
 ELIGIBILITY: list[tuple[str, ReturnPolicy, dict[str, Any], str, Kind, bool, R | None, int, str]] = [
-    ("eligible", DEFAULT, {}, "2026-01-10", "return", True, None, 2,
-     "2 of 2 can be returned until 2026-01-31"),
-    ("last day of the window counts", DEFAULT, {}, "2026-01-31T23:59:59", "return", True, None, 2,
-     "2 of 2 can be returned until 2026-01-31"),
-    ("window expired from ship date", DEFAULT, {}, "2026-02-01", "return", False,
-     R.RETURN_WINDOW_EXPIRED, 0, "Return window of 30 days ended on 2026-01-31"),
-    ("window counted from submitted date without a ship date", DEFAULT, {"ship_date": None},
-     "2026-01-19T10:00", "return", False, R.RETURN_WINDOW_EXPIRED, 0,
-     "Return window of 30 days ended on 2026-01-18"),
-    ("submitted date fallback still open", DEFAULT, {"ship_date": None}, "2026-01-18", "return",
-     True, None, 2, "2 of 2 can be returned until 2026-01-18"),
-    ("no date at all", DEFAULT, {"ship_date": None, "submitted_date": None}, "2026-01-02",
-     "return", False, R.OTHER, 0, "No ship or order date to count the 30-day return window from"),
-    ("final sale by sku", FINAL_SKU, {}, "2026-01-10", "return", False, R.FINAL_SALE, 0,
-     "SKU sku40139 is final sale"),
-    ("final sale by product", FINAL_PRODUCT, {}, "2026-01-10", "return", False, R.FINAL_SALE, 0,
-     "Product prod20012 is final sale"),
-    ("final sale wins over an expired window", FINAL_SKU, {}, "2027-01-01", "return", False,
-     R.FINAL_SALE, 0, "SKU sku40139 is final sale"),
-    ("already returned", DEFAULT, {"quantity_returned": 2}, "2026-01-10", "return", False,
-     R.ALREADY_RETURNED, 0, "All 2 units already returned or in an open return"),
-    ("rest is in an open return", DEFAULT, {"quantity_returned": 1, "quantity_in_open_returns": 1},
-     "2026-01-10", "return", False, R.ALREADY_RETURNED, 0,
-     "All 2 units already returned or in an open return"),
-    ("expired wins over already returned", DEFAULT, {"quantity_returned": 2}, "2026-03-01",
-     "return", False, R.RETURN_WINDOW_EXPIRED, 0, "Return window of 30 days ended on 2026-01-31"),
-    ("partially returned", DEFAULT, {"quantity_ordered": 5, "quantity_shipped": 4,
-     "quantity_returned": 1, "quantity_in_open_returns": 1}, "2026-01-10", "return", True, None, 2,
-     "2 of 4 can be returned until 2026-01-31"),
-    ("unshipped", DEFAULT, {"quantity_shipped": 0, "ship_date": None}, "2026-01-10", "return",
-     False, R.UNFULFILLED, 0, "Nothing of this item has shipped yet"),
-    ("unfulfilled wins over an expired window", DEFAULT, {"quantity_shipped": 0}, "2027-01-01",
-     "return", False, R.UNFULFILLED, 0, "Nothing of this item has shipped yet"),
-    ("require_shipped=False counts ordered units", ANY_TIME_SHIPPED_OR_NOT,
-     {"quantity_ordered": 3, "quantity_shipped": 0, "ship_date": None}, "2026-01-10", "return",
-     True, None, 3, "3 of 3 can be returned until 2026-01-18"),
-    ("require_shipped=False still honours the window", ANY_TIME_SHIPPED_OR_NOT,
-     {"quantity_shipped": 0, "ship_date": None}, "2026-02-10", "return", False,
-     R.RETURN_WINDOW_EXPIRED, 0, "Return window of 30 days ended on 2026-01-18"),
-    ("exchange window shorter than return window", SHORT_EXCHANGE, {}, "2026-01-09", "exchange",
-     False, R.RETURN_WINDOW_EXPIRED, 0, "Exchange window of 7 days ended on 2026-01-08"),
-    ("same day is a return", SHORT_EXCHANGE, {}, "2026-01-09", "return", True, None, 2,
-     "2 of 2 can be returned until 2026-01-31"),
-    ("exchange within its window", SHORT_EXCHANGE, {}, "2026-01-08", "exchange", True, None, 2,
-     "2 of 2 can be exchanged until 2026-01-08"),
+    (
+        "eligible",
+        DEFAULT,
+        {},
+        "2026-01-10",
+        "return",
+        True,
+        None,
+        2,
+        "2 of 2 can be returned until 2026-01-31",
+    ),
+    (
+        "last day of the window counts",
+        DEFAULT,
+        {},
+        "2026-01-31T23:59:59",
+        "return",
+        True,
+        None,
+        2,
+        "2 of 2 can be returned until 2026-01-31",
+    ),
+    (
+        "window expired from ship date",
+        DEFAULT,
+        {},
+        "2026-02-01",
+        "return",
+        False,
+        R.RETURN_WINDOW_EXPIRED,
+        0,
+        "Return window of 30 days ended on 2026-01-31",
+    ),
+    (
+        "window counted from submitted date without a ship date",
+        DEFAULT,
+        {"ship_date": None},
+        "2026-01-19T10:00",
+        "return",
+        False,
+        R.RETURN_WINDOW_EXPIRED,
+        0,
+        "Return window of 30 days ended on 2026-01-18",
+    ),
+    (
+        "submitted date fallback still open",
+        DEFAULT,
+        {"ship_date": None},
+        "2026-01-18",
+        "return",
+        True,
+        None,
+        2,
+        "2 of 2 can be returned until 2026-01-18",
+    ),
+    (
+        "no date at all",
+        DEFAULT,
+        {"ship_date": None, "submitted_date": None},
+        "2026-01-02",
+        "return",
+        False,
+        R.OTHER,
+        0,
+        "No ship or order date to count the 30-day return window from",
+    ),
+    (
+        "final sale by sku",
+        FINAL_SKU,
+        {},
+        "2026-01-10",
+        "return",
+        False,
+        R.FINAL_SALE,
+        0,
+        "SKU sku40139 is final sale",
+    ),
+    (
+        "final sale by product",
+        FINAL_PRODUCT,
+        {},
+        "2026-01-10",
+        "return",
+        False,
+        R.FINAL_SALE,
+        0,
+        "Product prod20012 is final sale",
+    ),
+    (
+        "final sale wins over an expired window",
+        FINAL_SKU,
+        {},
+        "2027-01-01",
+        "return",
+        False,
+        R.FINAL_SALE,
+        0,
+        "SKU sku40139 is final sale",
+    ),
+    (
+        "already returned",
+        DEFAULT,
+        {"quantity_returned": 2},
+        "2026-01-10",
+        "return",
+        False,
+        R.ALREADY_RETURNED,
+        0,
+        "All 2 units already returned or in an open return",
+    ),
+    (
+        "rest is in an open return",
+        DEFAULT,
+        {"quantity_returned": 1, "quantity_in_open_returns": 1},
+        "2026-01-10",
+        "return",
+        False,
+        R.ALREADY_RETURNED,
+        0,
+        "All 2 units already returned or in an open return",
+    ),
+    (
+        "expired wins over already returned",
+        DEFAULT,
+        {"quantity_returned": 2},
+        "2026-03-01",
+        "return",
+        False,
+        R.RETURN_WINDOW_EXPIRED,
+        0,
+        "Return window of 30 days ended on 2026-01-31",
+    ),
+    (
+        "partially returned",
+        DEFAULT,
+        {"quantity_ordered": 5, "quantity_shipped": 4, "quantity_returned": 1, "quantity_in_open_returns": 1},
+        "2026-01-10",
+        "return",
+        True,
+        None,
+        2,
+        "2 of 4 can be returned until 2026-01-31",
+    ),
+    (
+        "unshipped",
+        DEFAULT,
+        {"quantity_shipped": 0, "ship_date": None},
+        "2026-01-10",
+        "return",
+        False,
+        R.UNFULFILLED,
+        0,
+        "Nothing of this item has shipped yet",
+    ),
+    (
+        "unfulfilled wins over an expired window",
+        DEFAULT,
+        {"quantity_shipped": 0},
+        "2027-01-01",
+        "return",
+        False,
+        R.UNFULFILLED,
+        0,
+        "Nothing of this item has shipped yet",
+    ),
+    (
+        "require_shipped=False counts ordered units",
+        ANY_TIME_SHIPPED_OR_NOT,
+        {"quantity_ordered": 3, "quantity_shipped": 0, "ship_date": None},
+        "2026-01-10",
+        "return",
+        True,
+        None,
+        3,
+        "3 of 3 can be returned until 2026-01-18",
+    ),
+    (
+        "require_shipped=False still honours the window",
+        ANY_TIME_SHIPPED_OR_NOT,
+        {"quantity_shipped": 0, "ship_date": None},
+        "2026-02-10",
+        "return",
+        False,
+        R.RETURN_WINDOW_EXPIRED,
+        0,
+        "Return window of 30 days ended on 2026-01-18",
+    ),
+    (
+        "exchange window shorter than return window",
+        SHORT_EXCHANGE,
+        {},
+        "2026-01-09",
+        "exchange",
+        False,
+        R.RETURN_WINDOW_EXPIRED,
+        0,
+        "Exchange window of 7 days ended on 2026-01-08",
+    ),
+    (
+        "same day is a return",
+        SHORT_EXCHANGE,
+        {},
+        "2026-01-09",
+        "return",
+        True,
+        None,
+        2,
+        "2 of 2 can be returned until 2026-01-31",
+    ),
+    (
+        "exchange within its window",
+        SHORT_EXCHANGE,
+        {},
+        "2026-01-08",
+        "exchange",
+        True,
+        None,
+        2,
+        "2 of 2 can be exchanged until 2026-01-08",
+    ),
 ]
 
 
@@ -264,28 +444,40 @@ def test_not_found() -> None:
 
 def test_reasons_are_the_commerce_vocabulary() -> None:
     assert [r.value for r in NonReturnableReason] == [
-        "RETURN_WINDOW_EXPIRED", "FINAL_SALE", "ALREADY_RETURNED", "UNFULFILLED", "NOT_FOUND",
+        "RETURN_WINDOW_EXPIRED",
+        "FINAL_SALE",
+        "ALREADY_RETURNED",
+        "UNFULFILLED",
+        "NOT_FOUND",
         "OTHER",
     ]
 
 
-MOMENTS = st.datetimes(min_value=datetime(2025, 12, 1), max_value=datetime(2026, 3, 1),
-                       timezones=st.sampled_from([UTC, timezone(timedelta(hours=-8)),
-                                                  timezone(timedelta(hours=9))]))
+MOMENTS = st.datetimes(
+    min_value=datetime(2025, 12, 1),
+    max_value=datetime(2026, 3, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=9))]),
+)
 
 
-@given(now=MOMENTS, later=st.floats(min_value=0, max_value=1), shipped=MOMENTS,
-       kind=st.sampled_from(["return", "exchange"]))
-def test_verdicts_hold_until_the_next_utc_midnight(now: datetime, later: float,
-                                                   shipped: datetime, kind: Kind) -> None:
+@given(
+    now=MOMENTS,
+    later=st.floats(min_value=0, max_value=1),
+    shipped=MOMENTS,
+    kind=st.sampled_from(["return", "exchange"]),
+)
+def test_verdicts_hold_until_the_next_utc_midnight(
+    now: datetime, later: float, shipped: datetime, kind: Kind
+) -> None:
     """What lets a remembered validation answer be given again until then."""
     until = verdicts_hold_until(now)
     assert until > now and until - now <= timedelta(days=1)
     assert (until.hour, until.minute, until.second, until.microsecond) == (0, 0, 0, 0)
     facts = replace(BASE, ship_date=shipped)
     moment = now + (until - now - timedelta(microseconds=1)) * later
-    assert evaluate_item(SHORT_EXCHANGE, facts, moment, kind) == \
-        evaluate_item(SHORT_EXCHANGE, facts, now, kind)
+    assert evaluate_item(SHORT_EXCHANGE, facts, moment, kind) == evaluate_item(
+        SHORT_EXCHANGE, facts, now, kind
+    )
 
 
 def test_a_verdict_can_change_at_that_midnight() -> None:

@@ -39,9 +39,7 @@ def seed_order() -> OrderMoney:
     (291 - 29.1 + 6.5) and 261.9 was authorized: the sample is inconsistent, so
     the payable amount used is the order total.
     """
-    lines = allocate_order_discount(
-        [OrderLine(JACKET, "sg20005", 2, D("291"))], D("29.1"), "USD"
-    )
+    lines = allocate_order_discount([OrderLine(JACKET, "sg20005", 2, D("291"))], D("29.1"), "USD")
     return OrderMoney(
         "USD",
         lines,
@@ -59,7 +57,9 @@ def test_seed_order_returned_in_two_halves() -> None:
 
     first = calculate_refund(money, ReturnSelection({JACKET: 1}), policy)
     assert (first.item_total, first.tax_total, first.shipping_total) == (
-        D("130.95"), D("0.00"), D("0.00"),
+        D("130.95"),
+        D("0.00"),
+        D("0.00"),
     )
     assert first.refund_total == D("130.95")
     assert [(p.payment_group_id, p.amount) for p in first.payments] == [("pg20005", D("130.95"))]
@@ -166,8 +166,7 @@ def test_return_fee(fee: ReturnFee | None, expected_fee: str, expected_total: st
 
 @pytest.mark.parametrize(
     ("refund_shipping", "first", "second"),
-    [("never", "0.00", "0.00"), ("when_group_fully_returned", "0.00", "6.50"),
-     ("always", "3.25", "3.25")],
+    [("never", "0.00", "0.00"), ("when_group_fully_returned", "0.00", "6.50"), ("always", "3.25", "3.25")],
 )
 def test_refund_shipping_choices(refund_shipping: RefundShipping, first: str, second: str) -> None:
     policy = RefundPolicy(refund_shipping=refund_shipping)
@@ -258,8 +257,11 @@ def test_allocate_is_exact_and_breaks_ties_by_index() -> None:
 
 
 def test_allocate_order_discount_over_lines() -> None:
-    lines = [OrderLine("a", "s", 1, D("10.00")), OrderLine("b", "s", 1, D("20.00")),
-             OrderLine("c", "s", 1, D("0.00"))]
+    lines = [
+        OrderLine("a", "s", 1, D("10.00")),
+        OrderLine("b", "s", 1, D("20.00")),
+        OrderLine("c", "s", 1, D("0.00")),
+    ]
     shares = [ln.order_discount_share for ln in allocate_order_discount(lines, D("1.00"), "USD")]
     assert shares == [D("0.33"), D("0.67"), D("0.00")]
     with pytest.raises(RefundError, match="exceeds"):
@@ -274,9 +276,7 @@ def test_allocate_order_discount_over_lines() -> None:
         ({"a": 1}, {"a": 2}, "exceeds"),
     ],
 )
-def test_bad_selection_is_refused(
-    quantities: dict[str, int], already: dict[str, int], message: str
-) -> None:
+def test_bad_selection_is_refused(quantities: dict[str, int], already: dict[str, int], message: str) -> None:
     money = OrderMoney("USD", (OrderLine("a", "s", 2, D("1.00")),))
     with pytest.raises(RefundError, match=message):
         calculate_refund(money, ReturnSelection(quantities, already), RefundPolicy())
@@ -347,16 +347,24 @@ def orders(draw: st.DrawFn) -> OrderMoney:
                 draw(st.sampled_from(groups)),
                 draw(st.integers(1, 5)),
                 money_of(amount, currency),
-                money_of(draw(st.integers(0, amount)), currency)
-                if draw(st.booleans()) else Decimal(0),
+                money_of(draw(st.integers(0, amount)), currency) if draw(st.booleans()) else Decimal(0),
                 money_of(draw(st.integers(0, 50 * scale)), currency),
-                money_of(draw(st.integers(0, 20 * scale)), currency)
-                if draw(st.booleans()) else Decimal(0),
+                money_of(draw(st.integers(0, 20 * scale)), currency) if draw(st.booleans()) else Decimal(0),
             )
         )
     if draw(st.booleans()):
-        without = [OrderLine(ln.commerce_item_id, ln.shipping_group_id, ln.quantity, ln.amount,
-                             Decimal(0), ln.tax, ln.surcharge) for ln in lines]
+        without = [
+            OrderLine(
+                ln.commerce_item_id,
+                ln.shipping_group_id,
+                ln.quantity,
+                ln.amount,
+                Decimal(0),
+                ln.tax,
+                ln.surcharge,
+            )
+            for ln in lines
+        ]
         total_amount = sum(int(ln.amount.scaleb(digits(currency))) for ln in lines)
         discount = money_of(draw(st.integers(0, total_amount)), currency)
         lines = list(allocate_order_discount(without, discount, currency))
@@ -375,9 +383,7 @@ def orders(draw: st.DrawFn) -> OrderMoney:
     weights = [draw(st.integers(0, 10)) for _ in range(tenders)]
     parts = allocate(partial.total, weights, currency)
     methods = ["creditCard", "giftCard", "tokenizedCreditCard"]
-    payments = tuple(
-        PaymentShare(f"pg{k}", methods[k], part) for k, part in enumerate(parts)
-    )
+    payments = tuple(PaymentShare(f"pg{k}", methods[k], part) for k, part in enumerate(parts))
     return OrderMoney(currency, tuple(lines), shipping, payments, tax_included)
 
 
@@ -402,8 +408,16 @@ def assert_quantized(value: Decimal, currency: str) -> None:
 
 
 def all_amounts(calc: RefundCalculation) -> list[Decimal]:
-    values = [calc.item_total, calc.tax_total, calc.shipping_total, calc.shipping_tax_total,
-              calc.surcharge_total, calc.fee, calc.refund_total, calc.unallocated]
+    values = [
+        calc.item_total,
+        calc.tax_total,
+        calc.shipping_total,
+        calc.shipping_tax_total,
+        calc.surcharge_total,
+        calc.fee,
+        calc.refund_total,
+        calc.unallocated,
+    ]
     for item in calc.items:
         values += [item.amount, item.tax, item.shipping, item.shipping_tax, item.surcharge]
     values += [p.amount for p in calc.payments]
@@ -411,8 +425,7 @@ def all_amounts(calc: RefundCalculation) -> list[Decimal]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.data(), refund_shipping=st.sampled_from(["never", "when_group_fully_returned",
-                                                        "always"]))
+@given(data=st.data(), refund_shipping=st.sampled_from(["never", "when_group_fully_returned", "always"]))
 def test_partial_returns_add_up_to_exactly_what_was_paid(
     data: st.DataObject, refund_shipping: RefundShipping
 ) -> None:
@@ -431,9 +444,7 @@ def test_partial_returns_add_up_to_exactly_what_was_paid(
     charges = {c.shipping_group_id: c.amount + c.tax for c in money.shipping}
 
     for step in steps:
-        calc = calculate_refund(
-            money, ReturnSelection(step, dict(returned), dict(credited)), policy
-        )
+        calc = calculate_refund(money, ReturnSelection(step, dict(returned), dict(credited)), policy)
         for value in all_amounts(calc):
             assert_quantized(value, cur)
             assert value >= 0
@@ -443,14 +454,12 @@ def test_partial_returns_add_up_to_exactly_what_was_paid(
         assert sum((i.shipping_tax for i in calc.items), Decimal(0)) == calc.shipping_tax_total
         assert sum((i.surcharge for i in calc.items), Decimal(0)) == calc.surcharge_total
         tax = Decimal(0) if money.tax_included else calc.tax_total
-        assert calc.refund_total == (calc.item_total + tax + calc.shipping_total
-                                     + calc.surcharge_total)
+        assert calc.refund_total == (calc.item_total + tax + calc.shipping_total + calc.surcharge_total)
         assert calc.refund_total == sum((i.total for i in calc.items), Decimal(0))
         assert sum((p.amount for p in calc.payments), Decimal(0)) == calc.refund_total
         assert calc.unallocated == 0 and not calc.requires_manual
         assert {i.commerce_item_id: i.quantity for i in calc.items} == step
-        remaining = {p.payment_group_id: p.amount - credited[p.payment_group_id]
-                     for p in money.payments}
+        remaining = {p.payment_group_id: p.amount - credited[p.payment_group_id] for p in money.payments}
         for p in calc.payments:
             assert p.amount <= remaining[p.payment_group_id]
             credited[p.payment_group_id] += p.amount
@@ -501,12 +510,12 @@ def test_payment_allocation_never_exceeds_what_a_group_can_take(
         p.payment_group_id: quantize(p.amount * credited_fraction[k] / 100, cur)
         for k, p in enumerate(money.payments)
     }
-    selection = ReturnSelection({ln.commerce_item_id: ln.quantity for ln in money.lines},
-                                already_credited=already)
+    selection = ReturnSelection(
+        {ln.commerce_item_id: ln.quantity for ln in money.lines}, already_credited=already
+    )
     policy = RefundPolicy(refund_shipping="always", return_fee=ReturnFee(percent=D(percent)))
     calc = calculate_refund(money, selection, policy)
-    room = {p.payment_group_id: max(D(0), p.amount - already[p.payment_group_id])
-            for p in money.payments}
+    room = {p.payment_group_id: max(D(0), p.amount - already[p.payment_group_id]) for p in money.payments}
     for p in calc.payments:
         assert_quantized(p.amount, cur)
         assert 0 <= p.amount <= room[p.payment_group_id]
@@ -548,21 +557,25 @@ def test_primitive_is_json_friendly() -> None:
 
 def test_tax_inclusive_prices_refund_the_price_and_report_the_tax_inside() -> None:
     """VAT sites (isTaxIncluded): the amount holds the tax, so the tax is not added on top."""
-    money = OrderMoney("EUR", (OrderLine("ci1", "sg1", 2, D("120.00"), tax=D("20.00")),),
-                       payments=(PaymentShare("pg1", "creditCard", D("120.00")),),
-                       tax_included=True)
+    money = OrderMoney(
+        "EUR",
+        (OrderLine("ci1", "sg1", 2, D("120.00"), tax=D("20.00")),),
+        payments=(PaymentShare("pg1", "creditCard", D("120.00")),),
+        tax_included=True,
+    )
     calc = calculate_refund(money, ReturnSelection({"ci1": 1}), RefundPolicy(refund_shipping="never"))
-    assert (calc.item_total, calc.tax_total, calc.refund_total) == (D("60.00"), D("10.00"),
-                                                                    D("60.00"))
+    assert (calc.item_total, calc.tax_total, calc.refund_total) == (D("60.00"), D("10.00"), D("60.00"))
     assert calc.items[0].total == D("60.00")
     assert RefundCalculation.from_primitive(calc.to_primitive()) == calc
 
 
 def test_shipping_surcharge_is_refunded_per_unit_and_shipping_tax_apart() -> None:
     money = OrderMoney(
-        "USD", (OrderLine("ci1", "sg1", 3, D("90.00"), tax=D("5.63"), surcharge=D("10.00")),),
+        "USD",
+        (OrderLine("ci1", "sg1", 3, D("90.00"), tax=D("5.63"), surcharge=D("10.00")),),
         (ShippingCharge("sg1", D("25.00"), D("1.56")),),
-        (PaymentShare("pg1", "creditCard", D("200.00")),))
+        (PaymentShare("pg1", "creditCard", D("200.00")),),
+    )
     policy = RefundPolicy(refund_shipping="always")
     first = calculate_refund(money, ReturnSelection({"ci1": 2}), policy)
     assert (first.surcharge_total, first.items[0].surcharge) == (D("6.67"), D("6.67"))

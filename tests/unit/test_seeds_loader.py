@@ -63,14 +63,17 @@ def test_load_seed_by_name_with_or_without_suffix() -> None:
 
 
 def test_env_names_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    prose = ('Example: the sample follows.\n\n'
-             '{\n\u00a0\u00a0"order": {"id": "oX", "note": "a } and a { and \\"quoted\\" ,]",\n'
-             '\u00a0\u00a0\u00a0\u00a0"items": [1, 2,\n\u00a0\u00a0],\n},\n}\nMore prose {}.')
+    prose = (
+        "Example: the sample follows.\n\n"
+        '{\n\u00a0\u00a0"order": {"id": "oX", "note": "a } and a { and \\"quoted\\" ,]",\n'
+        '\u00a0\u00a0\u00a0\u00a0"items": [1, 2,\n\u00a0\u00a0],\n},\n}\nMore prose {}.'
+    )
     (tmp_path / "order-submit-webhook.txt").write_text(prose, encoding="utf-8")
     monkeypatch.setenv("RETURNFLOW_SEEDS_DIR", str(tmp_path))
     assert seeds_dir() == tmp_path
-    assert seed_order_submit() == {"order": {"id": "oX", "note": 'a } and a { and "quoted" ,]',
-                                             "items": [1, 2]}}
+    assert seed_order_submit() == {
+        "order": {"id": "oX", "note": 'a } and a { and "quoted" ,]', "items": [1, 2]}
+    }
 
 
 def test_outermost_object_skips_braces_in_strings() -> None:
@@ -80,5 +83,7 @@ def test_outermost_object_skips_braces_in_strings() -> None:
 
 
 def test_trailing_commas_go_but_commas_in_strings_stay() -> None:
-    assert drop_trailing_commas('{"a": [1, 2 , ], "b": "x, }", "c": {"d": 1,\n},}') == \
-        '{"a": [1, 2  ], "b": "x, }", "c": {"d": 1\n}}'
+    assert (
+        drop_trailing_commas('{"a": [1, 2 , ], "b": "x, }", "c": {"d": 1,\n},}')
+        == '{"a": [1, 2  ], "b": "x, }", "c": {"d": 1\n}}'
+    )

@@ -23,8 +23,10 @@ def both() -> tuple[JSONTranscoder, OrjsonTranscoder]:
 
 DOCUMENTS: list[Any] = [
     {"timestamp": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "snapshot": {"a": [1, "x", None]}},
-    {"nested": {"when": datetime(2026, 1, 2, tzinfo=UTC), "amount": Decimal("80.41")},
-     "list": [Decimal("1.10"), {"n": datetime(2025, 5, 5, tzinfo=UTC)}]},
+    {
+        "nested": {"when": datetime(2026, 1, 2, tzinfo=UTC), "amount": Decimal("80.41")},
+        "list": [Decimal("1.10"), {"n": datetime(2025, 5, 5, tzinfo=UTC)}],
+    },
     {"plain": "text with _type_ in it", "n": 1},
     {"_type_": "looks", "_data_": "like an envelope but is data", "x": 1},
 ]

@@ -17,8 +17,15 @@ from domain.validation import SUBMIT_CONTEXTS, AskedItem, judge
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 POLICY = ReturnPolicy(nonreturnable_skus=frozenset({"sku-final"}))
-CONTEXTS = ["Initiate_Return", "CalculateRefund_Return", "Submit_Return", "Custom_Return",
-            "Initiate_Exchange", "Submit_Exchange", "Process_Exchange"]
+CONTEXTS = [
+    "Initiate_Return",
+    "CalculateRefund_Return",
+    "Submit_Return",
+    "Custom_Return",
+    "Initiate_Exchange",
+    "Submit_Exchange",
+    "Process_Exchange",
+]
 
 
 def iso(moment: datetime) -> str:
@@ -27,45 +34,116 @@ def iso(moment: datetime) -> str:
 
 def make_order(shipped_days_ago: int | None = 5) -> Order:
     snapshot: dict[str, Any] = {
-        "id": "o1", "state": "SUBMITTED", "currency": "USD",
+        "id": "o1",
+        "state": "SUBMITTED",
+        "currency": "USD",
         "submittedDate": iso(NOW - timedelta(days=(shipped_days_ago or 0) + 2)),
-        "priceInfo": {"total": "170.00", "amount": "160.00", "shipping": "10.00", "tax": "0.00",
-                      "discountAmount": "0.00"},
+        "priceInfo": {
+            "total": "170.00",
+            "amount": "160.00",
+            "shipping": "10.00",
+            "tax": "0.00",
+            "discountAmount": "0.00",
+        },
         "commerceItems": [
-            {"id": "ci-a", "catalogRefId": "sku-a", "productId": "p-a", "quantity": 2,
-             "returnedQuantity": 0, "amount": "100.00", "tax": "0.00", "orderDiscountShare": "0.00"},
-            {"id": "ci-final", "catalogRefId": "sku-final", "productId": "p-f", "quantity": 1,
-             "returnedQuantity": 0, "amount": "30.00", "tax": "0.00", "orderDiscountShare": "0.00"},
-            {"id": "ci-c", "catalogRefId": "sku-c", "productId": "p-c", "quantity": 3,
-             "returnedQuantity": 0, "amount": "30.00", "tax": "0.00", "orderDiscountShare": "0.00"},
+            {
+                "id": "ci-a",
+                "catalogRefId": "sku-a",
+                "productId": "p-a",
+                "quantity": 2,
+                "returnedQuantity": 0,
+                "amount": "100.00",
+                "tax": "0.00",
+                "orderDiscountShare": "0.00",
+            },
+            {
+                "id": "ci-final",
+                "catalogRefId": "sku-final",
+                "productId": "p-f",
+                "quantity": 1,
+                "returnedQuantity": 0,
+                "amount": "30.00",
+                "tax": "0.00",
+                "orderDiscountShare": "0.00",
+            },
+            {
+                "id": "ci-c",
+                "catalogRefId": "sku-c",
+                "productId": "p-c",
+                "quantity": 3,
+                "returnedQuantity": 0,
+                "amount": "30.00",
+                "tax": "0.00",
+                "orderDiscountShare": "0.00",
+            },
         ],
-        "shippingGroups": [{"id": "sg1", "state": "INITIAL", "amount": "10.00",
-                            "shippingTax": "0.00", "items": [
-                                {"commerceItemId": c, "quantity": q, "returnedQuantity": 0}
-                                for c, q in (("ci-a", 2), ("ci-final", 1), ("ci-c", 3))]}],
-        "paymentGroups": [{"id": "pg1", "paymentMethod": "creditCard", "amount": "170.00",
-                           "amountCredited": "0.00", "currencyCode": "USD", "state": None}],
+        "shippingGroups": [
+            {
+                "id": "sg1",
+                "state": "INITIAL",
+                "amount": "10.00",
+                "shippingTax": "0.00",
+                "items": [
+                    {"commerceItemId": c, "quantity": q, "returnedQuantity": 0}
+                    for c, q in (("ci-a", 2), ("ci-final", 1), ("ci-c", 3))
+                ],
+            }
+        ],
+        "paymentGroups": [
+            {
+                "id": "pg1",
+                "paymentMethod": "creditCard",
+                "amount": "170.00",
+                "amountCredited": "0.00",
+                "currencyCode": "USD",
+                "state": None,
+            }
+        ],
     }
-    order = Order.submit(snapshot, last_modified=1, fingerprint="f", origin="order-submit",
-                         actor="commerce-webhook", cause="c")
+    order = Order.submit(
+        snapshot, last_modified=1, fingerprint="f", origin="order-submit", actor="commerce-webhook", cause="c"
+    )
     if shipped_days_ago is not None:
-        order.ship(shipping_group_id="sg1", items=None, tracking_number="T",
-                   ship_date=iso(NOW - timedelta(days=shipped_days_ago)), actor="operator:w",
-                   cause="c")
+        order.ship(
+            shipping_group_id="sg1",
+            items=None,
+            tracking_number="T",
+            ship_date=iso(NOW - timedelta(days=shipped_days_ago)),
+            actor="operator:w",
+            cause="c",
+        )
     return order
 
 
-def make_return(rid: str, item: str, to_return: int, received: int, state: str,
-                process: str = "Return") -> ReturnRequest:
-    item_state = "RETURNED" if received >= to_return else ("PARTIAL_RETURN" if received
-                                                            else "AWAITING_RETURN")
+def make_return(
+    rid: str, item: str, to_return: int, received: int, state: str, process: str = "Return"
+) -> ReturnRequest:
+    item_state = (
+        "RETURNED" if received >= to_return else ("PARTIAL_RETURN" if received else "AWAITING_RETURN")
+    )
     return ReturnRequest.receive_request(
-        {"id": rid, "orderId": "o1", "processName": process, "state": state,
-         "returnItemList": [{"returnItemId": f"{rid}-1", "commerceItemId": item, "state": item_state,
-                             "quantityToReturn": to_return, "quantityReceived": received,
-                             "returnShipmentRequired": True}],
-         "refund": {}, "details": {}},
-        version_key=1, fingerprint=rid, actor="commerce-webhook", cause="c",
+        {
+            "id": rid,
+            "orderId": "o1",
+            "processName": process,
+            "state": state,
+            "returnItemList": [
+                {
+                    "returnItemId": f"{rid}-1",
+                    "commerceItemId": item,
+                    "state": item_state,
+                    "quantityToReturn": to_return,
+                    "quantityReceived": received,
+                    "returnShipmentRequired": True,
+                }
+            ],
+            "refund": {},
+            "details": {},
+        },
+        version_key=1,
+        fingerprint=rid,
+        actor="commerce-webhook",
+        cause="c",
     )
 
 
@@ -78,13 +156,25 @@ def scenario(name: str) -> tuple[Order, list[ReturnRequest], str, int, NonReturn
     if name == "final_sale":
         return make_order(), [], "ci-final", 1, NonReturnableReason.FINAL_SALE, 0
     if name == "already_returned":
-        return (make_order(), [make_return("r0", "ci-a", 2, 2, "COMPLETE")], "ci-a", 1,
-                NonReturnableReason.ALREADY_RETURNED, 0)
+        return (
+            make_order(),
+            [make_return("r0", "ci-a", 2, 2, "COMPLETE")],
+            "ci-a",
+            1,
+            NonReturnableReason.ALREADY_RETURNED,
+            0,
+        )
     if name == "partially_returned":
         return make_order(), [make_return("r0", "ci-c", 1, 1, "COMPLETE")], "ci-c", 2, None, 2
     if name == "in_open_return":
-        return (make_order(), [make_return("r0", "ci-c", 2, 0, "PENDING_CUSTOMER_ACTION")], "ci-c",
-                1, None, 1)
+        return (
+            make_order(),
+            [make_return("r0", "ci-c", 2, 0, "PENDING_CUSTOMER_ACTION")],
+            "ci-c",
+            1,
+            None,
+            1,
+        )
     if name == "unshipped":
         return make_order(shipped_days_ago=None), [], "ci-a", 1, NonReturnableReason.UNFULFILLED, 0
     if name == "unknown_item":
@@ -94,8 +184,17 @@ def scenario(name: str) -> tuple[Order, list[ReturnRequest], str, int, NonReturn
     raise AssertionError(name)
 
 
-SCENARIOS = ["eligible", "window_expired", "final_sale", "already_returned",
-             "partially_returned", "in_open_return", "unshipped", "unknown_item", "over_asked"]
+SCENARIOS = [
+    "eligible",
+    "window_expired",
+    "final_sale",
+    "already_returned",
+    "partially_returned",
+    "in_open_return",
+    "unshipped",
+    "unknown_item",
+    "over_asked",
+]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -150,30 +249,53 @@ def test_process_exchange_only_after_the_goods_are_received(received: int, allow
     asked = [AskedItem("ci-a", "sg1", 0)]
     for context in ("Initiate_Exchange", "Submit_Exchange"):
         verdict = judge(context, "o1", order, [exchange], asked, POLICY, NOW)
-        assert order.record_validation(context=context, facts=verdict.lifecycle_facts, answer={},
-                                       answer_fingerprint=context, refund_quote=None,
-                                       actor="commerce-webhook", cause="c")
+        assert order.record_validation(
+            context=context,
+            facts=verdict.lifecycle_facts,
+            answer={},
+            answer_fingerprint=context,
+            refund_quote=None,
+            actor="commerce-webhook",
+            cause="c",
+        )
     verdict = judge("Process_Exchange", "o1", order, [exchange], asked, POLICY, NOW, "x1")
     assert verdict.lifecycle_facts == {"goods_received": allowed}
     before = len(order.pending_events)
     if allowed:
-        assert order.record_validation(context="Process_Exchange", facts=verdict.lifecycle_facts,
-                                       answer={}, answer_fingerprint="p", refund_quote=None,
-                                       actor="commerce-webhook", cause="c")
+        assert order.record_validation(
+            context="Process_Exchange",
+            facts=verdict.lifecycle_facts,
+            answer={},
+            answer_fingerprint="p",
+            refund_quote=None,
+            actor="commerce-webhook",
+            cause="c",
+        )
         assert order.lifecycle_state == "EXCHANGE_PROCESSED"
     else:
         with pytest.raises(IllegalTransition):
-            order.record_validation(context="Process_Exchange", facts=verdict.lifecycle_facts,
-                                    answer={}, answer_fingerprint="p", refund_quote=None,
-                                    actor="commerce-webhook", cause="c")
+            order.record_validation(
+                context="Process_Exchange",
+                facts=verdict.lifecycle_facts,
+                answer={},
+                answer_fingerprint="p",
+                refund_quote=None,
+                actor="commerce-webhook",
+                cause="c",
+            )
         assert len(order.pending_events) == before
         assert order.lifecycle_state == "EXCHANGE_SUBMITTED"
 
 
 def test_same_question_same_answer_records_nothing_new() -> None:
     order = make_order()
-    kwargs: dict[str, Any] = {"facts": {}, "answer": {}, "refund_quote": None,
-                              "actor": "commerce-webhook", "cause": "c"}
+    kwargs: dict[str, Any] = {
+        "facts": {},
+        "answer": {},
+        "refund_quote": None,
+        "actor": "commerce-webhook",
+        "cause": "c",
+    }
     assert order.record_validation(context="Initiate_Return", answer_fingerprint="a", **kwargs)
     assert not order.record_validation(context="Initiate_Return", answer_fingerprint="a", **kwargs)
     assert order.record_validation(context="Initiate_Return", answer_fingerprint="b", **kwargs)
@@ -182,24 +304,35 @@ def test_same_question_same_answer_records_nothing_new() -> None:
 def test_submit_return_before_refund_calculation_is_refused() -> None:
     order = make_order()
     with pytest.raises(IllegalTransition):
-        order.record_validation(context="Submit_Return", facts={}, answer={},
-                                answer_fingerprint="s", refund_quote=None,
-                                actor="commerce-webhook", cause="c")
+        order.record_validation(
+            context="Submit_Return",
+            facts={},
+            answer={},
+            answer_fingerprint="s",
+            refund_quote=None,
+            actor="commerce-webhook",
+            cause="c",
+        )
 
 
 def test_calculate_refund_on_the_seed_style_order() -> None:
     """Returning 1 of 2 discounted jackets: half the line's net, no shipping yet."""
     order = make_order()
-    verdict = judge("CalculateRefund_Return", "o1", order, [], [AskedItem("ci-a", "sg1", 1)],
-                    ReturnPolicy(), NOW)
+    verdict = judge(
+        "CalculateRefund_Return", "o1", order, [], [AskedItem("ci-a", "sg1", 1)], ReturnPolicy(), NOW
+    )
     assert verdict.refund is not None
     assert verdict.refund.item_total == Decimal("50.00")
     assert verdict.refund.shipping_total == Decimal("0.00")
     assert verdict.refund.refund_total == Decimal("50.00")
 
 
-ISSUING = replace(POLICY, issue_rma_on=frozenset({"Submit_Return", "Submit_Exchange"}),
-                  rma_prefix="RMA-", return_label_url="https://labels.test/{order_id}/{rma}")
+ISSUING = replace(
+    POLICY,
+    issue_rma_on=frozenset({"Submit_Return", "Submit_Exchange"}),
+    rma_prefix="RMA-",
+    return_label_url="https://labels.test/{order_id}/{rma}",
+)
 
 
 def link(order: Order, ret: ReturnRequest) -> None:
@@ -233,17 +366,23 @@ def test_a_named_return_keeps_its_own_authorization() -> None:
     asked = [AskedItem("ci-c", "sg1", 1)]
     named = judge("Submit_Return", "o1", order, [ret], asked, ISSUING, NOW, return_id="r9")
     assert named.rma == "RMA-r9"
-    ret.authorize(rma="WH-77", tracking_number=None, return_label=None, shipment_required=None,
-                  actor="operator:w", cause="c")
+    ret.authorize(
+        rma="WH-77",
+        tracking_number=None,
+        return_label=None,
+        shipment_required=None,
+        actor="operator:w",
+        cause="c",
+    )
     authorized = judge("Submit_Return", "o1", order, [ret], asked, ISSUING, NOW, return_id="r9")
     assert (authorized.rma, authorized.return_label) == ("WH-77", "https://labels.test/o1/WH-77")
-    held = judge("Submit_Return", "o1", order, [ret], asked, ISSUING, NOW, return_id="r9",
-                 rma="AGENT-1")
+    held = judge("Submit_Return", "o1", order, [ret], asked, ISSUING, NOW, return_id="r9", rma="AGENT-1")
     assert held.rma == "AGENT-1", "what Commerce already holds wins"
 
 
-@pytest.mark.parametrize("context", ["Initiate_Return", "CalculateRefund_Return",
-                                     "Submit_Return", "Custom_Return"])
+@pytest.mark.parametrize(
+    "context", ["Initiate_Return", "CalculateRefund_Return", "Submit_Return", "Custom_Return"]
+)
 def test_what_an_operator_authorized_is_repeated_whatever_the_policy_issues(context: str) -> None:
     order = make_order()
     ret = make_return("r9", "ci-c", 1, 0, "PENDING_CUSTOMER_ACTION")
@@ -251,21 +390,28 @@ def test_what_an_operator_authorized_is_repeated_whatever_the_policy_issues(cont
     asked = [AskedItem("ci-c", "sg1", 1)]
     before = judge(context, "o1", order, [ret], asked, POLICY, NOW, return_id="r9")
     assert (before.rma, before.tracking_number, before.return_label) == (None, None, None)
-    ret.authorize(rma="WH-77", tracking_number="1Z999", return_label="https://carrier.test/l.pdf",
-                  shipment_required=None, actor="operator:w", cause="c")
+    ret.authorize(
+        rma="WH-77",
+        tracking_number="1Z999",
+        return_label="https://carrier.test/l.pdf",
+        shipment_required=None,
+        actor="operator:w",
+        cause="c",
+    )
     after = judge(context, "o1", order, [ret], asked, POLICY, NOW, return_id="r9")
-    assert (after.rma, after.tracking_number, after.return_label) == \
-        ("WH-77", "1Z999", "https://carrier.test/l.pdf")
+    assert (after.rma, after.tracking_number, after.return_label) == (
+        "WH-77",
+        "1Z999",
+        "https://carrier.test/l.pdf",
+    )
     other = judge(context, "o1", order, [ret], asked, POLICY, NOW, return_id="r10")
     assert (other.rma, other.tracking_number) == (None, None), "only about that return"
 
 
-@pytest.mark.parametrize("name", ["window_expired", "final_sale", "unshipped", "over_asked",
-                                  "unknown_item"])
+@pytest.mark.parametrize("name", ["window_expired", "final_sale", "unshipped", "over_asked", "unknown_item"])
 def test_no_authorization_for_what_cannot_be_returned(name: str) -> None:
     order, returns, item, quantity, _, _ = scenario(name)
-    verdict = judge("Submit_Return", "o1", order, returns, [AskedItem(item, "sg1", quantity)],
-                    ISSUING, NOW)
+    verdict = judge("Submit_Return", "o1", order, returns, [AskedItem(item, "sg1", quantity)], ISSUING, NOW)
     assert verdict.nonreturnable and verdict.rma is None and verdict.return_label is None
 
 
