@@ -39,6 +39,7 @@ from service.payloads import Json, JsonReader, body_hash, parse_json
 from service.shapes import RETURN_REQUEST_VALIDATION
 from service.unit_of_work import CacheMiss, Mode, UnitOfWork
 from service.webhooks import refused_logged, signed_body
+from service.writer import StoreContended
 
 log = structlog.get_logger(__name__)
 CONTEXTS = frozenset(c.value for c in ValidationContext)
@@ -305,21 +306,34 @@ async def return_request_validation(request: web.Request) -> web.Response:
     except CacheMiss:
         uow = UnitOfWork(services.store, Mode.READ_THROUGH, cache=cache)
         answers, needs_recording = await asyncio.to_thread(decide, uow, call, policy, now, cause, False)
+    recorded = needs_recording
     if needs_recording:
-        answers, _ = await services.write(
-            partial(_decide_and_record, call=call, policy=policy, now=now, cause=cause)
-        )
+        try:
+            answers, _ = await services.write(
+                partial(_decide_and_record, call=call, policy=policy, now=now, cause=cause)
+            )
+        except StoreContended:
+            # Commerce waits on this answer and does not retry a function webhook: the verdict
+            # judged a moment ago stands; only its lifecycle step goes unrecorded this time.
+            services.counters[("validation_not_recorded", request.path)] += 1
+            log.warning(
+                "validation_step_not_recorded",
+                context=call.context,
+                cause=cause,
+                reason="other writers kept changing the order",
+            )
+            recorded = False
     services.counters[("validation_" + call.context, request.path)] += 1
-    (log.info if needs_recording else log.debug)(
+    (log.info if recorded else log.debug)(
         "validation_answered",
         context=call.context,
         cause=cause,
-        recorded=needs_recording,
+        recorded=recorded,
         orders=[q.order_id for q in call.questions],
         nonreturnable=[a["nonreturnable"] for a in answers],
     )
     answer = orjson.dumps({"context": call.context, "returnRequests": answers})
-    if not needs_recording and not uow.missed:
+    if not needs_recording and not uow.missed:  # a step left unrecorded is not remembered
         holds_for = (verdicts_hold_until(now) - now).total_seconds()
         services.answers.put(
             cause, answer, tuple((a.id, a.version) for a in uow.touched()), holds_until=clock + holds_for

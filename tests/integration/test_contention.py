@@ -112,3 +112,41 @@ async def test_contention_is_a_503_with_retry_after_and_records_nothing(
     assert len((await get(service, "/returns/R1/history"))["events"]) == before
     status, answer = await act(service, "/returns/R1/authorize", {"rma": "RMA-1"})
     assert status == 200, answer
+
+
+async def test_a_validation_question_is_answered_even_when_its_step_cannot_be_recorded(
+    service: RunningService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Commerce waits on the function webhook and does not retry it: contention costs the
+    lifecycle step, never the answer."""
+    await shipped_order(service)
+    before = len((await get(service, "/orders/o20005/history"))["events"])
+
+    async def contended(command: Any) -> Any:
+        raise StoreContended(11)
+
+    monkeypatch.setattr(service.services, "write", contended)
+    question = {
+        "context": "Initiate_Return",
+        "returnRequests": [
+            {
+                "orderId": "o20005",
+                "returnItemList": [
+                    {"commerceItemId": "ci2000007", "shippingGroupId": "sg20005", "quantityToReturn": 1}
+                ],
+            }
+        ],
+    }
+    status, answer = await webhook(service, "return-request-validation", question)
+    assert status == 200, answer
+    (item,) = answer["returnRequests"][0]["returnItemList"]
+    assert (item["nonreturnable"], item["quantityAvailable"]) == (False, 2)
+    monkeypatch.undo()
+    assert len((await get(service, "/orders/o20005/history"))["events"]) == before
+    assert service.services.counters[("validation_not_recorded", "/webhooks/return-request-validation")] == 1
+    status, _ = await webhook(service, "return-request-validation", question)
+    assert status == 200
+    assert len((await get(service, "/orders/o20005/history"))["events"]) == before + 1, (
+        "asked again, the step is recorded (the unrecorded answer was not remembered)"
+    )
