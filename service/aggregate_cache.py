@@ -93,12 +93,6 @@ class AggregateCache:
                 if cached is None or cached.version < version:
                     self._drop(aggregate_id)
 
-    def forget(self, aggregate_ids: Iterable[UUID]) -> None:
-        with self._lock:
-            self.generation += 1
-            for aggregate_id in aggregate_ids:
-                self._drop(aggregate_id)
-
     def clear(self) -> None:
         with self._lock:
             self.generation += 1

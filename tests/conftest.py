@@ -15,6 +15,7 @@ from service import logs
 from service.app import create_app
 from service.config import Settings
 from service.context import SERVICES, Services
+from service.store import EventStore
 
 pytest_plugins = ["tests.kafka.plugin", "tests.postgres.plugin"]
 
@@ -27,6 +28,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def count_events(store: EventStore) -> int:
+    """A count, not the last notification id: PostgreSQL's ids leave gaps where a transaction
+    rolled back (an optimistic creation that collided, say)."""
+    count, position = 0, 0
+    while page := store.recorder.select_notifications(position + 1, 1000):
+        count, position = count + len(page), page[-1].id
+    return count
 
 
 @dataclass
@@ -42,12 +52,7 @@ class RunningService:
         return self.services.settings.store
 
     def events_stored(self) -> int:
-        """A count, not the last notification id: PostgreSQL's ids leave gaps where a
-        transaction rolled back (an optimistic creation that collided, say)."""
-        recorder, count, position = self.services.store.recorder, 0, 0
-        while page := recorder.select_notifications(position + 1, 1000):
-            count, position = count + len(page), page[-1].id
-        return count
+        return count_events(self.services.store)
 
     @property
     def auth(self) -> dict[str, str]:

@@ -10,6 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a `serve --workers N` supervisor and its workers)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found += process_tree(int(child))
+    return found
+
+
 @contextlib.contextmanager
 def serve_process(store: str, port: int, log: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
     """Development mode (no RETURNFLOW_* from the caller: unsigned webhooks, an open API), JSON

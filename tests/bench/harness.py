@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.serve_process import process_tree
+
 SECRET = base64.b64encode(b"bench-secret").decode()
 API_TOKEN = "bench-token"
 HERE = Path(__file__).resolve().parent
@@ -72,7 +74,7 @@ def local_url(port: int) -> str:
 def cpu_seconds(url: str) -> float:
     """CPU time (user + system, all threads) the server behind `url` has used so far, with
     its worker processes (`serve --workers N`)."""
-    return sum(_process_cpu(pid) for pid in _tree(_PIDS[url]))
+    return sum(_process_cpu(pid) for pid in process_tree(_PIDS[url]))
 
 
 def _process_cpu(pid: int) -> float:
@@ -81,14 +83,6 @@ def _process_cpu(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _tree(pid: int) -> list[int]:
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in task.read_text().split():
-            found += _tree(int(child))
-    return found
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from tests.e2e.scenario import SECRET, TOKEN, commerce_done, order_document, ret
 from tests.integration.test_cluster_serve import Replica, assert_no_put_regressed, replicas, wait_for
 from tests.postgres.plugin import new_database
 from tests.postgres.server import PostgresServer
+from tests.serve_process import process_tree
 
 RETURNS = range(1, 25)
 UNITS = 2
@@ -108,10 +109,7 @@ class Cluster:
 
 def kill_outright(pid: int) -> None:
     """SIGKILL to the replica and its workers at once, as when its machine or container dies."""
-    tree = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        tree += [int(child) for child in task.read_text().split()]
-    for each in tree:
+    for each in process_tree(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(each, signal.SIGKILL)
 

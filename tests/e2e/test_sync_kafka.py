@@ -26,7 +26,7 @@ from service.app import create_app
 from service.config import Settings
 from service.store import open_store
 from tests.commerce_sim.server import CommerceSimulator
-from tests.conftest import free_port
+from tests.conftest import count_events, free_port
 from tests.contracts.asyncapi import drain, problems
 from tests.e2e.scenario import (
     SECRET,
@@ -205,13 +205,9 @@ async def test_broker_outage_during_ingestion_loses_nothing_and_keeps_order(
 
 
 def _stored_events(store_url: str) -> int:
-    """Counted (PostgreSQL's notification ids have gaps)."""
     store = open_store(store_url)
     try:
-        count, position = 0, 0
-        while page := store.recorder.select_notifications(position + 1, 1000):
-            count, position = count + len(page), page[-1].id
-        return count
+        return count_events(store)
     finally:
         store.close()
 

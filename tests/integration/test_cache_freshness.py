@@ -126,7 +126,7 @@ def test_a_copy_read_before_a_drop_is_not_kept_after_it() -> None:
     cache = AggregateCache(capacity=4)
     ident = order_uuid("o1")
     generation = cache.generation
-    cache.forget([ident])
+    cache.forget_older({ident: 1})
     assert not cache.put_if_current([_Fake(ident, 1)], generation)  # type: ignore[list-item]
     assert cache.peek(ident) is None
     assert cache.put_if_current([_Fake(ident, 2)], cache.generation)  # type: ignore[list-item]
@@ -155,7 +155,7 @@ def test_remembered_answers_are_bounded_and_never_outlive_a_drop() -> None:
         memo.put(f"q{n}", b"answer", ((ident, 3),), holds_until=time.monotonic() + 60)
     assert memo.get("q0") is None, "the least recently used answer went first"
     assert memo.get("q2") == b"answer"
-    cache.forget([ident])
+    cache.forget_older({ident: 4})
     assert memo.get("q2") is None, "what it was judged from left the cache: asked again"
     stats = memo.stats()
     assert (stats.entries, stats.hits, stats.misses, stats.evictions) == (1, 1, 2, 1)
