@@ -31,6 +31,14 @@ class IllegalTransition(DomainError):
         )
 
 
+class NoRefundOwed(IllegalTransition):
+    """A refund action on an exchange that credits nothing (SPEC section 9): refused with why."""
+
+    def __init__(self, reason: str, state: str, allowed: list[str]) -> None:
+        self.machine, self.trigger, self.state, self.allowed = "return", "refund", state, allowed
+        DomainError.__init__(self, reason, code="NO_REFUND_OWED")
+
+
 class _Facts(StateMachine):
     """Guards read the facts passed with the trigger; absent facts are false."""
 
@@ -69,6 +77,9 @@ class ReturnMachine(_Facts):
         complete, cond="refund_recorded"
     )
     close_incomplete = pending_customer_action.to(incomplete) | partial_return.to(incomplete)
+    complete_exchange = full_return.to(complete, cond="nothing_owed")
+    """An exchange that credits nothing (even, or the shopper owes) completes once its goods
+    are all in (SPEC section 9): there is no refund to initiate or settle."""
 
     def all_received(self) -> bool:
         return self.fact("all_received")
@@ -84,6 +95,9 @@ class ReturnMachine(_Facts):
 
     def refund_recorded(self) -> bool:
         return self.fact("refund_recorded")
+
+    def nothing_owed(self) -> bool:
+        return self.fact("nothing_owed")
 
 
 class ReturnItemMachine(_Facts):

@@ -54,6 +54,8 @@ class Order(Aggregate):
         self.credited: dict[str, str] = {}
         self.credited_since: dict[str, str] = {}
         self.issued_rmas: dict[str, str] = {}
+        self.exchange_of: dict[str, str] | None = None
+        self.replacement_orders: list[dict[str, str]] = []
 
     @classmethod
     def submit(
@@ -150,6 +152,48 @@ class Order(Aggregate):
         self, return_id: str, trigger: str, source: str, target: str, actor: str, cause: str
     ) -> None:
         self.return_ids = [*self.return_ids, return_id]
+
+    def link_exchange(
+        self, relation: str, other_id: str, return_id: str, *, actor: str, cause: str
+    ) -> bool:
+        """Link an exchange's orders (SPEC section 9): the original names its `replacementOrder`,
+        the replacement the order it is the `exchangeOf`; False when already linked so."""
+        link = {"orderId": other_id, "returnId": return_id}
+        if relation == "exchangeOf" and self.exchange_of == link:
+            return False
+        if relation == "replacementOrder" and link in self.replacement_orders:
+            return False
+        if relation not in ("exchangeOf", "replacementOrder"):
+            raise DomainError(f"unknown exchange link {relation!r}", code="INVALID_INPUT")
+        self._exchange_linked(
+            relation=relation,
+            order_id=other_id,
+            return_id=return_id,
+            trigger="link_exchange",
+            source=self.state,
+            target=self.state,
+            actor=actor,
+            cause=cause,
+        )
+        return True
+
+    @event("ExchangeLinked")
+    def _exchange_linked(
+        self,
+        relation: str,
+        order_id: str,
+        return_id: str,
+        trigger: str,
+        source: str,
+        target: str,
+        actor: str,
+        cause: str,
+    ) -> None:
+        link = {"orderId": order_id, "returnId": return_id}
+        if relation == "exchangeOf":
+            self.exchange_of = link
+        else:
+            self.replacement_orders = [*self.replacement_orders, link]
 
     def record_validation(
         self,

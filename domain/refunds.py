@@ -47,6 +47,7 @@ __all__ = [
     "allocate",
     "allocate_order_discount",
     "calculate_refund",
+    "credit_payments",
     "digits",
     "quantize",
     "refund_shipping_choice",
@@ -731,6 +732,16 @@ def _item_refund(split: _Split, cur: str, tax_included: bool) -> ItemRefund:
         _money(split.surcharge, cur),
         tax_included,
     )
+
+
+def credit_payments(
+    money: OrderMoney, selection: ReturnSelection, terms: RefundTerms, refund: Decimal
+) -> tuple[tuple[PaymentRefund, ...], Decimal, tuple[str, ...]]:
+    """`refund` over the payment groups as `calculate_refund` splits it: (payments, unallocated,
+    reasons a person must act)."""
+    cur = money.currency
+    payments, unallocated, reasons = _credit(money, selection, terms, _units(refund, cur, "refund"))
+    return payments, _money(unallocated, cur), reasons
 
 
 def _credit(

@@ -7,6 +7,7 @@ so "one webhook, one recorded change" holds and the audit shows why.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -450,6 +451,27 @@ class ReturnRequest(Aggregate):
         self, credited: dict[str, str], trigger: str, source: str, target: str, actor: str, cause: str
     ) -> None:
         self.credited = credited
+        self.state = target
+
+    def complete_exchange(self, plan: dict[str, Any], reason: str, *, actor: str, after: str) -> None:
+        """An exchange that credits nothing completes by itself once its goods are all in; the
+        transition's cause says why no refund is owed, `after` names what brought the goods in."""
+        step = fire("return", self.state, "complete_exchange", nothing_owed=Decimal(plan["total"]) == 0)
+        self._exchange_completed(
+            plan=plan,
+            after=after,
+            trigger=step.trigger,
+            source=step.source,
+            target=step.target,
+            actor=actor,
+            cause=reason,
+        )
+
+    @event("ExchangeCompleted")
+    def _exchange_completed(
+        self, plan: dict[str, Any], after: str, trigger: str, source: str, target: str, actor: str, cause: str
+    ) -> None:
+        self.refund_plan = plan
         self.state = target
 
     def close(self, reason: str, *, actor: str, cause: str) -> None:

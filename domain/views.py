@@ -56,6 +56,8 @@ def order_view(order: Order) -> Json:
         ],
         "lifecycleState": order.lifecycle_state,
         "returnIds": order.return_ids,
+        "exchangeOf": order.exchange_of,
+        "replacementOrders": order.replacement_orders,
     }
 
 

@@ -37,6 +37,7 @@ RETURN_EVENTS = frozenset(
         "ReturnRequest.ItemsReceived",
         "ReturnRequest.RefundStep",
         "ReturnRequest.RefundSettled",
+        "ReturnRequest.ExchangeCompleted",
         "ReturnRequest.Closed",
     }
 )
@@ -265,7 +266,7 @@ def op_calls(event_type: str, trigger: str | None, view: Json) -> list[tuple[str
         return [*calls, ("initiateRefund", {})]
     if name == "RefundStep" and trigger == "require_manual_refund":
         return [("markManualRefund", {})]
-    if name == "RefundSettled":
+    if name in ("RefundSettled", "ExchangeCompleted"):
         return [("markAsComplete", {})]
     return []
 

@@ -15,7 +15,9 @@ from domain.errors import DomainError
 from domain.identity import order_uuid, return_uuid
 from domain.orders import Order
 from domain.policy import ReturnPolicy
-from domain.refund_plan import needs_manual, plan_refund
+from domain.machines import NoRefundOwed, allowed_triggers
+from domain.refund_plan import is_exchange, needs_manual, no_refund_reason, nothing_owed, plan_refund
+from domain.refunds import RefundTerms
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR
 from service.payloads import OrderPayload, ReturnPayload, settle_currency
@@ -60,10 +62,14 @@ def receive_order(
     return Receipt("order", commerce_id, "updated" if changed else "stale", order.version)
 
 
-def receive_return_update(uow: UnitOfWork, payload: ReturnPayload, cause: str) -> Receipt:
-    """The embedded originating order is our copy of the order when Order Submit never came.
+def receive_return_update(
+    uow: UnitOfWork, payload: ReturnPayload, cause: str, terms: RefundTerms | None = None
+) -> Receipt:
+    """The embedded originating order is our copy of the order when Order Submit never came;
+    an exchange's replacement order is stored as an order of its own, linked both ways.
 
-    A return keyed by an RMA Returnflow issued is the return that RMA was issued for.
+    A return keyed by an RMA Returnflow issued is the return that RMA was issued for. With
+    `terms`, an exchange Commerce reports fully received that credits nothing completes.
     """
     snapshot = _settled(uow, payload)
     existing = _known_return(uow, snapshot)
@@ -90,9 +96,58 @@ def receive_return_update(uow: UnitOfWork, payload: ReturnPayload, cause: str) -
     order = uow.get(order_uuid(ret.order_id), Order)
     if order is not None:
         order.link_return(ret.commerce_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause)
+        if payload.replacement is not None:
+            _link_replacement(uow, order, ret.commerce_id, payload.replacement, cause)
     if existing is None:
         uow.add(ret)
+    if terms is not None and outcome in ("created", "updated"):
+        complete_if_nothing_owed(uow, ret, terms, COMMERCE_WEBHOOK_ACTOR, cause)
     return Receipt("return", ret.commerce_id, outcome, ret.version)
+
+
+def _link_replacement(
+    uow: UnitOfWork, original: Order, return_id: str, replacement: OrderPayload, cause: str
+) -> None:
+    """The replacement order as an order of its own (shippable, returnable), linked both ways."""
+    replacement_id = replacement.snapshot["id"]
+    if replacement_id == original.commerce_id:
+        raise DomainError(
+            f"exchange {return_id}: the replacement order cannot be the original order {replacement_id}",
+            code="INVALID_INPUT",
+        )
+    receive_order(uow, replacement, cause, origin="exchange")
+    stored = uow.get(order_uuid(replacement_id), Order)
+    assert stored is not None
+    original.link_exchange(
+        "replacementOrder", replacement_id, return_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause
+    )
+    stored.link_exchange(
+        "exchangeOf", original.commerce_id, return_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause
+    )
+
+
+def _others(uow: UnitOfWork, order: Order) -> list[ReturnRequest]:
+    return [r for r in (uow.get(return_uuid(i), ReturnRequest) for i in order.return_ids) if r is not None]
+
+
+def _replacement(uow: UnitOfWork, ret: ReturnRequest) -> Order | None:
+    replacement_id = ret.details.get("replacementOrderId")
+    return uow.get(order_uuid(replacement_id), Order) if replacement_id else None
+
+
+def complete_if_nothing_owed(
+    uow: UnitOfWork, ret: ReturnRequest, terms: RefundTerms, actor: str, after: str
+) -> None:
+    """SPEC section 9: an exchange whose goods are all in and that credits nothing (even, or the
+    shopper owes) goes to COMPLETE by itself; the transition's cause says why."""
+    if ret.state != "FULL_RETURN" or not is_exchange(ret):
+        return
+    order = uow.get(order_uuid(ret.order_id), Order)
+    if order is None:
+        return
+    plan = plan_refund(order, ret, _others(uow, order), terms, replacement=_replacement(uow, ret))
+    if nothing_owed(plan):
+        ret.complete_exchange(plan, no_refund_reason(ret, plan), actor=actor, after=after)
 
 
 def _settled(uow: UnitOfWork, payload: ReturnPayload) -> dict[str, Any]:
@@ -202,9 +257,18 @@ def authorize(uow: UnitOfWork, return_id: str, request: Authorization, actor: st
 
 
 def receive(
-    uow: UnitOfWork, return_id: str, items: list[tuple[dict[str, Any], int]], actor: str, cause: str
+    uow: UnitOfWork,
+    return_id: str,
+    items: list[tuple[dict[str, Any], int]],
+    actor: str,
+    cause: str,
+    terms: RefundTerms | None = None,
 ) -> str:
-    _return(uow, return_id).receive(items, actor=actor, cause=cause)
+    """Goods in; with `terms`, an exchange that credits nothing then completes by itself."""
+    ret = _return(uow, return_id)
+    ret.receive(items, actor=actor, cause=cause)
+    if terms is not None:
+        complete_if_nothing_owed(uow, ret, terms, actor, cause)
     return return_id
 
 
@@ -220,6 +284,7 @@ def refund(
     """initiate -> PENDING_REFUND (then MANUAL_REFUND if a person must pay it), manual, settle."""
     ret = _return(uow, return_id)
     order = _order(uow, ret.order_id)
+    _refuse_when_nothing_owed(uow, ret, order, policy)
     if action == "settle":
         credited = ret.settle_refund(actor=actor, cause=cause)
         if any(Decimal(v) > 0 for v in credited.values()):
@@ -232,10 +297,7 @@ def refund(
         return return_id
     plan = None
     if action == "initiate" or amounts is not None or ret.refund_plan is None:
-        others = [
-            r for r in (uow.get(return_uuid(i), ReturnRequest) for i in order.return_ids) if r is not None
-        ]
-        plan = plan_refund(order, ret, others, policy, amounts)
+        plan = plan_refund(order, ret, _others(uow, order), policy, amounts, _replacement(uow, ret))
     if action == "initiate":
         assert plan is not None
         ret.initiate_refund(plan, actor=actor, cause=cause)
@@ -247,6 +309,25 @@ def refund(
     else:
         raise DomainError(f"unknown refund action {action!r}", code="INVALID_INPUT")
     return return_id
+
+
+def _refuse_when_nothing_owed(uow: UnitOfWork, ret: ReturnRequest, order: Order, terms: RefundTerms) -> None:
+    """A refund action on an exchange that credits nothing is a 409 that says why."""
+    if not is_exchange(ret):
+        return
+    plan = ret.refund_plan if nothing_owed(ret.refund_plan) else None
+    if plan is None and ret.refund_plan is None and ret.state not in ("COMPLETE", "INCOMPLETE"):
+        try:
+            candidate = plan_refund(order, ret, _others(uow, order), terms, replacement=_replacement(uow, ret))
+        except DomainError:
+            return  # the action itself will say what is wrong
+        plan = candidate if nothing_owed(candidate) else None
+    if plan is not None:
+        raise NoRefundOwed(
+            no_refund_reason(ret, plan) + ": there is no refund to initiate, mark manual or settle",
+            ret.state,
+            allowed_triggers("return", ret.state),
+        )
 
 
 def close(uow: UnitOfWork, return_id: str, reason: str, actor: str, cause: str) -> str:

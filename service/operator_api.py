@@ -148,6 +148,7 @@ async def post_receive(request: web.Request) -> web.Response:
         items=items,
         actor=_actor(request),
         cause=cause,
+        terms=request.app[SERVICES].policy,
     )
     return await _apply(request, _return_then_view(command))
 

@@ -46,6 +46,8 @@ class ReturnPayload:
     version_key: int
     fingerprint: str
     order: OrderPayload | None
+    replacement: OrderPayload | None = None
+    """An exchange's replacement order, stored as an order of its own."""
 
 
 def parse_json(body: bytes) -> Json:
@@ -326,6 +328,7 @@ def parse_return_update(document: Json) -> ReturnPayload:
             raise BadRequest("return item ids must be unique", path=f"$.return.returnItemList[{index}].id")
         seen.add(item["returnItemId"])
     process = ret.text("processName") or "Return"
+    replacement = _replacement_payload(ret, currency)
     snapshot: Json = {
         "id": ret.opt_ident("requestId") or ret.ident("authorizationNumber", "id"),
         "orderId": order_id,
@@ -347,11 +350,41 @@ def parse_return_update(document: Json) -> ReturnPayload:
             "relatedReplacementOrders": _related_orders(ret),
             "comments": ret.text("comments"),
             "currency": currency,
+            **({"replacementPriced": _priced(ret)} if replacement is not None else {}),
         },
     }
     version_key = ret.integer("lastModifiedTime") or (order.last_modified if order else 0)
     return ReturnPayload(
-        snapshot=snapshot, version_key=version_key, fingerprint=fingerprint(snapshot), order=order
+        snapshot=snapshot,
+        version_key=version_key,
+        fingerprint=fingerprint(snapshot),
+        order=order,
+        replacement=replacement,
+    )
+
+
+def _replacement_payload(ret: JsonReader, currency: str | None) -> OrderPayload | None:
+    """The replacement order read as any order (its items named by `id` or `commerceItemId`, in
+    the return's currency when it names none); None when it has no id to be stored under."""
+    replacement = ret.obj("replacementOrder", required=False)
+    if replacement is None or replacement.opt_ident("id") is None:
+        return None
+    document = dict(replacement.data)
+    document["commerceItems"] = [
+        {**i, "id": i.get("id") or i.get("commerceItemId")} if isinstance(i, dict) else i
+        for i in document.get("commerceItems") or []
+    ]
+    price = dict(document.get("priceInfo") or {})
+    if not price.get("currencyCode") and currency:
+        document["priceInfo"] = {**price, "currencyCode": currency}
+    return _order(JsonReader(document, replacement.path))
+
+
+def _priced(ret: JsonReader) -> bool:
+    """Whether the replacement order prices its items (else Commerce's figures stand)."""
+    replacement = ret.obj("replacementOrder", required=False)
+    return replacement is not None and any(
+        i.data.get("priceInfo") is not None for i in replacement.objects("commerceItems")
     )
 
 

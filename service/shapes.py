@@ -189,20 +189,29 @@ class ReplacementItem(TypedDict, total=False):
     commerceItemId: OptIdent
     catalogRefId: OptIdent
     productId: OptIdent
+    productDisplayName: Text | None
     quantity: Quantity | None
-
-
-class ReplacementPriceInfo(TypedDict, total=False):
-    total: Money
+    returnedQuantity: Quantity | None
+    priceInfo: ItemPriceInfo | None
 
 
 class ReplacementOrder(TypedDict, total=False):
-    """An exchange's replacement order: what was sent in place of the returned goods."""
+    """An exchange's replacement order ("the new order data from the exchange"): an order of
+    its own, kept as an Order is (its payment groups through the same PCI allow-list)."""
 
     id: OptIdent
     state: State
-    priceInfo: ReplacementPriceInfo | None
+    siteId: Text | None
+    profileId: OptIdent
+    submittedDate: Time
+    creationTime: Time
+    lastModifiedTime: EpochMillis | None
+    priceInfo: OrderPriceInfo | None
+    taxPriceInfo: TaxPriceInfo | None
     commerceItems: list[Annotated[ReplacementItem, one_of("id", "commerceItemId")]] | None
+    shippingGroups: list[ShippingGroup] | None
+    relationships: list[ItemLink] | None
+    paymentGroups: list[Annotated[PaymentGroup, one_of("id", "paymentId")]] | None
 
 
 class ReturnPriceInfo(TypedDict, total=False):

@@ -102,7 +102,8 @@ async def order_submit(request: web.Request) -> web.Response:
 
 
 async def return_request_update(request: web.Request) -> web.Response:
-    return await _ingest(request, parse_return_update, receive_return_update)
+    terms = request.app[SERVICES].policy
+    return await _ingest(request, parse_return_update, partial(receive_return_update, terms=terms))
 
 
 def add_routes(app: web.Application) -> None:

@@ -36,6 +36,8 @@ ALLOWED: list[tuple[str, str, str, dict[str, Any], str]] = [
     ("return", "settle_refund", "MANUAL_REFUND", RECORDED, "COMPLETE"),
     ("return", "close_incomplete", "PENDING_CUSTOMER_ACTION", {}, "INCOMPLETE"),
     ("return", "close_incomplete", "PARTIAL_RETURN", {}, "INCOMPLETE"),
+    # SPEC section 9: an exchange that credits nothing completes once its goods are all in.
+    ("return", "complete_exchange", "FULL_RETURN", {"nothing_owed": True}, "COMPLETE"),
     ("return_item", "approve", "INITIAL", {"shipment_required": True}, "AWAITING_RETURN"),
     ("return_item", "approve", "INITIAL", {"shipment_required": False}, "RETURN_NOT_REQUIRED"),
     ("return_item", "receive", "AWAITING_RETURN", {}, "PARTIAL_RETURN"),
@@ -67,7 +69,14 @@ ALLOWED += [
 ]
 
 TRIGGERS = {
-    "return": ["receive", "initiate_refund", "require_manual_refund", "settle_refund", "close_incomplete"],
+    "return": [
+        "receive",
+        "initiate_refund",
+        "require_manual_refund",
+        "settle_refund",
+        "close_incomplete",
+        "complete_exchange",
+    ],
     "return_item": ["approve", "receive"],
     "lifecycle": [
         "initiate_return",
@@ -101,6 +110,7 @@ EVERY_FACT = {
     "shipment_required": True,
     "fully_received": True,
     "goods_received": True,
+    "nothing_owed": True,
 }
 
 
@@ -142,6 +152,7 @@ def test_every_other_transition_is_refused(machine: str, trigger: str, source: s
         ("return", "initiate_refund", "PENDING_CUSTOMER_ACTION"),
         ("return", "settle_refund", "PENDING_REFUND"),
         ("lifecycle", "process_exchange", "EXCHANGE_SUBMITTED"),
+        ("return", "complete_exchange", "FULL_RETURN"),
     ],
 )
 def test_false_guard_refuses(machine: str, trigger: str, source: str) -> None:

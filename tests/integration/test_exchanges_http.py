@@ -1,0 +1,190 @@
+"""Exchanges over real HTTP (SPEC section 9) on the seed-shaped exchange payload
+(docs/examples/return-request-update-exchange.json: one of the seed's units, 30.00 + 1.88 tax,
+swapped for another edition at the same price, the replacement order o30431 embedded)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.conftest import RunningService
+from tests.integration.test_operator_api import act, get, webhook
+from tests.integration.test_try_it import example
+
+
+def exchange(**replacement_price: Any) -> dict[str, Any]:
+    """The example exchange; `amount`/`tax`/`shipping`/`shippingTax` reprice the replacement."""
+    document = copy.deepcopy(example("return-request-update-exchange.json"))
+    replacement = document["return"]["replacementOrder"]
+    item = replacement["commerceItems"][0]
+    if "amount" in replacement_price:
+        item["priceInfo"]["amount"] = replacement_price["amount"]
+        item["priceInfo"]["currentPriceDetailsSorted"][0]["amount"] = replacement_price["amount"]
+    if "tax" in replacement_price:
+        item["priceInfo"]["currentPriceDetailsSorted"][0]["tax"] = replacement_price["tax"]
+    group = replacement["shippingGroups"][0]["priceInfo"]
+    group["amount"] = replacement_price.get("shipping", group["amount"])
+    group["shippingTax"] = replacement_price.get("shippingTax", group["shippingTax"])
+    return document
+
+
+async def received(service: RunningService, document: dict[str, Any]) -> dict[str, Any]:
+    """The exchange taken in, authorized and its one unit received: the return as then."""
+    assert (await webhook(service, "return-request-update", document))[0] == 200
+    status, _ = await act(service, "/returns/100004/authorize", {"rma": "RMA-100004"})
+    assert status == 200
+    status, ret = await act(
+        service, "/returns/100004/receive", {"items": [{"returnItemId": "100004", "quantity": 1}]}, "warehouse"
+    )
+    assert status == 200, ret
+    return dict(ret)
+
+
+async def credited(service: RunningService) -> str:
+    order = await get(service, "/orders/o30430")
+    return str(order["paymentGroups"][0]["amountCredited"])
+
+
+async def test_even_exchange_completes_by_itself_and_credits_nothing(service: RunningService) -> None:
+    ret = await received(service, exchange())
+    assert ret["state"] == "COMPLETE"
+    assert ret["refundPlan"]["total"] == "0.00" and ret["refundPlan"]["payments"] == {"pg30412": "0.00"}
+    figures = ret["refundPlan"]["exchange"]
+    assert (figures["returnedValue"], figures["replacementValue"], figures["difference"]) == (
+        "31.88",
+        "31.88",
+        "0.00",
+    )
+    assert figures["basis"] == "replacementOrder" and figures["replacementOrderId"] == "o30431"
+    last = (await get(service, "/returns/100004/history"))["events"][-1]
+    assert (last["type"], last["trigger"], last["from"], last["to"]) == (
+        "ReturnRequest.ExchangeCompleted",
+        "complete_exchange",
+        "FULL_RETURN",
+        "COMPLETE",
+    )
+    assert last["cause"].startswith("no refund owed on exchange 100004"), last["cause"]
+    assert "an even exchange" in last["cause"]
+    assert last["after"].startswith("sha256:"), "what brought the goods in is kept"
+    assert await credited(service) == "0.00"
+
+    before = service.events_stored()
+    for action in ("initiate", "manual", "settle"):
+        status, error = await act(service, "/returns/100004/refund", {"action": action}, "bob")
+        assert (status, error["errorCode"], error["status"]) == (409, "NO_REFUND_OWED", "409"), error
+        assert "no refund owed on exchange 100004" in error["message"]
+        assert error["state"] == "COMPLETE" and error["allowedTriggers"] == []
+    assert service.events_stored() == before
+
+
+async def test_a_refund_before_the_goods_are_in_is_refused_with_the_reason(service: RunningService) -> None:
+    assert (await webhook(service, "return-request-update", exchange()))[0] == 200
+    before = service.events_stored()
+    status, error = await act(service, "/returns/100004/refund", {"action": "initiate"}, "bob")
+    assert (status, error["errorCode"], error["state"]) == (409, "NO_REFUND_OWED", "PENDING_CUSTOMER_ACTION")
+    assert "an even exchange" in error["message"]
+    assert service.events_stored() == before
+
+
+async def test_cheaper_replacement_refunds_exactly_the_difference(service: RunningService) -> None:
+    """30.00 + 1.88 tax back for 24.99 + 1.56 tax: 5.01 on the item and 0.32 on the tax."""
+    ret = await received(service, exchange(amount=24.99, tax=1.56))
+    assert ret["state"] == "FULL_RETURN", "money is owed to the shopper: the refund flow follows"
+    status, ret = await act(service, "/returns/100004/refund", {"action": "initiate"}, "bob")
+    assert (status, ret["state"]) == (200, "PENDING_REFUND"), ret
+    plan = ret["refundPlan"]
+    assert (plan["source"], plan["total"], plan["payments"]) == ("exchange", "5.33", {"pg30412": "5.33"})
+    calculation = plan["calculation"]
+    assert (calculation["item_total"], calculation["tax_total"], calculation["shipping_total"]) == (
+        "5.01",
+        "0.32",
+        "0.00",
+    )
+    assert plan["exchange"]["difference"] == "5.33" and plan["exchange"]["owedByShopper"] == "0.00"
+    status, ret = await act(service, "/returns/100004/refund", {"action": "settle"}, "bob")
+    assert (status, ret["state"], ret["credited"]) == (200, "COMPLETE", {"pg30412": "5.33"})
+    assert await credited(service) == "5.33"
+
+
+async def test_dearer_replacement_refunds_nothing_and_reports_what_the_shopper_owes(
+    service: RunningService,
+) -> None:
+    """30.00 + 1.88 back for 39.99 + 2.50 tax + 4.95 shipping: the shopper owes 15.56."""
+    ret = await received(service, exchange(amount=39.99, tax=2.50, shipping=4.95))
+    assert ret["state"] == "COMPLETE"
+    figures = ret["refundPlan"]["exchange"]
+    assert (figures["difference"], figures["owedByShopper"], ret["refundPlan"]["total"]) == (
+        "-15.56",
+        "15.56",
+        "0.00",
+    )
+    last = (await get(service, "/returns/100004/history"))["events"][-1]
+    assert "the shopper owes 15.56 USD" in last["cause"]
+    assert await credited(service) == "0.00"
+
+
+async def test_unpriced_replacement_takes_commerces_own_figures(service: RunningService) -> None:
+    """No prices on the replacement: Commerce's totalRefundAmount (here 7.50) stands."""
+    document = exchange()
+    for item in document["return"]["replacementOrder"]["commerceItems"]:
+        del item["priceInfo"]
+    document["return"]["totalRefundAmount"] = 7.50
+    ret = await received(service, document)
+    assert ret["state"] == "FULL_RETURN"
+    status, ret = await act(service, "/returns/100004/refund", {"action": "initiate"}, "bob")
+    assert status == 200, ret
+    plan = ret["refundPlan"]
+    assert (plan["total"], plan["exchange"]["basis"]) == ("7.50", "commerce")
+    shares = plan["calculation"]
+    assert shares["item_total"] == "7.06" and shares["tax_total"] == "0.44", "Commerce's 30 + 1.88, pro rata"
+
+
+async def test_replacement_order_is_an_order_of_its_own_linked_both_ways(service: RunningService) -> None:
+    assert (await webhook(service, "return-request-update", exchange()))[0] == 200
+    replacement = await get(service, "/orders/o30431")
+    assert replacement["exchangeOf"] == {"orderId": "o30430", "returnId": "100004"}
+    assert replacement["origin"] == "exchange"
+    assert [i["id"] for i in replacement["commerceItems"]] == ["ci3000440"]
+    original = await get(service, "/orders/o30430")
+    assert original["replacementOrders"] == [{"orderId": "o30431", "returnId": "100004"}]
+    before = service.events_stored()
+    assert (await webhook(service, "return-request-update", exchange()))[0] == 200
+    assert service.events_stored() == before, "the same update links nothing twice"
+
+    status, shipped = await act(
+        service, "/orders/o30431/shipments", {"shippingGroupId": "sg40431", "trackingNumber": "1ZX"}, "warehouse"
+    )
+    assert (status, shipped["shippingGroups"][0]["state"]) == (200, "NO_PENDING_ACTION"), shipped
+    status, answer = await webhook(
+        service,
+        "return-request-validation",
+        {
+            "context": "Initiate_Return",
+            "returnRequests": [
+                {"orderId": "o30431", "returnItemList": [{"commerceItemId": "ci3000440", "quantityToReturn": 1}]}
+            ],
+        },
+    )
+    assert (status, answer["returnRequests"][0]["nonreturnable"]) == (200, False), answer
+    later = {
+        "return": {
+            "authorizationNumber": "100005",
+            "state": "PENDING_CUSTOMER_ACTION",
+            "processName": "Return",
+            "originatingOrderId": "o30431",
+            "returnItemList": [
+                {"id": "100005", "commerceItemId": "ci3000440", "state": "INITIAL", "quantityToReturn": 1}
+            ],
+        }
+    }
+    assert (await webhook(service, "return-request-update", later))[0] == 200
+    status, ret = await act(
+        service, "/returns/100005/receive", {"items": [{"commerceItemId": "ci3000440", "quantity": 1}]}
+    )
+    assert status == 409, "the item must be authorized first"
+    await act(service, "/returns/100005/authorize", {})
+    status, ret = await act(
+        service, "/returns/100005/receive", {"items": [{"commerceItemId": "ci3000440", "quantity": 1}]}
+    )
+    assert (status, ret["state"], ret["orderId"]) == (200, "FULL_RETURN", "o30431")
+    assert (await get(service, "/orders/o30431"))["returnIds"] == ["100005"]
