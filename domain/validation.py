@@ -50,6 +50,8 @@ class RequestVerdict:
     else the one the policy issues for this context."""
     tracking_number: str | None = None
     return_label: str | None = None
+    exchange_id: str | None = None
+    """Process_Exchange: the one exchange this answer approves (or would, once its goods are in)."""
 
     @property
     def nonreturnable(self) -> bool:
@@ -77,10 +79,12 @@ def judge(
     now: datetime,
     return_id: str | None = None,
     rma: str | None = None,
+    fulfilled: frozenset[str] = frozenset(),
 ) -> RequestVerdict:
     """`asked` None means Commerce truncated the list: answer for every item of the order.
 
     `rma`: the authorization number Commerce already holds for this request, if any.
+    `fulfilled`: exchanges whose replacement orders have shipped (no longer open).
     """
     if order is None:
         items = [
@@ -90,7 +94,9 @@ def judge(
         return RequestVerdict(
             order_id, items, f"Order {order_id} was not found", NonReturnableReason.NOT_FOUND
         )
-    counts = count_returns(returns, exclude=return_id)
+    chosen = exchange_to_process(order, returns, return_id, fulfilled) if context == "Process_Exchange" else None
+    exclude = chosen.commerce_id if isinstance(chosen, ReturnRequest) else return_id
+    counts = count_returns(returns, exclude=exclude)
     facts = item_facts(order, counts)
     kind: Kind = "exchange" if context.endswith("_Exchange") else "return"
     wanted = list(asked) if asked is not None else [AskedItem(ci, None, 0) for ci in facts]
@@ -119,9 +125,14 @@ def judge(
                 policy,
             )
     lifecycle_facts: dict[str, Any] = {}
-    if context == "Process_Exchange":
-        lifecycle_facts["goods_received"] = goods_received(returns, return_id)
-    result = RequestVerdict(order_id, answers, refusal, code, refund, lifecycle_facts)
+    exchange_id = None
+    if context == "Process_Exchange" and refusal is None:
+        if isinstance(chosen, str):
+            refusal, code = chosen, NonReturnableReason.OTHER
+        else:
+            exchange_id = chosen.commerce_id if chosen is not None else None
+            lifecycle_facts["goods_received"] = chosen is not None and goods_in(chosen)
+    result = RequestVerdict(order_id, answers, refusal, code, refund, lifecycle_facts, exchange_id=exchange_id)
     if result.nonreturnable:
         return result
     recorded = _authorized(returns, return_id)
@@ -165,9 +176,48 @@ def _over_asked(context: str, answers: Sequence[ItemAnswer]) -> tuple[str | None
     return None, None
 
 
-def goods_received(returns: Sequence[ReturnRequest], return_id: str | None) -> bool:
-    """The exchange's returned goods are in: by its id, else any exchange of the order."""
-    candidates = [r for r in returns if return_id is None or r.commerce_id == return_id]
-    if return_id is None:
-        candidates = [r for r in candidates if r.process_name.lower() == "exchange"]
-    return any(r.state in RECEIVED_STATES or receipt_facts(r.items)["all_received"] for r in candidates)
+def goods_in(ret: ReturnRequest) -> bool:
+    """Every unit that has to come back has come back."""
+    return ret.state in RECEIVED_STATES or receipt_facts(ret.items)["all_received"]
+
+
+def is_exchange(ret: ReturnRequest) -> bool:
+    return ret.process_name.strip().lower() == "exchange"
+
+
+def exchange_to_process(
+    order: Order, returns: Sequence[ReturnRequest], return_id: str | None, fulfilled: frozenset[str]
+) -> ReturnRequest | str | None:
+    """The exchange a Process_Exchange question is about, or why none can be approved.
+
+    Named (by its id, authorization number or an RMA Returnflow issued): that exchange and no
+    other. Unnamed: only when exactly one open exchange of the order (not closed incomplete,
+    replacement not yet shipped) has its goods received; several is a refusal in words, none
+    is None (the lifecycle then refuses: the goods are not in).
+    """
+    if return_id is not None:
+        mapped = order.issued_rmas.get(return_id)
+        named = [
+            r
+            for r in returns
+            if return_id in (r.commerce_id, r.details.get("authorizationNumber"), r.details.get("rma"))
+            or r.commerce_id == mapped
+        ]
+        if not named:
+            return f"Order {order.commerce_id} has no exchange {return_id}"
+        ret = named[0]
+        if not is_exchange(ret):
+            return f"{ret.commerce_id} is a return ({ret.process_name}), not an exchange: nothing to fulfil"
+        if ret.state == "INCOMPLETE":
+            return f"Exchange {ret.commerce_id} was closed incomplete: nothing to fulfil"
+        return ret
+    open_ = [
+        r for r in returns if is_exchange(r) and r.state != "INCOMPLETE" and r.commerce_id not in fulfilled
+    ]
+    ready = [r for r in open_ if goods_in(r)]
+    if len(ready) <= 1:
+        return ready[0] if ready else None
+    return (
+        f"Order {order.commerce_id} has {len(ready)} exchanges with their goods received"
+        f" ({', '.join(r.commerce_id for r in ready)}): name the one to fulfil"
+    )

@@ -31,6 +31,7 @@ from domain.orders import Order
 from domain.policy import ReturnPolicy, verdicts_hold_until
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR, ValidationContext
+from domain.refunds import RefundCalculation
 from domain.validation import AskedItem, RequestVerdict, judge
 from service.conform import conform
 from service.context import SERVICES
@@ -121,6 +122,56 @@ def _returns_of(uow: UnitOfWork, order: Order | None) -> list[ReturnRequest]:
     return [r for r in found if r is not None]
 
 
+def strings_only(values: Any) -> dict[str, str]:
+    """`additionalProperties` as Commerce's answer holds them: a flat map of strings (seed
+    oms-integration-overview.txt validation response); nulls are left out."""
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): _text(v) for k, v in values.items() if v is not None}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value, default=str).decode()
+
+
+def _refund_properties(refund: RefundCalculation) -> dict[str, str]:
+    """The refund a CalculateRefund_Return answer reports, flat (the full calculation is kept on
+    the order's lifecycle event)."""
+    return {
+        "refundTotal": str(refund.refund_total),
+        "refundCurrency": refund.currency,
+        "itemRefund": str(refund.item_total),
+        "taxRefund": str(refund.tax_total),
+        "shippingRefund": str(refund.shipping_total - refund.shipping_tax_total),
+        "shippingTaxRefund": str(refund.shipping_tax_total),
+        "shippingSurchargeRefund": str(refund.surcharge_total),
+        "returnFee": str(refund.fee),
+        "refundPayments": ",".join(f"{p.payment_group_id}:{p.amount}" for p in refund.payments),
+        "refundRequiresManual": "true" if refund.requires_manual else "false",
+    }
+
+
+def _fulfilled(uow: UnitOfWork, returns: Sequence[ReturnRequest]) -> frozenset[str]:
+    """Exchanges whose replacement order has shipped in full: no longer open to Process_Exchange."""
+    done = set()
+    for ret in returns:
+        replacement_id = ret.details.get("replacementOrderId")
+        replacement = uow.get(order_uuid(replacement_id), Order) if replacement_id else None
+        if replacement is not None and all(
+            replacement.shipped_quantity(g, link) >= link["quantity"]
+            for g in replacement.snapshot["shippingGroups"]
+            for link in g["items"]
+        ):
+            done.add(ret.commerce_id)
+    return frozenset(done)
+
+
 def answer_item(raw: Json | None, verdict_item: Any) -> Json:
     verdict = verdict_item.verdict
     base = (
@@ -135,11 +186,13 @@ def answer_item(raw: Json | None, verdict_item: Any) -> Json:
         nonreturnable=verdict.nonreturnable,
         nonReturnableReason=None if verdict.returnable else verdict.text,
         quantityAvailable=verdict.quantity_available,
-        additionalProperties={
-            **(base.get("additionalProperties") or {}),
-            "reasonCode": verdict.reason.value if verdict.reason else None,
-            "explanation": verdict.text,
-        },
+        additionalProperties=strings_only(
+            {
+                **strings_only(base.get("additionalProperties")),
+                "reasonCode": verdict.reason.value if verdict.reason else None,
+                "explanation": verdict.text,
+            }
+        ),
     )
     return base
 
@@ -163,13 +216,15 @@ def answer_request(question: Question, verdict: RequestVerdict, refusal: Json | 
                     totalRefund=str(share.total),
                 )
     code, text = verdict.reason
-    extra: Json = dict(question.raw.get("additionalProperties") or {})
+    extra: Json = strings_only(question.raw.get("additionalProperties"))
     if code is not None:
         extra["reasonCode"] = code.value
     if refund is not None:
-        extra["refund"] = refund.to_primitive()
+        extra.update(_refund_properties(refund))
+    if verdict.exchange_id is not None:
+        extra["exchangeId"] = verdict.exchange_id
     if refusal is not None:
-        extra.update(refusal)
+        extra.update(strings_only(refusal))
     nonreturnable = verdict.nonreturnable or refusal is not None
     answer = {
         **{k: v for k, v in question.raw.items() if k != "returnItemList"},
@@ -208,6 +263,7 @@ def decide(
     for question in call.questions:
         order = uow.get(order_uuid(question.order_id), Order)
         returns = _returns_of(uow, order)
+        fulfilled = _fulfilled(uow, returns) if call.context == "Process_Exchange" else frozenset()
         verdict = judge(
             call.context,
             question.order_id,
@@ -218,6 +274,7 @@ def decide(
             now,
             question.return_id,
             question.rma,
+            fulfilled,
         )
         answer = answer_request(question, verdict, None)
         if order is None or verdict.refusal is not None:
@@ -251,7 +308,7 @@ def decide(
                         else ""
                     ),
                     "lifecycleState": exc.state,
-                    "allowedContexts": _contexts(exc.allowed),
+                    "allowedContexts": ",".join(_contexts(exc.allowed)),
                 },
             )
         answers.append(answer)
@@ -273,9 +330,9 @@ def _summary(context: str, answer: Json, return_id: str | None = None) -> Json:
             }
             for item in answer["returnItemList"]
         ],
-        "refundTotal": (answer["additionalProperties"].get("refund") or {}).get("refund_total"),
+        "refundTotal": answer["additionalProperties"].get("refundTotal"),
         "rma": answer["rma"],
-        "returnId": return_id,
+        "returnId": answer["additionalProperties"].get("exchangeId") or return_id,
         "trackingNumber": answer["trackingNumber"],
         "returnLabel": answer["returnLabel"],
     }

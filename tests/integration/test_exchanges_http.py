@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 from tests.conftest import RunningService
-from tests.integration.test_operator_api import act, get, webhook
+from tests.integration.test_operator_api import act, get, return_update, shipped_order, validation, webhook
 from tests.integration.test_try_it import example
 
 
@@ -188,3 +188,93 @@ async def test_replacement_order_is_an_order_of_its_own_linked_both_ways(service
     )
     assert (status, ret["state"], ret["orderId"]) == (200, "FULL_RETURN", "o30431")
     assert (await get(service, "/orders/o30431"))["returnIds"] == ["100005"]
+
+
+async def two_exchanges(service: RunningService, receive: tuple[str, ...], ship: bool = True) -> None:
+    """Order o20005 shipped, exchanges X1 and X2 of one jacket each, `receive` of them received."""
+    if ship:
+        await shipped_order(service)
+    for context in ("Initiate_Exchange", "Submit_Exchange"):
+        assert (await webhook(service, "return-request-validation", validation(context, 1)))[0] == 200
+    for rid in ("X1", "X2"):
+        assert (await webhook(service, "return-request-update", return_update(rid, "Exchange", 1)))[0] == 200
+        await act(service, f"/returns/{rid}/authorize", {})
+    for rid in receive:
+        status, _ = await act(
+            service, f"/returns/{rid}/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]}
+        )
+        assert status == 200
+
+
+async def process(service: RunningService, rid: str | None) -> dict[str, Any]:
+    status, answer = await webhook(service, "return-request-validation", validation("Process_Exchange", 1, rid))
+    assert status == 200
+    return dict(answer["returnRequests"][0])
+
+
+async def test_process_exchange_without_an_id_is_refused_when_it_is_ambiguous(service: RunningService) -> None:
+    await two_exchanges(service, ("X1", "X2"))
+    before = len((await get(service, "/orders/o20005/history"))["events"])
+    answer = await process(service, None)
+    assert answer["nonreturnable"] is True
+    assert "2 exchanges with their goods received (X1, X2): name the one to fulfil" in answer[
+        "nonReturnableReason"
+    ]
+    assert len((await get(service, "/orders/o20005/history"))["events"]) == before, "a refusal records nothing"
+    named = await process(service, "X2")
+    assert named["nonreturnable"] is False and named["additionalProperties"]["exchangeId"] == "X2"
+    event = (await get(service, "/orders/o20005/history"))["events"][-1]
+    assert (event["trigger"], event["answer"]["returnId"]) == ("process_exchange", "X2")
+
+
+async def test_process_exchange_without_an_id_approves_the_one_received(service: RunningService) -> None:
+    await two_exchanges(service, ("X1",))
+    answer = await process(service, None)
+    assert answer["nonreturnable"] is False, answer
+    assert answer["additionalProperties"]["exchangeId"] == "X1"
+    waiting = await process(service, "X2")
+    assert waiting["nonreturnable"] is True
+    assert waiting["additionalProperties"]["errorCode"] == "ILLEGAL_TRANSITION"
+
+
+async def test_process_exchange_naming_a_return_is_refused(service: RunningService) -> None:
+    await two_exchanges(service, ())
+    assert (await webhook(service, "return-request-update", return_update("R9", "Return", 1)))[0] == 200
+    await act(service, "/returns/R9/authorize", {})
+    await act(service, "/returns/R9/receive", {"items": [{"commerceItemId": "ci2000007", "quantity": 1}]})
+    answer = await process(service, "R9")
+    assert answer["nonreturnable"] is True
+    assert answer["nonReturnableReason"] == "R9 is a return (Return), not an exchange: nothing to fulfil"
+    unknown = await process(service, "X404")
+    assert unknown["nonReturnableReason"] == "Order o20005 has no exchange X404"
+
+
+def assert_strings_only(answer: dict[str, Any]) -> None:
+    for request in answer["returnRequests"]:
+        maps = [request["additionalProperties"], *(i["additionalProperties"] for i in request["returnItemList"])]
+        for values in maps:
+            assert all(isinstance(v, str) for v in values.values()), values
+
+
+async def test_validation_answers_hold_strings_only_in_additional_properties(service: RunningService) -> None:
+    """Verdicts, refusals, refund figures and Commerce's own echoed properties alike."""
+    await shipped_order(service)
+    asked = [("Initiate_Return", None), ("CalculateRefund_Return", None), ("Submit_Return", None)]
+    asked += [("Process_Exchange", "X1"), ("Process_Exchange", None), ("Process_Exchange", "X404")]
+    for context, rid in asked:
+        if rid == "X1":
+            await two_exchanges(service, (), ship=False)
+        question = validation(context, 1, rid)
+        question["returnRequests"][0]["additionalProperties"] = {"kept": "yes", "count": 2, "gone": None}
+        question["returnRequests"][0]["returnItemList"][0]["additionalProperties"] = {"flag": True}
+        status, answer = await webhook(service, "return-request-validation", question)
+        assert status == 200
+        assert_strings_only(answer)
+        extra = answer["returnRequests"][0]["additionalProperties"]
+        assert (extra["kept"], extra["count"]) == ("yes", "2") and "gone" not in extra
+        assert answer["returnRequests"][0]["returnItemList"][0]["additionalProperties"]["flag"] == "true"
+        if context == "CalculateRefund_Return":
+            assert extra["refundTotal"] == "130.95"
+        if rid == "X1":
+            assert extra["errorCode"] == "ILLEGAL_TRANSITION"
+            assert "Initiate_Exchange" in extra["allowedContexts"]

@@ -70,8 +70,11 @@ async def test_calculate_refund_reports_and_keeps_the_amounts(service: RunningSe
         service, "return-request-validation", question("CalculateRefund_Return", 1)
     )
     extra = answer["returnRequests"][0]["additionalProperties"]
-    assert extra["refund"]["item_total"] == "130.95"
-    assert extra["refund"]["refund_total"] == "130.95"
+    assert (extra["itemRefund"], extra["refundTotal"], extra["refundPayments"]) == (
+        "130.95",
+        "130.95",
+        "pg20005:130.95",
+    )
     assert (
         answer["returnRequests"][0]["returnItemList"][0]["additionalProperties"]["refundAmount"] == "130.95"
     )
