@@ -219,7 +219,7 @@ def net_refund(
         for k, line in enumerate(lines)
     )
     gross = final.total(money.tax_included)
-    charged_fee = min(fee, gross)
+    charged_fee = quantize(min(fee, gross), cur)
     refund_total = gross - charged_fee
     payments, unallocated, reasons = credit_payments(money, selection, terms, refund_total)
     calculation = RefundCalculation(
