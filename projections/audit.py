@@ -76,6 +76,9 @@ def timeline(
     except AggregateNotFoundError as exc:
         raise NotFound(str(exc)) from None
     state = order_view(aggregate) if isinstance(aggregate, Order) else return_view(aggregate)  # type: ignore[arg-type]
+    if kind == "return":
+        then = as_of if as_of is not None else events[-1].timestamp if version is not None else None
+        state["replacementOrder"] = _replacement(store, state, then)
     rows = [transition_row(0, e, aggregate) for e in events]
     shown_calls = [c for c in calls or [] if c["version"] <= at]
     if as_of is not None:
@@ -90,6 +93,26 @@ def timeline(
         as_of.isoformat().replace("+00:00", "Z") if as_of else None,
         at,
     )
+
+
+def _replacement(
+    store: Application[UUID], state: dict[str, Any], until: datetime | None
+) -> dict[str, Any] | None:
+    """An exchange's replacement order as it stood then (None: now): its id, state and shipping."""
+    replacement_id = state.get("replacementOrderId")
+    if not replacement_id:
+        return None
+    events = [
+        e
+        for e in store.events.get(order_uuid(replacement_id))
+        if isinstance(e, DomainEvent) and (until is None or e.timestamp <= until)
+    ]
+    if not events:
+        return {"id": replacement_id, "state": None, "shippingGroups": []}
+    order: Aggregate = store.repository.get(order_uuid(replacement_id), version=events[-1].originator_version)
+    view = order_view(order)  # type: ignore[arg-type]
+    groups = [{"id": g["id"], "state": g["state"]} for g in view["shippingGroups"]]
+    return {"id": replacement_id, "state": view["state"], "shippingGroups": groups}
 
 
 def _history(store: Application[UUID], commerce_id: str) -> tuple[str, UUID, list[DomainEvent]] | None:
@@ -185,7 +208,9 @@ def _table(line: Timeline) -> str:
         if plan:
             payments = ", ".join(f"{k} {v}" for k, v in sorted(plan["payments"].items()))
             out.append(f"  refund {plan['total']} {plan['currency']} ({plan['source']}): {payments}")
+        out += _exchange_lines(state)
     else:
+        out += _order_links(state)
         for group in state["paymentGroups"]:
             out.append(
                 f"  payment {group['id']} ({group['paymentMethod']}): paid {group['amount']}, "
@@ -197,6 +222,37 @@ def _table(line: Timeline) -> str:
             )
             out.append(f"  shipping {group['id']}: {group['state']} ({shipped})")
     return "\n".join(out) + "\n"
+
+
+def _exchange_lines(state: dict[str, Any]) -> list[str]:
+    lines = []
+    figures = (state.get("refundPlan") or {}).get("exchange")
+    if figures:
+        lines.append(
+            f"  exchange: returned {figures['returnedValue']}, replacement {figures['replacementValue']},"
+            f" difference {figures['difference']}, owed by the shopper {figures['owedByShopper']}"
+            f" ({figures['basis']})"
+        )
+    replacement = state.get("replacementOrder")
+    if replacement:
+        shipping = ", ".join(f"{g['id']} {g['state']}" for g in replacement["shippingGroups"])
+        lines.append(
+            f"  replacement order {replacement['id']}: {replacement['state'] or 'not stored yet'}"
+            + (f" (shipping {shipping})" if shipping else "")
+        )
+    return lines
+
+
+def _order_links(state: dict[str, Any]) -> list[str]:
+    lines = []
+    if state.get("exchangeOf"):
+        link = state["exchangeOf"]
+        lines.append(f"  replacement order of {link['orderId']} (exchange {link['returnId']})")
+    lines += [
+        f"  replacement order {link['orderId']} (exchange {link['returnId']})"
+        for link in state.get("replacementOrders") or []
+    ]
+    return lines
 
 
 def transitions(

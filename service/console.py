@@ -230,7 +230,7 @@ def _command(action: str, rid: str, data: Any, policy: Any) -> Callable[..., str
         ]
         if not items:
             raise DomainError("enter the quantity received of at least one item", code="INVALID_INPUT")
-        return partial(operations.receive, return_id=rid, items=items)
+        return partial(operations.receive, return_id=rid, items=items, terms=policy)
     if action.startswith("refund_"):
         return partial(
             operations.refund,

@@ -5,9 +5,16 @@ swapped for another edition at the same price, the replacement order o30431 embe
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
+import orjson
+import pytest
+from aiohttp import ClientSession, CookieJar
+
 from tests.conftest import RunningService
+from tests.integration.test_audit_replay import run
+from tests.integration.test_console_http import sign_in
 from tests.integration.test_operator_api import act, get, return_update, shipped_order, validation, webhook
 from tests.integration.test_try_it import example
 
@@ -278,3 +285,31 @@ async def test_validation_answers_hold_strings_only_in_additional_properties(ser
         if rid == "X1":
             assert extra["errorCode"] == "ILLEGAL_TRANSITION"
             assert "Initiate_Exchange" in extra["allowedContexts"]
+
+
+async def test_audit_and_console_show_the_replacement_and_its_state(
+    service: RunningService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await received(service, exchange())
+    where = ("--store", service.store, "--projections", str(service.services.settings.projections))
+    code, out, _ = run(capsys, "audit", "100004", *where)
+    assert code == 0
+    assert "ExchangeCompleted  complete_exchange  FULL_RETURN -> COMPLETE" in out
+    assert "no refund owed on" in out
+    assert "exchange: returned 31.88, replacement 31.88, difference 0.00, owed by the shopper 0.00" in out
+    assert "replacement order o30431: SUBMITTED (shipping sg40431 INITIAL)" in out
+    code, out, _ = run(capsys, "audit", "o30431", *where)
+    assert code == 0 and "replacement order of o30430 (exchange 100004)" in out
+    code, out, _ = run(capsys, "audit", "o30430", "--format", "json", *where)
+    assert orjson.loads(out)["state"]["replacementOrders"] == [{"orderId": "o30431", "returnId": "100004"}]
+
+    await act(service, "/orders/o30431/shipments", {"shippingGroupId": "sg40431"}, "warehouse")
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as browser:
+        assert await sign_in(service, browser) == 303
+        async with browser.get(service.url + "/console/returns/100004") as r:
+            page = await r.text()
+        assert 'href="/console/orders/o30431"' in page
+        assert re.search(r'id="replacement-state">NO_PENDING_ACTION<', page), "the replacement's state now"
+        async with browser.get(service.url + "/console/orders/o30431") as r:
+            order_page = await r.text()
+        assert 'href="/console/orders/o30430"' in order_page and 'href="/console/returns/100004"' in order_page
