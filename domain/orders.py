@@ -153,9 +153,7 @@ class Order(Aggregate):
     ) -> None:
         self.return_ids = [*self.return_ids, return_id]
 
-    def link_exchange(
-        self, relation: str, other_id: str, return_id: str, *, actor: str, cause: str
-    ) -> bool:
+    def link_exchange(self, relation: str, other_id: str, return_id: str, *, actor: str, cause: str) -> bool:
         """Link an exchange's orders (SPEC section 9): the original names its `replacementOrder`,
         the replacement the order it is the `exchangeOf`; False when already linked so."""
         link = {"orderId": other_id, "returnId": return_id}

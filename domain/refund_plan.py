@@ -65,7 +65,9 @@ def plan_refund(
     if not selection:
         raise DomainError("the return has no quantities to refund", code="NOTHING_TO_REFUND")
     if is_exchange(ret):
-        return _exchange_plan(order, ret, _return_selection(order, ret, others, selection), terms, replacement)
+        return _exchange_plan(
+            order, ret, _return_selection(order, ret, others, selection), terms, replacement
+        )
     quote = order.refund_quote
     if quote is not None and _quote_matches(quote, selection):
         source, calc = "CalculateRefund_Return", quote
@@ -159,7 +161,10 @@ def _exchange_plan(
         )
         exchange = net_refund(money, selection, lines, value, ZERO, terms, "commerce")
     plan = _plan("exchange", order.snapshot["currency"], exchange.refund.to_primitive())
-    plan["exchange"] = {**exchange.to_primitive(), "replacementOrderId": ret.details.get("replacementOrderId")}
+    plan["exchange"] = {
+        **exchange.to_primitive(),
+        "replacementOrderId": ret.details.get("replacementOrderId"),
+    }
     return plan
 
 

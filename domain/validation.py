@@ -94,7 +94,9 @@ def judge(
         return RequestVerdict(
             order_id, items, f"Order {order_id} was not found", NonReturnableReason.NOT_FOUND
         )
-    chosen = exchange_to_process(order, returns, return_id, fulfilled) if context == "Process_Exchange" else None
+    chosen = (
+        exchange_to_process(order, returns, return_id, fulfilled) if context == "Process_Exchange" else None
+    )
     exclude = chosen.commerce_id if isinstance(chosen, ReturnRequest) else return_id
     counts = count_returns(returns, exclude=exclude)
     facts = item_facts(order, counts)
@@ -132,7 +134,9 @@ def judge(
         else:
             exchange_id = chosen.commerce_id if chosen is not None else None
             lifecycle_facts["goods_received"] = chosen is not None and goods_in(chosen)
-    result = RequestVerdict(order_id, answers, refusal, code, refund, lifecycle_facts, exchange_id=exchange_id)
+    result = RequestVerdict(
+        order_id, answers, refusal, code, refund, lifecycle_facts, exchange_id=exchange_id
+    )
     if result.nonreturnable:
         return result
     recorded = _authorized(returns, return_id)

@@ -13,9 +13,9 @@ from typing import Any
 
 from domain.errors import DomainError
 from domain.identity import order_uuid, return_uuid
+from domain.machines import NoRefundOwed, allowed_triggers
 from domain.orders import Order
 from domain.policy import ReturnPolicy
-from domain.machines import NoRefundOwed, allowed_triggers
 from domain.refund_plan import is_exchange, needs_manual, no_refund_reason, nothing_owed, plan_refund
 from domain.refunds import RefundTerms
 from domain.returns import ReturnRequest
@@ -318,7 +318,9 @@ def _refuse_when_nothing_owed(uow: UnitOfWork, ret: ReturnRequest, order: Order,
     plan = ret.refund_plan if nothing_owed(ret.refund_plan) else None
     if plan is None and ret.refund_plan is None and ret.state not in ("COMPLETE", "INCOMPLETE"):
         try:
-            candidate = plan_refund(order, ret, _others(uow, order), terms, replacement=_replacement(uow, ret))
+            candidate = plan_refund(
+                order, ret, _others(uow, order), terms, replacement=_replacement(uow, ret)
+            )
         except DomainError:
             return  # the action itself will say what is wrong
         plan = candidate if nothing_owed(candidate) else None

@@ -29,9 +29,9 @@ from domain.identity import order_uuid, return_uuid
 from domain.machines import CONTEXT_TRIGGERS, IllegalTransition
 from domain.orders import Order
 from domain.policy import ReturnPolicy, verdicts_hold_until
+from domain.refunds import RefundCalculation
 from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR, ValidationContext
-from domain.refunds import RefundCalculation
 from domain.validation import AskedItem, RequestVerdict, judge
 from service.conform import conform
 from service.context import SERVICES

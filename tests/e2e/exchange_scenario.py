@@ -50,7 +50,11 @@ def seed_commerce(sim: CommerceSimulator, document: dict[str, Any]) -> None:
 
 def credits_to(sim: CommerceSimulator, order_id: str) -> list[Any]:
     """Every paymentGroups list Commerce was sent for the order (none: nothing credited)."""
-    return [c.body["paymentGroups"] for c in sim.puts(f"/ccadmin/v1/orders/{order_id}") if "paymentGroups" in c.body]
+    return [
+        c.body["paymentGroups"]
+        for c in sim.puts(f"/ccadmin/v1/orders/{order_id}")
+        if "paymentGroups" in c.body
+    ]
 
 
 def completed(sim: CommerceSimulator) -> bool:
@@ -65,7 +69,9 @@ async def even_exchange(driver: Driver, sim: CommerceSimulator) -> None:
     await driver.act(f"/returns/{RETURN}/authorize", {"rma": "RMA-100004"})
     ret = await driver.act(f"/returns/{RETURN}/receive", {"items": [{"returnItemId": RETURN, "quantity": 1}]})
     assert ret["state"] == "COMPLETE", ret
-    await driver.act(f"/orders/{REPLACEMENT}/shipments", {"shippingGroupId": "sg40431", "trackingNumber": "1ZX"})
+    await driver.act(
+        f"/orders/{REPLACEMENT}/shipments", {"shippingGroupId": "sg40431", "trackingNumber": "1ZX"}
+    )
     await wait_for(lambda: completed(sim), 60, "Commerce to hold the exchange complete")
     await wait_for(
         lambda: sim.orders[REPLACEMENT]["shippingGroups"][0]["state"] == "NO_PENDING_ACTION",

@@ -41,7 +41,10 @@ async def received(service: RunningService, document: dict[str, Any]) -> dict[st
     status, _ = await act(service, "/returns/100004/authorize", {"rma": "RMA-100004"})
     assert status == 200
     status, ret = await act(
-        service, "/returns/100004/receive", {"items": [{"returnItemId": "100004", "quantity": 1}]}, "warehouse"
+        service,
+        "/returns/100004/receive",
+        {"items": [{"returnItemId": "100004", "quantity": 1}]},
+        "warehouse",
     )
     assert status == 200, ret
     return dict(ret)
@@ -159,7 +162,10 @@ async def test_replacement_order_is_an_order_of_its_own_linked_both_ways(service
     assert service.events_stored() == before, "the same update links nothing twice"
 
     status, shipped = await act(
-        service, "/orders/o30431/shipments", {"shippingGroupId": "sg40431", "trackingNumber": "1ZX"}, "warehouse"
+        service,
+        "/orders/o30431/shipments",
+        {"shippingGroupId": "sg40431", "trackingNumber": "1ZX"},
+        "warehouse",
     )
     assert (status, shipped["shippingGroups"][0]["state"]) == (200, "NO_PENDING_ACTION"), shipped
     status, answer = await webhook(
@@ -168,7 +174,10 @@ async def test_replacement_order_is_an_order_of_its_own_linked_both_ways(service
         {
             "context": "Initiate_Return",
             "returnRequests": [
-                {"orderId": "o30431", "returnItemList": [{"commerceItemId": "ci3000440", "quantityToReturn": 1}]}
+                {
+                    "orderId": "o30431",
+                    "returnItemList": [{"commerceItemId": "ci3000440", "quantityToReturn": 1}],
+                }
             ],
         },
     )
@@ -214,20 +223,27 @@ async def two_exchanges(service: RunningService, receive: tuple[str, ...], ship:
 
 
 async def process(service: RunningService, rid: str | None) -> dict[str, Any]:
-    status, answer = await webhook(service, "return-request-validation", validation("Process_Exchange", 1, rid))
+    status, answer = await webhook(
+        service, "return-request-validation", validation("Process_Exchange", 1, rid)
+    )
     assert status == 200
     return dict(answer["returnRequests"][0])
 
 
-async def test_process_exchange_without_an_id_is_refused_when_it_is_ambiguous(service: RunningService) -> None:
+async def test_process_exchange_without_an_id_is_refused_when_it_is_ambiguous(
+    service: RunningService,
+) -> None:
     await two_exchanges(service, ("X1", "X2"))
     before = len((await get(service, "/orders/o20005/history"))["events"])
     answer = await process(service, None)
     assert answer["nonreturnable"] is True
-    assert "2 exchanges with their goods received (X1, X2): name the one to fulfil" in answer[
-        "nonReturnableReason"
-    ]
-    assert len((await get(service, "/orders/o20005/history"))["events"]) == before, "a refusal records nothing"
+    assert (
+        "2 exchanges with their goods received (X1, X2): name the one to fulfil"
+        in answer["nonReturnableReason"]
+    )
+    assert len((await get(service, "/orders/o20005/history"))["events"]) == before, (
+        "a refusal records nothing"
+    )
     named = await process(service, "X2")
     assert named["nonreturnable"] is False and named["additionalProperties"]["exchangeId"] == "X2"
     event = (await get(service, "/orders/o20005/history"))["events"][-1]
@@ -258,7 +274,10 @@ async def test_process_exchange_naming_a_return_is_refused(service: RunningServi
 
 def assert_strings_only(answer: dict[str, Any]) -> None:
     for request in answer["returnRequests"]:
-        maps = [request["additionalProperties"], *(i["additionalProperties"] for i in request["returnItemList"])]
+        maps = [
+            request["additionalProperties"],
+            *(i["additionalProperties"] for i in request["returnItemList"]),
+        ]
         for values in maps:
             assert all(isinstance(v, str) for v in values.values()), values
 
@@ -312,4 +331,6 @@ async def test_audit_and_console_show_the_replacement_and_its_state(
         assert re.search(r'id="replacement-state">NO_PENDING_ACTION<', page), "the replacement's state now"
         async with browser.get(service.url + "/console/orders/o30431") as r:
             order_page = await r.text()
-        assert 'href="/console/orders/o30430"' in order_page and 'href="/console/returns/100004"' in order_page
+        assert (
+            'href="/console/orders/o30430"' in order_page and 'href="/console/returns/100004"' in order_page
+        )

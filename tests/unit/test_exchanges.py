@@ -137,14 +137,20 @@ def test_commerces_figures_stand_when_the_replacement_has_no_prices() -> None:
     lines, replacement = commerce_lines(
         [("ci-shirt", "sg1", 1, Charges(D("50.00"), D("4.00")))], D("10.80"), "USD"
     )
-    netted = net_refund(money, ReturnSelection({"ci-shirt": 1}), lines, replacement, D(0), NO_MANUAL, "commerce")
+    netted = net_refund(
+        money, ReturnSelection({"ci-shirt": 1}), lines, replacement, D(0), NO_MANUAL, "commerce"
+    )
     assert netted.refund.refund_total == D("10.80")
     assert (netted.refund.item_total, netted.refund.tax_total) == (D("10.00"), D("0.80"))
-    owed_lines, owed = commerce_lines([("ci-shirt", "sg1", 1, Charges(D("50.00"), D("4.00")))], D("-6.00"), "USD")
+    owed_lines, owed = commerce_lines(
+        [("ci-shirt", "sg1", 1, Charges(D("50.00"), D("4.00")))], D("-6.00"), "USD"
+    )
     owing = net_refund(money, ReturnSelection({"ci-shirt": 1}), owed_lines, owed, D(0), NO_MANUAL, "commerce")
     assert (owing.refund.refund_total, owing.owed_by_shopper) == (D("0.00"), D("6.00"))
     above_lines, above = commerce_lines([("ci-shirt", "sg1", 1, Charges())], D("3.00"), "USD")
-    above_items = net_refund(money, ReturnSelection({"ci-shirt": 1}), above_lines, above, D(0), NO_MANUAL, "commerce")
+    above_items = net_refund(
+        money, ReturnSelection({"ci-shirt": 1}), above_lines, above, D(0), NO_MANUAL, "commerce"
+    )
     assert above_items.refund.refund_total == D("3.00"), "Commerce's total stands above its item figures"
 
 
@@ -164,7 +170,9 @@ def exchanges(draw: st.DrawFn) -> tuple[OrderMoney, ReturnSelection, dict[str, i
         return money_of(draw(st.integers(0, top * scale)), cur)
 
     replacement = Charges(amount(600), amount(60), amount(30), amount(5), amount(20))
-    fee = draw(st.sampled_from([None, ReturnFee(amount=amount(10)), ReturnFee(percent=D(draw(st.integers(0, 100))))]))
+    fee = draw(
+        st.sampled_from([None, ReturnFee(amount=amount(10)), ReturnFee(percent=D(draw(st.integers(0, 100))))])
+    )
     policy = RefundPolicy(
         draw(st.sampled_from(["never", "when_group_fully_returned", "always"])),
         fee,
@@ -182,7 +190,13 @@ def test_exchange_shares_always_sum_to_the_totals_and_never_exceed_a_return(
     result = calculate_exchange(money, selection, exchanged, replacement, policy)
     refund = result.refund
     cur = money.currency
-    for value in (refund.item_total, refund.tax_total, refund.shipping_total, refund.refund_total, refund.fee):
+    for value in (
+        refund.item_total,
+        refund.tax_total,
+        refund.shipping_total,
+        refund.refund_total,
+        refund.fee,
+    ):
         assert_quantized(value, cur)
         assert value >= 0
     for item in refund.items:
