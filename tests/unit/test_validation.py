@@ -418,3 +418,30 @@ def test_no_authorization_for_what_cannot_be_returned(name: str) -> None:
 def test_unknown_order_gets_no_authorization() -> None:
     verdict = judge("Submit_Return", "nope", None, [], [AskedItem("ci-a", "sg1", 1)], ISSUING, NOW)
     assert verdict.rma is None
+
+
+def test_process_exchange_with_no_id_needs_exactly_one_exchange_with_its_goods_in() -> None:
+    """Issue 22 item 3: two exchanges received, a question naming neither: which one is meant
+    cannot be known, so neither is approved (main approved whichever was received)."""
+    order = make_order()
+    x1 = make_return("x1", "ci-c", 1, 1, "FULL_RETURN", process="Exchange")
+    x2 = make_return("x2", "ci-c", 1, 1, "FULL_RETURN", process="Exchange")
+    asked = [AskedItem("ci-c", "sg1", 1)]
+    verdict = judge("Process_Exchange", "o1", order, [x1, x2], asked, POLICY, NOW)
+    assert verdict.refusal == "Order o1 has 2 exchanges with their goods received (x1, x2): name the one to fulfil"
+    assert verdict.lifecycle_facts.get("goods_received") is not True
+    one = judge("Process_Exchange", "o1", order, [x1, x2], asked, POLICY, NOW, "x2")
+    assert (one.refusal, one.lifecycle_facts, one.exchange_id) == (None, {"goods_received": True}, "x2")
+    shipped = judge("Process_Exchange", "o1", order, [x1, x2], asked, POLICY, NOW, fulfilled=frozenset({"x1"}))
+    assert (shipped.refusal, shipped.exchange_id) == (None, "x2"), "x1's replacement has shipped: not open"
+
+
+def test_process_exchange_naming_a_plain_return_is_refused() -> None:
+    order = make_order()
+    plain = make_return("r1", "ci-c", 1, 1, "FULL_RETURN")
+    waiting = make_return("x1", "ci-c", 1, 0, "PENDING_CUSTOMER_ACTION", process="Exchange")
+    asked = [AskedItem("ci-c", "sg1", 1)]
+    verdict = judge("Process_Exchange", "o1", order, [plain, waiting], asked, POLICY, NOW, "r1")
+    assert verdict.refusal == "r1 is a return (Return), not an exchange: nothing to fulfil"
+    unnamed = judge("Process_Exchange", "o1", order, [plain, waiting], asked, POLICY, NOW)
+    assert unnamed.refusal is None and unnamed.lifecycle_facts == {"goods_received": False}
