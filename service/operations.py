@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import structlog
+
 from domain.errors import DomainError
 from domain.identity import order_uuid, return_uuid
 from domain.machines import NoRefundOwed, allowed_triggers
@@ -22,6 +24,8 @@ from domain.returns import ReturnRequest
 from domain.states import COMMERCE_WEBHOOK_ACTOR
 from service.payloads import OrderPayload, ReturnPayload, settle_currency
 from service.unit_of_work import UnitOfWork
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,8 @@ def receive_return_update(
     order = uow.get(order_uuid(ret.order_id), Order)
     if order is not None:
         order.link_return(ret.commerce_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause)
-        if payload.replacement is not None:
-            _link_replacement(uow, order, ret.commerce_id, payload.replacement, cause)
+    if payload.replacement is not None:
+        _link_replacement(uow, order, ret, payload.replacement, cause)
     if existing is None:
         uow.add(ret)
     if terms is not None and outcome in ("created", "updated"):
@@ -106,24 +110,17 @@ def receive_return_update(
 
 
 def _link_replacement(
-    uow: UnitOfWork, original: Order, return_id: str, replacement: OrderPayload, cause: str
+    uow: UnitOfWork, original: Order | None, ret: ReturnRequest, replacement: OrderPayload, cause: str
 ) -> None:
-    """The replacement order as an order of its own (shippable, returnable), linked both ways."""
-    replacement_id = replacement.snapshot["id"]
-    if replacement_id == original.commerce_id:
-        raise DomainError(
-            f"exchange {return_id}: the replacement order cannot be the original order {replacement_id}",
-            code="INVALID_INPUT",
-        )
+    """The replacement order as an order of its own (shippable, returnable), linked both ways
+    (only `exchangeOf` while the original order is not known)."""
     receive_order(uow, replacement, cause, origin="exchange")
-    stored = uow.get(order_uuid(replacement_id), Order)
+    stored = uow.get(order_uuid(replacement.snapshot["id"]), Order)
     assert stored is not None
-    original.link_exchange(
-        "replacementOrder", replacement_id, return_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause
-    )
-    stored.link_exchange(
-        "exchangeOf", original.commerce_id, return_id, actor=COMMERCE_WEBHOOK_ACTOR, cause=cause
-    )
+    facts = {"return_id": ret.commerce_id, "actor": COMMERCE_WEBHOOK_ACTOR, "cause": cause}
+    stored.link_exchange("exchangeOf", ret.order_id, **facts)
+    if original is not None:
+        original.link_exchange("replacementOrder", stored.commerce_id, **facts)
 
 
 def _others(uow: UnitOfWork, order: Order) -> list[ReturnRequest]:
@@ -145,7 +142,12 @@ def complete_if_nothing_owed(
     order = uow.get(order_uuid(ret.order_id), Order)
     if order is None:
         return
-    plan = plan_refund(order, ret, _others(uow, order), terms, replacement=_replacement(uow, ret))
+    try:
+        plan = plan_refund(order, ret, _others(uow, order), terms, replacement=_replacement(uow, ret))
+    except DomainError as exc:
+        # the receipt stands (a refused event webhook would be lost); a person looks at the refund
+        log.warning("exchange_not_planned", return_id=ret.commerce_id, reason=str(exc), cause=after)
+        return
     if nothing_owed(plan):
         ret.complete_exchange(plan, no_refund_reason(ret, plan), actor=actor, after=after)
 

@@ -329,6 +329,11 @@ def parse_return_update(document: Json) -> ReturnPayload:
         seen.add(item["returnItemId"])
     process = ret.text("processName") or "Return"
     replacement = _replacement_payload(ret, currency)
+    if replacement is not None and replacement.snapshot["id"] == order_id:
+        raise BadRequest(
+            "$.return.replacementOrder.id: an exchange's replacement order cannot be its own order",
+            path="$.return.replacementOrder.id",
+        )
     snapshot: Json = {
         "id": ret.opt_ident("requestId") or ret.ident("authorizationNumber", "id"),
         "orderId": order_id,

@@ -334,3 +334,45 @@ async def test_audit_and_console_show_the_replacement_and_its_state(
         assert (
             'href="/console/orders/o30430"' in order_page and 'href="/console/returns/100004"' in order_page
         )
+
+
+async def test_a_replacement_order_that_is_the_original_is_refused(service: RunningService) -> None:
+    document = exchange()
+    document["return"]["replacementOrder"]["id"] = "o30430"
+    before = service.events_stored()
+    status, error = await webhook(service, "return-request-update", document)
+    assert (status, error["o:errorPath"]) == (400, "$.return.replacementOrder.id")
+    assert service.events_stored() == before
+
+
+def reported_received(document: dict[str, Any], quantity: int = 1) -> dict[str, Any]:
+    """Commerce reporting the exchange's goods all in (an agent received them)."""
+    ret = document["return"]
+    ret.update(state="FULL_RETURN", lastModifiedTime=1458154999000)
+    ret["returnItemList"][0].update(
+        state="RETURNED", quantityToReturn=quantity, quantityToExchange=quantity, quantityReceived=quantity
+    )
+    return document
+
+
+async def test_commerce_reporting_the_goods_in_completes_an_even_exchange(service: RunningService) -> None:
+    assert (await webhook(service, "return-request-update", exchange()))[0] == 200
+    status, answer = await webhook(service, "return-request-update", reported_received(exchange()))
+    assert (status, answer["status"]) == (200, "updated")
+    ret = await get(service, "/returns/100004")
+    assert ret["state"] == "COMPLETE"
+    events = (await get(service, "/returns/100004/history"))["events"]
+    assert [(e["trigger"], e["to"]) for e in events[-2:]] == [
+        ("receive", "FULL_RETURN"),
+        ("complete_exchange", "COMPLETE"),
+    ]
+    assert events[-1]["actor"] == "commerce-webhook" and events[-1]["after"] == events[-2]["cause"]
+
+
+async def test_an_exchange_that_cannot_be_planned_is_still_taken_in(service: RunningService) -> None:
+    """A refused event webhook is lost after five tries: the receipt stands, no completion."""
+    status, answer = await webhook(service, "return-request-update", reported_received(exchange(), 4))
+    assert (status, answer["status"]) == (200, "created")
+    assert (await get(service, "/returns/100004"))["state"] == "FULL_RETURN"
+    status, error = await act(service, "/returns/100004/refund", {"action": "initiate"}, "bob")
+    assert (status, error["message"]) == (409, "ci3000439: returning 4 after 0 exceeds the 3 ordered")

@@ -428,11 +428,14 @@ def test_process_exchange_with_no_id_needs_exactly_one_exchange_with_its_goods_i
     x2 = make_return("x2", "ci-c", 1, 1, "FULL_RETURN", process="Exchange")
     asked = [AskedItem("ci-c", "sg1", 1)]
     verdict = judge("Process_Exchange", "o1", order, [x1, x2], asked, POLICY, NOW)
-    assert verdict.refusal == "Order o1 has 2 exchanges with their goods received (x1, x2): name the one to fulfil"
+    assert verdict.refusal == (
+        "Order o1 has 2 exchanges with their goods received (x1, x2): name the one to fulfil"
+    )
     assert verdict.lifecycle_facts.get("goods_received") is not True
     one = judge("Process_Exchange", "o1", order, [x1, x2], asked, POLICY, NOW, "x2")
     assert (one.refusal, one.lifecycle_facts, one.exchange_id) == (None, {"goods_received": True}, "x2")
-    shipped = judge("Process_Exchange", "o1", order, [x1, x2], asked, POLICY, NOW, fulfilled=frozenset({"x1"}))
+    done = frozenset({"x1"})
+    shipped = judge("Process_Exchange", "o1", order, [x1, x2], asked, POLICY, NOW, fulfilled=done)
     assert (shipped.refusal, shipped.exchange_id) == (None, "x2"), "x1's replacement has shipped: not open"
 
 
