@@ -62,6 +62,7 @@ class ReturnRequest(Aggregate):
         self.details = details
         self.version_key = version_key
         self.fingerprint = fingerprint
+        self.fingerprints: list[str] = [fingerprint]
         self.state = target
         self.refund_plan: dict[str, Any] | None = None
         self.credited: dict[str, str] = {}
@@ -108,12 +109,15 @@ class ReturnRequest(Aggregate):
     ) -> str:
         """Apply a Return Request Update; answer `updated`, `overridden`, `duplicate` or `stale`.
 
+        A body applied once before (same fingerprint) is Commerce redelivering it, whatever
+        arrived between (SPEC section 8): returns carry no modification time to order them by.
+
         Commerce's word stands: a state the machines would not reach from ours (an
         agent's edit, a late update that would undo receipt) is recorded as a
         Commerce override with the reason, never refused (a refused event webhook
         is retried five times and then lost).
         """
-        if fingerprint == self.fingerprint:
+        if fingerprint in self.fingerprints:
             return "duplicate"
         if version_key < self.version_key:
             return "stale"
@@ -188,6 +192,7 @@ class ReturnRequest(Aggregate):
         }
         self.version_key = version_key
         self.fingerprint = fingerprint
+        self.fingerprints = [*self.fingerprints, fingerprint]
         self.state = target
 
     def _item_step(self, new: Item) -> dict[str, Any] | None:
