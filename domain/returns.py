@@ -156,6 +156,27 @@ class ReturnRequest(Aggregate):
             raise IllegalTransition("return", f"{step.trigger} to {target}", source, [step.trigger])
         return step.trigger
 
+    def commerce_changed_state(self, state: str, *, ours: str | None, actor: str, cause: str) -> bool:
+        """Commerce holds a state someone else set (seen on the GET before our PUT, SPEC
+        section 8): recorded as theirs, our change (`ours`, not sent) reported with it."""
+        if state == self.state:
+            return False
+        self._commerce_overridden(
+            items=self.items,
+            refund=self.refund,
+            details=self.details,
+            version_key=self.version_key,
+            fingerprint=self.fingerprint,
+            trigger="commerce_override",
+            source=self.state,
+            target=state,
+            reason=f"Commerce holds {state}, set by someone else; Returnflow's change to {ours} was"
+            " not sent (drift for a person to decide)",
+            actor=actor,
+            cause=cause,
+        )
+        return True
+
     @event("CommerceOverridden")
     def _commerce_overridden(
         self,
@@ -192,7 +213,8 @@ class ReturnRequest(Aggregate):
         }
         self.version_key = version_key
         self.fingerprint = fingerprint
-        self.fingerprints = [*self.fingerprints, fingerprint]
+        if fingerprint not in self.fingerprints:
+            self.fingerprints = [*self.fingerprints, fingerprint]
         self.state = target
 
     def _item_step(self, new: Item) -> dict[str, Any] | None:

@@ -459,6 +459,10 @@ class CommerceSimulator:
         """An agent changes the return's state in the Agent Console."""
         self.returns[return_id]["state"] = state
 
+    def agent_add_return_item(self, return_id: str, item: dict[str, Any]) -> None:
+        """An agent adds an item to the return in the Agent Console."""
+        self.returns[return_id].setdefault("returnItemList", []).append(copy.deepcopy(item))
+
     def agent_add_refund_method(self, return_id: str, method: dict[str, Any]) -> None:
         """An agent adds a refund method (a gift card, a manual refund) to the return."""
         self.returns[return_id].setdefault("refundMethodList", []).append(copy.deepcopy(method))
