@@ -78,6 +78,9 @@ class CommerceCall:
     body: Json
     subject: str
     operation: str
+    basis: Json | None = None
+    """What the body sent is derived from besides `body` (a credit: our credits per return,
+    added to what Commerce holds at the time); part of what makes two calls the same."""
 
     @property
     def endpoint(self) -> str:
@@ -324,5 +327,6 @@ def commerce_calls(
     if event_type == "Order.Shipped":
         return [CommerceCall("PUT", path, shipment_body(view), ident, f"{UPDATE_ORDER}:shipment")]
     if event_type == "Order.Credited" and flavour == "classic":
-        return [CommerceCall("PUT", path, credit_body(view), ident, f"{UPDATE_ORDER}:credit")]
+        basis = {"creditsByReturn": view.get("creditsByReturn") or {}}
+        return [CommerceCall("PUT", path, credit_body(view), ident, f"{UPDATE_ORDER}:credit", basis)]
     return []

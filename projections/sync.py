@@ -37,14 +37,14 @@ from projections.commerce_bodies import (
     Flavour,
     commerce_calls,
 )
-from projections.commerce_merge import Conflict
+from projections.commerce_merge import Conflict, Merged
 from projections.credit_ledger import CreditLedger
 from projections.database import Database
 from projections.json_numbers import json_default
 from projections.lanes import KeyedLanes
 from projections.metrics import COMMERCE_CALL_SECONDS, DEAD_LETTERS, SYNC_LAG_SECONDS
 from projections.positions import PositionStore
-from projections.read_before_write import ReadBeforeWrite
+from projections.read_before_write import Prepared, ReadBeforeWrite
 from projections.relay import (
     DLQ_TOPIC,
     EVENTS_TOPIC,
@@ -115,6 +115,11 @@ def _jsonable(body: Any) -> Any:
 
 def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def call_digest(call: CommerceCall) -> str:
+    """The body's hash, with what else it is derived from when there is more."""
+    return body_hash(call.body if call.basis is None else {"body": call.body, "basis": call.basis})
 
 
 LEDGER_SCHEMA = (
@@ -305,7 +310,7 @@ class CommerceProjector:
                 if previous is None or _version(message) > _version(previous[0]):
                     latest[key] = (message, call, index)
         known = await asyncio.to_thread(self.ledger.last_many, list(latest))
-        digests = {key: body_hash(call.body) for key, (_, call, _) in latest.items()}
+        digests = {key: call_digest(call) for key, (_, call, _) in latest.items()}
         wanted = [
             (*key, _version(message))
             for key, (message, _, _) in latest.items()
@@ -432,7 +437,7 @@ class CommerceProjector:
         done: list[Applied] = []
         try:
             for message, call in calls:
-                result = await self._apply(message, call, None, body_hash(call.body), True)
+                result = await self._apply(message, call, None, call_digest(call), True)
                 if result is not None:
                     done.append(result)
         finally:
@@ -443,7 +448,11 @@ class CommerceProjector:
         self, message: dict[str, Any], call: CommerceCall, states: frozenset[str]
     ) -> tuple[Outcome, dict[str, Any]] | None:
         """GET, lay our body on what Commerce holds, PUT; None when nothing needs sending."""
-        prepared = await self.reader.prepare(call, message["data"]["state"], states)
+        view = message["data"].get("state")
+        if view is None:  # a reconcile repair: built on what Commerce held when it was read
+            prepared = Prepared(Merged(call.body))
+        else:
+            prepared = await self.reader.prepare(call, view, states)
         merged = prepared.merged
         for problem in merged.problems:
             log.warning(
