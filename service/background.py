@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from functools import partial
 from typing import Any
 
 import structlog
 
-from projections.commerce_bodies import UPDATE_RETURN_REQUEST, CommerceCall
-from projections.commerce_merge import Conflict
 from projections.lease import Duty, Lease, open_lease, run_under_lease
 from projections.positions import PositionStore
 from projections.read_models import ReadModels
 from projections.relay import Relay
 from projections.replay import ReadModelFollower
 from projections.sync import CommerceProjector, EmbeddedSync, LoggingCommerce, SyncLedger
-from service import operations
+from service.commerce_changes import record_commerce_changes
 from service.config import KafkaNames, Settings
 from service.store import EventStore
 from service.writer import Writer
@@ -87,7 +84,7 @@ class Background:
             ledger,
             flavour=self.settings.flavour,
             fence=lambda: lease.held,
-            on_conflict=self._record_commerce_change,
+            on_conflict=record_commerce_changes(self.writer),
         )
         embedded = EmbeddedSync(
             self.store, positions, projector, idle_s=0.5, cache_entries=self.settings.follower_cache_entries
@@ -96,22 +93,6 @@ class Background:
         self._leased("embedded-sync", embedded.run, lease)
         self.embedded = embedded
         log.info("embedded_sync_started", commerce=self.settings.commerce_url or "log only")
-
-    async def _record_commerce_change(self, call: CommerceCall, conflicts: list[Conflict]) -> None:
-        """A return state someone else set at Commerce is recorded as theirs (SPEC section 8)."""
-        if call.endpoint != UPDATE_RETURN_REQUEST:
-            return
-        for conflict in conflicts:
-            if conflict.field == "state" and isinstance(conflict.theirs, str):
-                await self.writer.submit_async(
-                    partial(
-                        operations.commerce_changed_state,
-                        return_id=call.subject,
-                        state=conflict.theirs,
-                        ours=str(conflict.ours),
-                        cause=f"sync: GET {call.path} before {call.operation}",
-                    )
-                )
 
     def _leased(self, name: str, duty: Duty, lease: Lease | None = None) -> None:
         """Run `duty` whenever this process holds its lease (the lease closes last)."""
