@@ -34,8 +34,8 @@ from service.background import make_commerce
 from service.commerce_changes import record_commerce_changes
 from service.config import ConfigError, KafkaNames, Settings
 from service.store import open_store
-from service.writer import Writer
 from service.workers import Supervisor, listen
+from service.writer import Writer
 
 log = structlog.get_logger(__name__)
 METRICS_HELP = "RETURNFLOW_METRICS_PORT: serve /metrics on this port (on RETURNFLOW_HOST, default loopback)"
