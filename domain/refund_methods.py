@@ -10,7 +10,7 @@ never set to 0 on a guess.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,8 +35,12 @@ def _decimal(value: Any, default: Decimal) -> Decimal:
         return default
 
 
-def split_refund(total: Decimal, methods: Sequence[Mapping[str, Any]]) -> Split:
-    """`total` over `methods`: already there, or one method able to take it all."""
+def split_refund(
+    total: Decimal, methods: Sequence[Mapping[str, Any]], seen: Collection[Decimal] | None = None
+) -> Split:
+    """`total` over `methods`: already there, or one method able to take it all. `seen`: the
+    amounts Commerce reported for the method (None: not known); any other amount it holds was
+    set by someone else since, and stands."""
     current = tuple(_decimal(m.get("amount"), Decimal(0)) for m in methods)
     if sum(current, Decimal(0)) == total:
         return Split(current)
@@ -46,6 +50,8 @@ def split_refund(total: Decimal, methods: Sequence[Mapping[str, Any]]) -> Split:
             f"{len(methods)} refund methods hold {sum(current, Decimal(0))} of a {total} refund and "
             "the documents do not say which payment each refunds: Commerce's split kept",
         )
+    if seen is not None and current[0] not in seen:
+        return Split(current, f"the refund method's amount {current[0]} was set at Commerce: kept")
     cap = _decimal(methods[0].get("maximumRefundAmount"), UNLIMITED)
     if UNLIMITED < cap < total:
         return Split(current, f"the refund {total} exceeds the method's maximumRefundAmount {cap}")

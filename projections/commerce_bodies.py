@@ -167,7 +167,7 @@ def refund_methods(view: Json, held: list[Json] | None = None) -> list[Json] | N
     source = held if held is not None else (view.get("refund") or {}).get("refundMethodList") or []
     reported = [m for m in source if isinstance(m, dict)]
     total = Decimal(plan["total"])
-    split = split_refund(total, reported)
+    split = split_refund(total, reported, _seen_amounts(view, total) if held is not None else None)
     methods = [
         {
             **{k: method[k] for k in ("refundType", "state") if method.get(k) is not None},
@@ -186,7 +186,15 @@ def refund_split_kept(view: Json, held: list[Json] | None = None) -> str | None:
     if not plan:
         return None
     source = held if held is not None else (view.get("refund") or {}).get("refundMethodList") or []
-    return split_refund(Decimal(plan["total"]), [m for m in source if isinstance(m, dict)]).kept
+    total = Decimal(plan["total"])
+    seen = _seen_amounts(view, total) if held is not None else None
+    return split_refund(total, [m for m in source if isinstance(m, dict)], seen).kept
+
+
+def _seen_amounts(view: Json, total: Decimal) -> set[Decimal]:
+    """Amounts a method may hold that no one but us set: none yet, what the webhook reported, ours."""
+    reported = (view.get("refund") or {}).get("refundMethodList") or []
+    return {Decimal(0), total, *(Decimal(str(m["amount"])) for m in reported if m.get("amount") is not None)}
 
 
 def _refund_figures(view: Json) -> Json:
