@@ -298,9 +298,10 @@ class CommerceProjector:
         states: dict[str, set[str]] = {}
         for message in messages:
             event = message["data"]["event"]
-            states.setdefault(str(message["data"]["state"]["id"]), set()).update(
-                s for s in (event.get("from"), event.get("to"), message["data"]["state"].get("state")) if s
-            )
+            if event["type"] in SYNCED_EVENTS:
+                states.setdefault(str(message["data"]["state"]["id"]), set()).update(
+                    s for s in (event.get("from"), event.get("to"), message["data"]["state"].get("state")) if s
+                )
             calls = commerce_calls(
                 event["type"], event.get("trigger"), message["data"]["state"], self.flavour
             )

@@ -53,23 +53,24 @@ def seed(sim: CommerceSimulator) -> None:
     )
 
 
-async def test_a_crash_after_the_2xx_does_not_credit_twice(projections: str) -> None:
+async def test_a_crash_after_the_2xx_does_not_credit_twice(
+    projections: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with CommerceSimulator() as sim:
         seed(sim)
         ledger = SyncLedger(projections)
         async with CommerceClient(sim.url, sim.app_key) as client:
             projector = CommerceProjector(client, ledger)
-            confirm = ledger.credits.confirm
 
             def crash(*_: Any) -> None:
                 raise SystemError("the process died after Commerce's 2xx")
 
-            ledger.credits.confirm = crash  # type: ignore[method-assign]
+            monkeypatch.setattr(ledger.credits, "confirm", crash)
             with pytest.raises(SystemError):
                 await projector.project([credited(5, {"R1": {"pg1": "40.00"}})])
             assert sim.orders["o1"]["paymentGroups"][0]["amountCredited"] == 40.0
             sim.agent_credit("o1", "pg2", 2.5)
-            ledger.credits.confirm = confirm  # type: ignore[method-assign]
+            monkeypatch.undo()
             restarted = CommerceProjector(client, ledger)
             await restarted.project([credited(5, {"R1": {"pg1": "40.00"}})])
             assert sim.orders["o1"]["paymentGroups"][0]["amountCredited"] == 40.0, "not credited twice"
