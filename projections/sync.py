@@ -299,9 +299,9 @@ class CommerceProjector:
         for message in messages:
             event = message["data"]["event"]
             if event["type"] in SYNCED_EVENTS:
-                states.setdefault(str(message["data"]["state"]["id"]), set()).update(
-                    s for s in (event.get("from"), event.get("to"), message["data"]["state"].get("state")) if s
-                )
+                view = message["data"]["state"]
+                seen = (event.get("from"), event.get("to"), view.get("state"))
+                states.setdefault(str(view["id"]), set()).update(s for s in seen if s)
             calls = commerce_calls(
                 event["type"], event.get("trigger"), message["data"]["state"], self.flavour
             )
