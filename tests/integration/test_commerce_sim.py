@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -27,6 +29,8 @@ from tests.commerce_sim.rules import return_item_key as rules_key
 from tests.commerce_sim.seeds import seed_order_submit
 from tests.commerce_sim.server import SIMULATOR_KEY
 from tests.commerce_sim.webhook_sender import SIGNATURE_HEADER, SIGNATURE_HEADER_SHA512, Algo
+from tests.conftest import SECRET, RunningService
+from tests.integration.test_operator_api import get as operator_get
 
 KEY = "app-key"
 ORDER: dict[str, Any] = {
@@ -1107,3 +1111,61 @@ async def test_agent_over_the_control_endpoints(sim: CommerceSimulator, http: Cl
     async with http.get(f"{sim.url}/_sim/agent/edits") as response:
         assert [e["kind"] for e in await response.json()] == ["credit", "add_item"]
     assert not sim.calls, "control calls are not Commerce API calls"
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+
+def sim_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.commerce_sim", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_cli_serves_seeds_returnflow_and_edits_as_an_agent(service: RunningService) -> None:
+    """The README's Try it: serve, seed both samples (stored, then delivered signed), an agent's edit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.commerce_sim", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.to_thread(proc.stdout.readline)
+        url = line.split(" at ")[1].split()[0]
+        seeded = await asyncio.to_thread(
+            sim_cli,
+            "seed",
+            "--commerce",
+            url,
+            "--returnflow",
+            service.url,
+            "--secret",
+            SECRET,
+            "order-submit-webhook",
+            "return-request-update-webhook",
+        )
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+        async with service.http.get(f"{url}/_sim/state") as response:
+            state = await response.json()
+        assert set(state["orders"]) == {"o20005", "o30430"} and set(state["returns"]) == {"100003"}
+        assert (await operator_get(service, "/orders/o20005"))["id"] == "o20005"
+        assert (await operator_get(service, "/returns/100003"))["state"] == "PENDING_CUSTOMER_ACTION"
+        edit = ("agent", "--commerce", url, "--returnflow", service.url, "--secret", SECRET)
+        done = await asyncio.to_thread(sim_cli, *edit, "set-state", "100003", "INCOMPLETE")
+        assert done.returncode == 0 and "delivered: 200" in done.stdout, done.stdout + done.stderr
+        credited = await asyncio.to_thread(
+            sim_cli, "agent", "--commerce", url, "credit", "o30430", "pg30412", "5"
+        )
+        assert credited.returncode == 0, credited.stderr
+        shown = await asyncio.to_thread(sim_cli, "agent", "--commerce", url, "show", "orders/o30430")
+        assert orjson.loads(shown.stdout)["paymentGroups"][0]["amountCredited"] == 5
+        lost = await asyncio.to_thread(sim_cli, "agent", "--commerce", url, "lost")
+        assert orjson.loads(lost.stdout) == []
+        refused = await asyncio.to_thread(sim_cli, "agent", "--commerce", url, "set-state", "100003", "BOGUS")
+        assert refused.returncode == 1
+    finally:
+        proc.terminate()
+        proc.wait(20)
