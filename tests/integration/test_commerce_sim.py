@@ -849,7 +849,7 @@ async def test_the_documented_body_is_accepted_as_it_stands(
     assert body["returnItemList"][0]["refundAmount"] == 49.99 and body["state"] == "PENDING_CUSTOMER_ACTION"
 
 
-ITEM = {"commerceItemId": "ci1", "shippingGroupId": "sg1"}
+ITEM: dict[str, Any] = {"commerceItemId": "ci1", "shippingGroupId": "sg1"}
 
 
 @pytest.mark.parametrize(
@@ -1004,7 +1004,7 @@ async def test_an_item_state_and_received_quantity_never_go_back(
     """A7."""
     bearer = await token(http, sim)
     path = "/ccadmin/v1/returnRequests/100003"
-    two = [
+    two: list[dict[str, Any]] = [
         {**ITEM, "state": "PARTIAL_RETURN", "quantityReceived": 1},
         {"commerceItemId": "ci2", "shippingGroupId": "sg1"},
     ]
