@@ -35,7 +35,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption(
         "A3",
         "A return item member without `commerceItemId` or `shippingGroupId` (or with null) is "
-        "refused, as is a body naming the same pair twice.",
+        "refused, as is a body naming the same pair twice (or the same group `id` twice).",
         "Both are in every documented member (OMS :411, :414) and nothing else identifies it; a "
         "member lacking one could match nothing, and two alike would match one stored member twice.",
     ),
@@ -81,7 +81,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "Shipping groups: only state, stateDetail, trackingNumber, actualShipDate may change; the "
         "other documented keys are accepted only with the value Commerce holds (sent back as held); "
         "keys the documents never show are refused. Payment groups: only amountCredited may change, "
-        "the same way.",
+        "the same way. A group whose id matches none held is created (OMS :235) from its documented keys.",
         "OMS :221 says the OMS updates 'properties that store information about the state' of the "
         "order's components, and :456 the amountCredited; the rest is the shopper's order.",
     ),
@@ -106,7 +106,9 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "A13",
         "The `op` flavour: every body needs `op` (README :31 'required'); each op takes only the "
         "fields README :36-38 pairs with it by name (receiveReturns: returnItems; "
-        "adjustRefundAmounts: adjustedTaxRefund, adjustedShippingRefund; the others: nothing).",
+        "adjustRefundAmounts: adjustedTaxRefund, adjustedShippingRefund; the others: nothing); "
+        "receiveReturns needs at least one item, each naming an item of the return by its `id` "
+        "(RRU :271) or `returnItemId` (README :27-30).",
         "README documents the field names, not which op takes which.",
     ),
     Assumption(
@@ -141,6 +143,15 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "A quantity in an op body or `quantityReceived` is a whole number; `quantityWithFractionReceived` "
         "may be fractional.",
         "The fractional one exists beside it (OMS :413, :422).",
+    ),
+    Assumption(
+        "A19",
+        "An agent's edit (`agent_*`, `/_sim/agent/*`) is checked like a PUT's values: documented "
+        "states, reasons, refund method keys, amounts in the currency's digits; a refused edit raises "
+        "ValueError (400 over HTTP) and changes nothing. Items an agent adds may carry the webhook's "
+        "keys (`id`, `quantityToReturn`, ...), as Commerce holds them (RRU :223-316).",
+        "An agent works inside Commerce, so Commerce never holds what the documents do not show; "
+        "a test that seeds such a thing would test a world that cannot happen.",
     ),
     Assumption(
         "A18",

@@ -130,7 +130,10 @@ def _receive(result: Json, receipts: list[Json]) -> None:
         target["quantityReceived"] = _number(received)
         if receipt.get("dispositionReason") is not None:
             target["disposition"] = receipt["dispositionReason"]
-        target["state"] = "RETURNED" if _outstanding(target) <= 0 else "PARTIAL_RETURN"
+        if _outstanding(target) <= 0:
+            target["state"] = "RETURNED"
+        elif received > 0:
+            target["state"] = "PARTIAL_RETURN"
     counted = [i for i in by_id.values() if i.get("state") != "RETURN_NOT_REQUIRED"]
     done = all(i.get("state") == "RETURNED" for i in counted)
     wanted = "FULL_RETURN" if done else "PARTIAL_RETURN"
