@@ -19,10 +19,12 @@ from tests.commerce_sim import assumptions as A
 from tests.commerce_sim import documents as D
 from tests.commerce_sim.edits import Edit
 from tests.commerce_sim.rules import Json, currency_of, return_item_key
+from tests.commerce_sim.webhook_sender import Delivery, WebhookSender
 
 if TYPE_CHECKING:
     from tests.commerce_sim.server import CommerceSimulator
 
+RETURN_UPDATE_PATH = "/webhooks/return-request-update"
 KINDS = ("return_state", "order_state", "add_item", "credit", "refund_method")
 
 
@@ -51,6 +53,10 @@ class Agent:
                 self.edits.append(edit)
                 return edit
         raise RuntimeError("no edit is possible on this return and order")
+
+    async def send_update(self, sender: WebhookSender, return_id: str, attempts: int = 5) -> list[Delivery]:
+        """The Return Request Update that would follow an edit, delivered as Commerce does."""
+        return await sender.deliver(RETURN_UPDATE_PATH, self.sim.webhook_body(return_id), attempts)
 
     def lost_edits(self, others_credits: Mapping[str, Decimal] | None = None) -> list[Edit]:
         """This agent's edits that Commerce no longer holds (see `edits.lost_edits`)."""

@@ -25,12 +25,12 @@ from typing import Any
 import orjson
 from aiohttp import ClientSession
 
+from tests.commerce_sim.agent import RETURN_UPDATE_PATH
 from tests.commerce_sim.seeds import drop_trailing_commas, load_seed, outermost_object
 from tests.commerce_sim.server import CommerceSimulator
 from tests.commerce_sim.webhook_sender import WebhookSender
 
 ORDER_SUBMIT_PATH = "/webhooks/order-submit"
-RETURN_UPDATE_PATH = "/webhooks/return-request-update"
 
 
 def read_document(name: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from tests.commerce_sim import CommerceSimulator, WebhookSender, create_app, sig
 from tests.commerce_sim.agent import Agent
 from tests.commerce_sim.documents import ORDER_STATES, RETURN_STATES
 from tests.commerce_sim.rules import return_item_key as rules_key
-from tests.commerce_sim.seeds import seed_order_submit
+from tests.commerce_sim.seeds import seed_order_submit, seed_return_request_update
 from tests.commerce_sim.server import SIMULATOR_KEY
 from tests.commerce_sim.webhook_sender import SIGNATURE_HEADER, SIGNATURE_HEADER_SHA512, Algo
 from tests.conftest import SECRET, RunningService
@@ -1194,3 +1194,18 @@ def test_every_rule_names_its_source_and_every_assumption_is_listed() -> None:
     source = "".join(p.read_text() for p in Path(documents.__file__).parent.glob("*.py"))
     named = set(re.findall(r"\bA\d+\b", source))
     assert named <= set(BY_KEY) and set(BY_KEY) <= named
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_agent_edit_with_the_webhook_that_follows(service: RunningService) -> None:
+    document = seed_return_request_update()
+    sim = CommerceSimulator()
+    sim.seed_order(document["return"]["originatingOrder"])
+    sim.seed_return(document["return"])
+    agent = Agent(sim, random.Random(3), kinds=("return_state",))
+    async with WebhookSender(service.url, SECRET) as sender:
+        assert (await agent.send_update(sender, "100003"))[-1].ok
+        edit = agent.random_edit("100003", "o30430")
+        assert (await agent.send_update(sender, "100003"))[-1].ok
+    assert (await operator_get(service, "/returns/100003"))["state"] == edit.expect["state"]
+    assert agent.lost_edits() == []
