@@ -115,7 +115,10 @@ class AgentConsole:
         )
 
     def agent_add_refund_method(self, return_id: str, method: Json) -> Edit:
-        """An agent adds a refund method (a manual refund, say), documented fields only (A1)."""
+        """An agent adds a refund method (a manual refund, say), documented fields only (A1).
+
+        The edit expects the method to stay, with its type and state; its amount is what the
+        refund allocates (an agent who sets an amount changes it: `agent_change_refund_method`)."""
         held = self.returns[return_id]
         try:
             check_refund_methods(exact([method]), self.return_context(held))
@@ -124,9 +127,9 @@ class AgentConsole:
         methods = held.setdefault("refundMethodList", [])
         methods.append(copy.deepcopy(method))
         kind, rank = refund_method_keys(methods)[-1]
-        return self._log(
-            "add_refund_method", f"returnRequests/{return_id}", f"refundMethod:{kind}#{rank}", method
-        )
+        kept = {k: v for k, v in method.items() if k != "amount"}  # the amount is the refund's to set
+        target = f"refundMethod:{kind}#{rank}"
+        return self._log("add_refund_method", f"returnRequests/{return_id}", target, kept)
 
     def agent_change_refund_method(self, return_id: str, index: int, **changes: Any) -> Edit:
         """An agent changes the amount or state of the return's `index`-th refund method."""

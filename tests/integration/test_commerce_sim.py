@@ -1209,3 +1209,21 @@ async def test_agent_edit_with_the_webhook_that_follows(service: RunningService)
         assert (await agent.send_update(sender, "100003"))[-1].ok
     assert (await operator_get(service, "/returns/100003"))["state"] == edit.expect["state"]
     assert agent.lost_edits() == []
+
+
+async def test_an_added_methods_amount_is_the_refunds_a_changed_one_the_agents(
+    sim: CommerceSimulator, http: ClientSession
+) -> None:
+    added = sim.agent_add_refund_method(
+        "100003", {"refundType": "manualRefund", "amount": 0, "state": "INCOMPLETE"}
+    )
+    bearer = await token(http, sim)
+    path = "/ccadmin/v1/returnRequests/100003"
+    methods = [{"refundType": "creditCard", "amount": 10}, {"refundType": "manualRefund", "amount": 5}]
+    assert (await call(http, sim, "PUT", path, bearer, {"refundMethodList": methods}))[0] == 200
+    assert sim.lost_agent_edits() == [], "the refund set the added method's amount"
+    changed = sim.agent_change_refund_method("100003", 1, amount=7)
+    assert (await call(http, sim, "PUT", path, bearer, {"refundMethodList": methods}))[0] == 200
+    assert sim.lost_agent_edits() == [changed], "the agent's own amount was overwritten"
+    assert (await call(http, sim, "PUT", path, bearer, {"refundMethodList": methods[:1]}))[0] == 200
+    assert sim.lost_agent_edits() == [added, changed], "the method itself is gone"
