@@ -35,11 +35,11 @@ import orjson
 from aiohttp import web
 
 from tests.commerce_sim import documents as D
-from tests.commerce_sim import rules
+from tests.commerce_sim import ops, rules
 from tests.commerce_sim.agent_console import AgentConsole
 from tests.commerce_sim.control import add_control_routes
 from tests.commerce_sim.edits import Edit
-from tests.commerce_sim.ops import IssuedRefund, apply_op, check_op_body
+from tests.commerce_sim.ops import IssuedRefund, check_op_body
 from tests.commerce_sim.rules import Json, Refused
 
 API = "/ccadmin/v1/"
@@ -430,7 +430,7 @@ class CommerceSimulator(AgentConsole):
         ctx = self.return_context(held)
         if self.flavour == "op":
             check_op_body(exact, held, ctx)
-            result, refund = apply_op(held, body, ident)
+            result, refund = ops.apply_op(held, body, ident)
             if refund is not None:
                 self.issued_refunds.append(refund)
             return result
@@ -548,3 +548,27 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the names earlier tests and benchmarks import ---------------------------------------------------
+
+RETURN_REQUEST_FIELDS = D.RETURN_REQUEST_FIELDS
+ORDER_FIELDS = D.ORDER_FIELDS
+
+
+def check_fields(body: Json, fields: dict[str, D.Field]) -> None:
+    """A classic updateReturnRequest or an updateOrder body, checked as a PUT of it would be
+    against an empty resource (raises `Refused`)."""
+    if fields is D.ORDER_FIELDS:
+        rules.check_order_body(rules.exact(body), {}, rules.Context())
+    else:
+        rules.check_return_body(rules.exact(body), {}, rules.Context())
+
+
+def apply_op(stored: Json, body: Json) -> Json:
+    """One `op` body checked and applied to `stored` (see `ops.py`)."""
+    check_op_body(rules.exact(body), stored, rules.Context())
+    return ops.apply_op(stored, body, str(stored.get("id", "")))[0]
+
+
+merge_properties = rules.merge
