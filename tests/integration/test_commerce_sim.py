@@ -1227,3 +1227,20 @@ async def test_an_added_methods_amount_is_the_refunds_a_changed_one_the_agents(
     assert sim.lost_agent_edits() == [changed], "the agent's own amount was overwritten"
     assert (await call(http, sim, "PUT", path, bearer, {"refundMethodList": methods[:1]}))[0] == 200
     assert sim.lost_agent_edits() == [added, changed], "the method itself is gone"
+
+
+async def test_a_return_shows_its_order_as_commerce_holds_it_now(
+    sim: CommerceSimulator, http: ClientSession
+) -> None:
+    """A16: stored under requestId, else id, else authorizationNumber; the nested order is today's."""
+    document = seed_return_request_update()["return"]
+    sim.seed_order(document["originatingOrder"])
+    assert sim.seed_return(document) == "100003"
+    assert sim.seed_return({**document, "requestId": "200001"}) == "200001"
+    sim.agent_credit("o30430", "pg30412", "1.10")
+    bearer = await token(http, sim)
+    status, held, _ = await call(http, sim, "GET", "/ccadmin/v1/returnRequests/100003", bearer)
+    assert status == 200 and held["originatingOrder"]["paymentGroups"][0]["amountCredited"] == 1.1
+    assert sim.webhook_body("100003")["return"]["originatingOrder"] == sim.order("o30430")
+    status, missing, _ = await call(http, sim, "GET", "/ccadmin/v1/orders/o404", bearer)
+    assert (status, missing["errorCode"]) == (404, "210105"), "AGENT :713"
