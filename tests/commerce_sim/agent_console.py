@@ -90,6 +90,7 @@ class AgentConsole:
         for name in ("state", "returnReason", "quantityReceived"):
             if name in item:
                 self._check(item[name], D.RETURN_ITEM_FIELDS[name], name)
+        item = {"id": f"{return_id}-agent-{len(self.agent_log) + 1}", **item}  # A19: Commerce names it
         held.setdefault("returnItemList", []).append(copy.deepcopy(item))
         return self._log("add_item", f"returnRequests/{return_id}", f"item:{key[0]}|{key[1]}", item)
 

@@ -149,7 +149,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "An agent's edit (`agent_*`, `/_sim/agent/*`) is checked like a PUT's values: documented "
         "states, reasons, refund method keys, amounts in the currency's digits; a refused edit raises "
         "ValueError (400 over HTTP) and changes nothing. Items an agent adds may carry the webhook's "
-        "keys (`id`, `quantityToReturn`, ...), as Commerce holds them (RRU :223-316).",
+        "keys (`id`, `quantityToReturn`, ...), as Commerce holds them (RRU :223-316); one without an "
+        "`id` gets one, as an item Commerce creates has (RRU :271).",
         "An agent works inside Commerce, so Commerce never holds what the documents do not show; "
         "a test that seeds such a thing would test a world that cannot happen.",
     ),
