@@ -32,6 +32,8 @@ from service.app import create_app
 from service.commerce_changes import record_commerce_changes
 from service.config import Settings
 from service.context import SERVICES
+from tests.commerce_sim.agent import Agent as ConsoleAgent
+from tests.commerce_sim.edits import Edit
 from tests.commerce_sim.server import API, CommerceSimulator
 from tests.conftest import free_port
 from tests.e2e.scenario import SECRET, TOKEN, Driver, order_document, seed_commerce
@@ -51,19 +53,15 @@ RANK = {
     "COMPLETE": 5,
     "INCOMPLETE": 5,
 }
+KINDS = {"return_state", "order_state", "add_item", "credit", "refund_method"}
 MANUAL = {"refundType": "manualRefund", "amount": 0, "maximumRefundAmount": -1, "state": "INCOMPLETE"}
 
 
 @dataclass
-class Edit:
-    resource: str
-    field: str
-    value: Any
-
-
-@dataclass
 class Agent:
-    """One return's agent: edits Commerce right before it answers our GET of that resource."""
+    """One return's agent (the simulator's `Agent`), editing a resource right before Commerce
+    answers our GET of it: the return (its state to INCOMPLETE, an added item, a refund
+    method's amount) or the order (a credit on any payment group, its state)."""
 
     sim: CommerceSimulator
     rng: random.Random
@@ -77,56 +75,26 @@ class Agent:
 
     def random_edit(self, resource: str) -> None:
         if resource == self.order_id:
-            group = self.rng.choice(self.sim.orders[self.order_id]["paymentGroups"])["id"]
-            amount = Decimal(self.rng.randint(100, 999)).scaleb(-2)
-            self.sim.agent_credit(self.order_id, group, float(amount))
-            self.edits.append(Edit(resource, f"credit:{group}", amount))
-            return
-        kind = self.rng.choices(["state", "item", "method"], weights=[1, 3, 2])[0]
-        if kind == "state":
-            self.sim.agent_set_state(self.return_id, "INCOMPLETE")
-            self.edits.append(Edit(resource, "state", "INCOMPLETE"))
-        elif kind == "item":
-            ci = f"ci-agent-{len(self.edits)}"
-            self.sim.agent_add_return_item(
-                self.return_id,
-                {
-                    "commerceItemId": ci,
-                    "shippingGroupId": "sg20005",
-                    "quantityToReturn": 1,
-                    "returnReason": "agent",
-                },
-            )
-            self.edits.append(Edit(resource, f"item:{ci}", "agent"))
+            kinds: tuple[str, ...] = self.rng.choices([("credit",), ("order_state",)], weights=[4, 1])[0]
         else:
-            figure = round(self.rng.randint(1, 2000) / 100, 2)
-            self.sim.returns[self.return_id]["refundMethodList"][0]["amount"] = figure
-            self.edits.append(Edit(resource, "method:0:amount", figure))
+            kinds = self.rng.choices(
+                [("return_state",), ("add_item",), ("refund_method",)], weights=[1, 3, 2]
+            )[0]
+        if kinds == ("return_state",):
+            self.edits.append(self.sim.agent_set_state(self.return_id, "INCOMPLETE"))
+            return
+        console = ConsoleAgent(self.sim, self.rng, kinds)
+        self.edits.append(console.random_edit(self.return_id, self.order_id))
 
-    def lost_edits(self) -> list[Edit]:
-        """Each field's last edit (a later one of the same field supersedes), against what
-        Commerce holds now; credits are checked as sums (`credit_mismatch`)."""
-        last = {e.field: e for e in self.edits if not e.field.startswith("credit:")}
-        held = self.sim.returns[self.return_id]
-        items = {i.get("commerceItemId"): i for i in held["returnItemList"]}
-        lost = []
-        for name, edit in last.items():
-            if name == "state":
-                kept = held["state"] == edit.value
-            elif name.startswith("item:"):
-                kept = (items.get(name.split(":", 1)[1]) or {}).get("returnReason") == edit.value
-            else:
-                kept = held["refundMethodList"][0]["amount"] == edit.value
-            if not kept:
-                lost.append(edit)
-        return lost
+    def lost_edits(self, ours: dict[str, Decimal]) -> list[Edit]:
+        return self.sim.lost_agent_edits(self.edits, ours)
 
     def credits(self) -> dict[str, Decimal]:
         sums: dict[str, Decimal] = {}
         for edit in self.edits:
-            if edit.field.startswith("credit:"):
-                group = edit.field.split(":", 1)[1]
-                sums[group] = sums.get(group, Decimal(0)) + edit.value
+            if edit.kind == "credit":
+                group = edit.target.split(":", 1)[1]
+                sums[group] = sums.get(group, Decimal(0)) + edit.amount
         return sums
 
 
@@ -223,9 +191,13 @@ def _operation(event_type: str) -> str:
 async def check(driver: Driver, sim: AgentsAtCommerce, ledger: SyncLedger, n: int) -> list[str]:
     await eventually(lambda: synced(driver, ledger, n), f"R{n} synced")
     agent = sim.agents[f"R{n}"]
-    problems = [f"R{n} lost {e}" for e in agent.lost_edits()]
     ours = (await get(driver, f"/orders/o{n}")).get("creditsByReturn") or {}
     applied = {(r, g): Decimal(a) for r, groups in ours.items() for g, a in groups.items()}
+    by_group: dict[str, Decimal] = {}
+    for (_, group), amount in applied.items():
+        key = f"orders/o{n}/{group}"
+        by_group[key] = by_group.get(key, Decimal(0)) + amount
+    problems = [f"R{n} lost {e.describe()}" for e in agent.lost_edits(by_group)]
     mismatch = credit_mismatch(sim, agent, applied)
     if mismatch:
         problems.append(mismatch)
@@ -278,7 +250,7 @@ async def serving(
 
 
 def edit_kinds(sim: AgentsAtCommerce) -> set[str]:
-    return {e.field.split(":")[0] for a in sim.agents.values() for e in a.edits}
+    return {e.kind for a in sim.agents.values() for e in a.edits}
 
 
 async def test_agent_edits_survive_a_whole_return_embedded(tmp_path: Path) -> None:
@@ -291,7 +263,7 @@ async def test_agent_edits_survive_a_whole_return_embedded(tmp_path: Path) -> No
             problems = await run_seeds(driver, sim, ledger, range(EMBEDDED_SEEDS))
         ledger.close()
     assert problems == [], "\n".join(problems)
-    assert edit_kinds(sim) == {"credit", "item", "method", "state"}, "every kind of edit was made"
+    assert edit_kinds(sim) == KINDS, "every kind of edit was made"
     assert not [c for c in sim.calls_to(API, "PUT") if c.status != 200]
 
 
@@ -325,4 +297,4 @@ async def test_agent_edits_survive_a_whole_return_through_kafka(
                     await client.close()
         ledger.close()
     assert problems == [], "\n".join(problems)
-    assert edit_kinds(sim) == {"credit", "item", "method", "state"}
+    assert edit_kinds(sim) == KINDS

@@ -26,7 +26,7 @@ AGENT_ITEM = {
     "shippingGroupId": "sg20005",
     "quantityToReturn": 1,
     "state": "INITIAL",
-    "returnReason": "wrongItem",
+    "returnReason": "incorrectItem",
 }
 
 
@@ -89,7 +89,7 @@ async def test_an_agents_state_and_item_survive_our_authorize(tmp_path: Path) ->
             held = sim.returns["R31"]
             assert held["state"] == "INCOMPLETE", "their state stands"
             items = {(i.get("commerceItemId"), i.get("shippingGroupId")): i for i in held["returnItemList"]}
-            assert items[("ci2000008", "sg20005")]["returnReason"] == "wrongItem", "the agent's item kept"
+            assert items[("ci2000008", "sg20005")]["returnReason"] == "incorrectItem", "the agent's item kept"
             assert ("ci2000007", "sg20005") in items
 
             async def overridden() -> bool:
