@@ -11,23 +11,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.commerce_sim.server import API, CommerceSimulator
 from tests.e2e.scenario import Driver, order_document, return_document, seed_commerce, wait_for
 from tests.e2e.test_sync_kafka import serving
 
 CARD = "pg20005"
-
-UNDOCUMENTED_METHOD = (
-    "issue 21: seeds a refund method with paymentGroupId and state PENDING, which the documents never"
-    " show (OMS :384-388, RRU :196-200); the simulator refuses it (A1, A19)"
-)
-
-INVENTED_FIELD = (
-    "issue 21: reads refundIssuedByCommerce, a field the simulator invented; Commerce's own refund"
-    " is now sim.issued_refunds (A15)"
-)
 
 
 def return_with_order(
@@ -91,15 +79,11 @@ async def test_agent_credit_on_a_payment_group_is_kept_and_ours_added(tmp_path: 
         assert refused(sim) == []
 
 
-@pytest.mark.xfail(
-    reason=UNDOCUMENTED_METHOD,
-    strict=False,
-)
 async def test_commerces_refund_methods_are_kept_and_an_rma_maps_back(tmp_path: Path) -> None:
     """Issue 13 items 2 and 3: Commerce's manualRefund (and an agent's gift card) survive our
     refund; an update keyed by the RMA we issued is the same return, PUTs keep its id."""
     manual = {"refundType": "manualRefund", "amount": 0, "maximumRefundAmount": -1}
-    gift = {"refundType": "giftCard", "amount": 0, "state": "PENDING"}
+    gift = {"refundType": "giftCard", "amount": 0, "state": "INCOMPLETE"}
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 22)
         sim.agent_add_refund_method("R22", {**manual, "state": "INCOMPLETE"})
@@ -141,10 +125,6 @@ async def test_commerces_refund_methods_are_kept_and_an_rma_maps_back(tmp_path: 
         assert refused(sim) == []
 
 
-@pytest.mark.xfail(
-    reason=INVENTED_FIELD,
-    strict=False,
-)
 async def test_op_flavour_sends_operations_and_never_credits_twice(tmp_path: Path) -> None:
     """Issue 13 item 7: the op flavour could not be chosen, was mis-cased, and credited payment
     groups while Commerce refunded too."""
@@ -156,7 +136,7 @@ async def test_op_flavour_sends_operations_and_never_credits_twice(tmp_path: Pat
         ops = [c.body["op"] for c in sim.puts("/ccadmin/v1/returnRequests/R23")]
         assert ops[-3:] == ["adjustRefundAmounts", "initiateRefund", "markAsComplete"]
         assert set(ops[:-3]) == {"receiveReturns"}
-        assert sim.returns["R23"]["refundIssuedByCommerce"] is True
+        assert [r.return_id for r in sim.issued_refunds] == ["R23"], "Commerce refunded, once"
         assert credited_at_commerce(sim, 23) == 0, "Commerce refunded; we credited nothing"
         assert refused(sim) == []
 
@@ -217,14 +197,10 @@ async def test_an_agents_state_change_stands_and_is_not_overwritten(tmp_path: Pa
         assert len(sim.puts()) == calls, "the echo of Commerce's own change is not sent back"
 
 
-@pytest.mark.xfail(
-    reason=UNDOCUMENTED_METHOD,
-    strict=False,
-)
 async def test_a_refund_method_an_agent_added_unreported_is_not_erased(tmp_path: Path) -> None:
     """The list replaces Commerce's: a method no webhook has told us of yet is read back first."""
     manual = {"refundType": "manualRefund", "amount": 0, "maximumRefundAmount": -1}
-    gift = {"refundType": "giftCard", "amount": 0, "state": "PENDING"}
+    gift = {"refundType": "giftCard", "amount": 0, "state": "INCOMPLETE"}
     async with CommerceSimulator() as sim:
         seed_commerce(sim, 26)
         sim.agent_add_refund_method("R26", dict(manual))

