@@ -53,6 +53,7 @@ class Order(Aggregate):
         self.shipments: list[dict[str, Any]] = []
         self.credited: dict[str, str] = {}
         self.credited_since: dict[str, str] = {}
+        self.credits_by_return: dict[str, dict[str, str]] = {}
         self.issued_rmas: dict[str, str] = {}
         self.exchange_of: dict[str, str] | None = None
         self.replacement_orders: list[dict[str, str]] = []
@@ -382,6 +383,10 @@ class Order(Aggregate):
         for group_id, amount in amounts.items():
             since[group_id] = str(Decimal(since.get(group_id, "0")) + Decimal(amount))
         self.credited_since = since
+        mine = dict(self.credits_by_return.get(return_id, {}))
+        for group_id, amount in amounts.items():
+            mine[group_id] = str(Decimal(mine.get(group_id, "0")) + Decimal(amount))
+        self.credits_by_return = {**self.credits_by_return, return_id: mine}
 
     def amount_credited(self, payment_group_id: str) -> Decimal:
         """What Commerce last reported credited to the group, plus what Returnflow credited since.

@@ -63,6 +63,7 @@ class ReturnRequest(Aggregate):
         self.details = details
         self.version_key = version_key
         self.fingerprint = fingerprint
+        self.fingerprints: list[str] = [fingerprint]
         self.state = target
         self.refund_plan: dict[str, Any] | None = None
         self.credited: dict[str, str] = {}
@@ -109,12 +110,15 @@ class ReturnRequest(Aggregate):
     ) -> str:
         """Apply a Return Request Update; answer `updated`, `overridden`, `duplicate` or `stale`.
 
+        A body applied once before (same fingerprint) is Commerce redelivering it, whatever
+        arrived between (SPEC section 8): returns carry no modification time to order them by.
+
         Commerce's word stands: a state the machines would not reach from ours (an
         agent's edit, a late update that would undo receipt) is recorded as a
         Commerce override with the reason, never refused (a refused event webhook
         is retried five times and then lost).
         """
-        if fingerprint == self.fingerprint:
+        if fingerprint in self.fingerprints:
             return "duplicate"
         if version_key < self.version_key:
             return "stale"
@@ -153,6 +157,27 @@ class ReturnRequest(Aggregate):
             raise IllegalTransition("return", f"{step.trigger} to {target}", source, [step.trigger])
         return step.trigger
 
+    def commerce_changed_state(self, state: str, *, ours: str | None, actor: str, cause: str) -> bool:
+        """Commerce holds a state someone else set (seen on the GET before our PUT, SPEC
+        section 8): recorded as theirs, our change (`ours`, not sent) reported with it."""
+        if state == self.state:
+            return False
+        self._commerce_overridden(
+            items=self.items,
+            refund=self.refund,
+            details=self.details,
+            version_key=self.version_key,
+            fingerprint=self.fingerprint,
+            trigger="commerce_override",
+            source=self.state,
+            target=state,
+            reason=f"Commerce holds {state}, set by someone else; Returnflow's change to {ours} was"
+            " not sent (drift for a person to decide)",
+            actor=actor,
+            cause=cause,
+        )
+        return True
+
     @event("CommerceOverridden")
     def _commerce_overridden(
         self,
@@ -189,6 +214,8 @@ class ReturnRequest(Aggregate):
         }
         self.version_key = version_key
         self.fingerprint = fingerprint
+        if fingerprint not in self.fingerprints:
+            self.fingerprints = [*self.fingerprints, fingerprint]
         self.state = target
 
     def _item_step(self, new: Item) -> dict[str, Any] | None:

@@ -79,6 +79,8 @@ def state_name(value: object, codes: dict[int, str]) -> str | None:
 
 
 COMMERCE_WEBHOOK_ACTOR = "commerce-webhook"
+COMMERCE_AGENT_ACTOR = "commerce:agent"
+"""Someone at Commerce (an agent, the shopper) whose change we saw on a GET, not a webhook."""
 
 
 def operator_actor(name: str) -> str:

@@ -54,6 +54,7 @@ def order_view(order: Order) -> Json:
             }
             for p in snap["paymentGroups"]
         ],
+        "creditsByReturn": order.credits_by_return,
         "lifecycleState": order.lifecycle_state,
         "returnIds": order.return_ids,
         "exchangeOf": order.exchange_of,

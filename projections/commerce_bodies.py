@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
+from domain.refund_methods import split_refund
+from domain.refunds import allocate
 from domain.states import ReturnState
 
 Flavour = Literal["classic", "op"]
@@ -77,6 +79,9 @@ class CommerceCall:
     body: Json
     subject: str
     operation: str
+    basis: Json | None = None
+    """What the body sent is derived from besides `body` (a credit: our credits per return,
+    added to what Commerce holds at the time); part of what makes two calls the same."""
 
     @property
     def endpoint(self) -> str:
@@ -93,11 +98,18 @@ def _money(value: Any) -> Decimal | None:
 
 
 def _item_identity(item: Json) -> Json:
-    """How Commerce matches a return item (oms-integration-overview.txt:411,414), reason kept (:417)."""
-    member: Json = {"commerceItemId": item["commerceItemId"], "shippingGroupId": item.get("shippingGroupId")}
+    """How Commerce matches a return item (oms-integration-overview.txt:411,414), reason kept (:417).
+    A member whose shipping group is not known carries none (never `null`): `identified` says."""
+    member: Json = {"commerceItemId": item["commerceItemId"]}
+    if item.get("shippingGroupId") is not None:
+        member["shippingGroupId"] = item["shippingGroupId"]
     if item.get("returnReason") is not None:
         member["returnReason"] = item["returnReason"]
     return member
+
+
+def identified(member: Json) -> bool:
+    return member.get("commerceItemId") is not None and member.get("shippingGroupId") is not None
 
 
 def _item_member(item: Json, share: Json | None) -> Json:
@@ -116,74 +128,74 @@ def _item_member(item: Json, share: Json | None) -> Json:
     return member
 
 
+SHARE_FIELDS = ("amount", "tax", "shipping", "shipping_tax", "surcharge")
+
+
 def _shares(view: Json) -> list[Json | None]:
-    """Each return item's part of the planned refund; a line returned in two members is split
-    in the order the members come (the calculation is per commerce item)."""
+    """Each return item's part of the planned refund. The calculation is per commerce item; a
+    line returned in several members is split over them by quantity to return (largest
+    remainder in minor units, so the parts add up to the line's share)."""
     plan = view.get("refundPlan") or {}
     calculation = plan.get("calculation") or {}
     by_item = {i["commerce_item_id"]: i for i in calculation.get("items", [])}
-    shares: list[Json | None] = []
-    taken: set[str] = set()
-    for item in view["returnItemList"]:
-        ci = item["commerceItemId"]
-        shares.append(by_item.get(ci) if ci not in taken else None)
-        taken.add(ci)
+    members: dict[str, list[int]] = {}
+    for index, item in enumerate(view["returnItemList"]):
+        members.setdefault(item["commerceItemId"], []).append(index)
+    shares: list[Json | None] = [None] * len(view["returnItemList"])
+    currency = calculation.get("currency") or view.get("currency") or "USD"
+    for ci, indexes in members.items():
+        whole = by_item.get(ci)
+        if whole is None:
+            continue
+        weights = [int(view["returnItemList"][i].get("quantityToReturn") or 0) for i in indexes]
+        parts = {
+            field: allocate(Decimal(str(whole.get(field, "0"))), weights, currency) for field in SHARE_FIELDS
+        }
+        for position, index in enumerate(indexes):
+            shares[index] = {field: str(parts[field][position]) for field in SHARE_FIELDS}
     return shares
 
 
-def refund_methods(view: Json) -> list[Json] | None:
-    """Commerce's own refund methods as the webhook reported them, only the amounts changed.
-
-    A method naming a payment group gets what the plan gives that group; the
-    rest of the refund goes to the first method naming none (a `manualRefund`,
-    seed oms-integration-overview.txt:385). A return that needs a person and
-    has no such method gets one `manualRefund` for the rest. None: no reason to
-    send the list (no plan, or Commerce reported no methods and none is needed).
-    """
+def refund_methods(view: Json, held: list[Json] | None = None) -> list[Json] | None:
+    """Commerce's own refund methods (`held`: as Commerce holds them now, else as the webhook
+    reported them), under their documented names only, amounts changed where
+    `domain.refund_methods.split_refund` can decide them. A return that needs a person and has
+    no method gets one `manualRefund` (seed oms-integration-overview.txt:385). None: no reason
+    to send the list (no plan, or no method and none needed)."""
     plan = view.get("refundPlan")
     if not plan:
         return None
-    reported = [dict(m) for m in (view.get("refund") or {}).get("refundMethodList") or []]
-    payments = {k: Decimal(v) for k, v in (plan.get("payments") or {}).items()}
+    source = held if held is not None else (view.get("refund") or {}).get("refundMethodList") or []
+    reported = [m for m in source if isinstance(m, dict)]
     total = Decimal(plan["total"])
-    methods: list[Json] = []
-    for method in reported:
-        member: Json = {"refundType": method.get("refundType")}
-        if method.get("paymentGroupId") is not None:
-            member["paymentGroupId"] = method["paymentGroupId"]
-            member["amount"] = payments.get(method["paymentGroupId"], Decimal(0))
-        if method.get("state") is not None:
-            member["state"] = method["state"]
-        methods.append(member)
-    rest = total - sum((m["amount"] for m in methods if "amount" in m), Decimal(0))
-    open_ = [m for m in methods if "amount" not in m]
-    for index, member in enumerate(open_):
-        member["amount"] = rest if index == 0 else Decimal(0)
-    if not open_ and rest > 0 and view["state"] == ReturnState.MANUAL_REFUND:
-        methods.append({"refundType": "manualRefund", "amount": rest, "state": "INCOMPLETE"})
+    split = split_refund(total, reported, _seen_amounts(view, total) if held is not None else None)
+    methods = [
+        {
+            **{k: method[k] for k in ("refundType", "state") if method.get(k) is not None},
+            "amount": amount,
+        }
+        for method, amount in zip(reported, split.amounts, strict=True)
+    ]
+    if not methods and total > 0 and view["state"] == ReturnState.MANUAL_REFUND:
+        methods.append({"refundType": "manualRefund", "amount": total, "state": "INCOMPLETE"})
     return methods or None
 
 
-def _method_key(method: Json) -> Any:
-    """How a refund method is matched: the documents are silent; by payment group, else type."""
-    if method.get("paymentGroupId") is not None:
-        return ("paymentGroup", method["paymentGroupId"])
-    return ("type", method.get("refundType"))
+def refund_split_kept(view: Json, held: list[Json] | None = None) -> str | None:
+    """Why Commerce's refund split was left as it is (to report), or None."""
+    plan = view.get("refundPlan")
+    if not plan:
+        return None
+    source = held if held is not None else (view.get("refund") or {}).get("refundMethodList") or []
+    total = Decimal(plan["total"])
+    seen = _seen_amounts(view, total) if held is not None else None
+    return split_refund(total, [m for m in source if isinstance(m, dict)], seen).kept
 
 
-def with_methods_commerce_holds(body: Json, held: Any) -> Json:
-    """`body` keeping the refund methods Commerce holds now that it has not reported to us yet
-    (an agent's, added since the last webhook): the list replaces Commerce's, so each is sent
-    back as Commerce holds it, under the documented names only (oms-integration-overview.txt:384-388)."""
-    if "refundMethodList" not in body or not isinstance(held, list):
-        return body
-    ours = {_method_key(m) for m in body["refundMethodList"]}
-    kept = [
-        {k: m[k] for k in ("refundType", "paymentGroupId", "amount", "state") if m.get(k) is not None}
-        for m in held
-        if isinstance(m, dict) and _method_key(m) not in ours
-    ]
-    return {**body, "refundMethodList": [*body["refundMethodList"], *kept]} if kept else body
+def _seen_amounts(view: Json, total: Decimal) -> set[Decimal]:
+    """Amounts a method may hold that no one but us set: none yet, what the webhook reported, ours."""
+    reported = (view.get("refund") or {}).get("refundMethodList") or []
+    return {Decimal(0), total, *(Decimal(str(m["amount"])) for m in reported if m.get("amount") is not None)}
 
 
 def _refund_figures(view: Json) -> Json:
@@ -217,9 +229,16 @@ def classic_body(view: Json) -> Json:
     if methods is not None:
         body["refundMethodList"] = methods  # :383-389
     body["returnItemList"] = [  # :407-425
-        _item_member(item, share) for item, share in zip(view["returnItemList"], _shares(view), strict=True)
+        member for member in item_members(view) if identified(member)
     ]
     return body
+
+
+def item_members(view: Json) -> list[Json]:
+    """Every return item as a `returnItemList` member, identified or not (the caller decides)."""
+    return [
+        _item_member(item, share) for item, share in zip(view["returnItemList"], _shares(view), strict=True)
+    ]
 
 
 # --- updateReturnRequest, op ----------------------------------------------------------------------
@@ -240,7 +259,7 @@ def op_calls(event_type: str, trigger: str | None, view: Json) -> list[tuple[str
                         {
                             "returnItemId": i["returnItemId"],
                             "quantityReceived": i["quantityReceived"],
-                            "dispositionReason": i.get("disposition"),
+                            **({"dispositionReason": i["disposition"]} if i.get("disposition") else {}),
                         }
                         for i in view["returnItemList"]
                     ]
@@ -317,5 +336,6 @@ def commerce_calls(
     if event_type == "Order.Shipped":
         return [CommerceCall("PUT", path, shipment_body(view), ident, f"{UPDATE_ORDER}:shipment")]
     if event_type == "Order.Credited" and flavour == "classic":
-        return [CommerceCall("PUT", path, credit_body(view), ident, f"{UPDATE_ORDER}:credit")]
+        basis = {"creditsByReturn": view.get("creditsByReturn") or {}}
+        return [CommerceCall("PUT", path, credit_body(view), ident, f"{UPDATE_ORDER}:credit", basis)]
     return []

@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -37,12 +36,15 @@ from projections.commerce_bodies import (
     CommerceCall,
     Flavour,
     commerce_calls,
-    with_methods_commerce_holds,
 )
+from projections.commerce_merge import Conflict, Merged
+from projections.credit_ledger import CreditLedger
 from projections.database import Database
+from projections.json_numbers import json_default
 from projections.lanes import KeyedLanes
 from projections.metrics import COMMERCE_CALL_SECONDS, DEAD_LETTERS, SYNC_LAG_SECONDS
 from projections.positions import PositionStore
+from projections.read_before_write import Prepared, ReadBeforeWrite
 from projections.relay import (
     DLQ_TOPIC,
     EVENTS_TOPIC,
@@ -105,19 +107,19 @@ class LoggingCommerce:
         return LoggedOutcome()
 
 
-def _jsonable(body: dict[str, Any]) -> Any:
-    """The body as it would go out: amounts as JSON numbers, as the client sends them."""
-    return orjson.loads(orjson.dumps(body, default=_number))
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal) and value.is_finite():
-        return orjson.Fragment(format(value, "f"))
-    return str(value)
+def _jsonable(body: Any) -> Any:
+    """The body as it goes out: amounts stay Decimal, which the JSON log renderer and the dead
+    letter write digit for digit (`0.00`, never a float's `0.0`)."""
+    return body
 
 
 def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def call_digest(call: CommerceCall) -> str:
+    """The body's hash, with what else it is derived from when there is more."""
+    return body_hash(call.body if call.basis is None else {"body": call.body, "basis": call.basis})
 
 
 LEDGER_SCHEMA = (
@@ -143,6 +145,7 @@ class SyncLedger:
         self.database = database
         self._db = Database(database)
         self._db.create_schema([self._db.ddl(statement) for statement in LEDGER_SCHEMA])
+        self.credits = CreditLedger(self._db)
 
     def last(self, subject: str, operation: str) -> tuple[int, str] | None:
         row = self._db.fetchone(
@@ -229,6 +232,7 @@ class SyncLedger:
 
 
 DeadLetter = Callable[[dict[str, Any]], Awaitable[None]]
+ConflictHandler = Callable[[CommerceCall, list[Conflict]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,8 @@ class Claims:
     known: dict[tuple[str, str], tuple[int, str]]
     digests: dict[tuple[str, str], str]
     granted: set[tuple[str, str]]
+    states: dict[str, frozenset[str]]
+    """Per subject, every state the batch's events left or reached: what we saw or sent."""
 
 
 class CommerceProjector:
@@ -264,10 +270,13 @@ class CommerceProjector:
         flavour: Flavour = "classic",
         concurrency: int = 64,
         fence: Callable[[], bool] | None = None,
+        on_conflict: ConflictHandler | None = None,
     ) -> None:
         """`fence`: False once this process no longer holds the duty's lease; nothing is sent
-        then."""
+        then. `on_conflict`: told of a state someone else set at Commerce (ours was not sent)."""
         self.commerce = commerce
+        self.reader = ReadBeforeWrite(commerce, ledger.credits)
+        self.on_conflict = on_conflict
         self.ledger = ledger
         self.dead_letter = dead_letter
         self.flavour = flavour
@@ -286,8 +295,13 @@ class CommerceProjector:
         need two), different resources' calls alongside.
         """
         latest: dict[tuple[str, str], tuple[dict[str, Any], CommerceCall, int]] = {}
+        states: dict[str, set[str]] = {}
         for message in messages:
             event = message["data"]["event"]
+            if event["type"] in SYNCED_EVENTS:
+                view = message["data"]["state"]
+                seen = (event.get("from"), event.get("to"), view.get("state"))
+                states.setdefault(str(view["id"]), set()).update(s for s in seen if s)
             calls = commerce_calls(
                 event["type"], event.get("trigger"), message["data"]["state"], self.flavour
             )
@@ -297,7 +311,7 @@ class CommerceProjector:
                 if previous is None or _version(message) > _version(previous[0]):
                     latest[key] = (message, call, index)
         known = await asyncio.to_thread(self.ledger.last_many, list(latest))
-        digests = {key: body_hash(call.body) for key, (_, call, _) in latest.items()}
+        digests = {key: call_digest(call) for key, (_, call, _) in latest.items()}
         wanted = [
             (*key, _version(message))
             for key, (message, _, _) in latest.items()
@@ -312,7 +326,8 @@ class CommerceProjector:
         results = await asyncio.gather(
             *(
                 self._apply_in_order(
-                    sorted(entries, key=lambda e: (_version(e[1]), e[3])), Claims(known, digests, granted)
+                    sorted(entries, key=lambda e: (_version(e[1]), e[3])),
+                    Claims(known, digests, granted, {k: frozenset(v) for k, v in states.items()}),
                 )
                 for entries in by_subject.values()
             ),
@@ -337,7 +352,12 @@ class CommerceProjector:
         for key, message, call, _ in entries:
             try:
                 result = await self._apply(
-                    message, call, claims.known.get(key), claims.digests[key], key in claims.granted
+                    message,
+                    call,
+                    claims.known.get(key),
+                    claims.digests[key],
+                    key in claims.granted,
+                    claims.states.get(call.subject, frozenset()),
                 )
             except CommerceUnreachable:
                 await asyncio.to_thread(self.ledger.applied, done)
@@ -353,6 +373,7 @@ class CommerceProjector:
         last: tuple[int, str] | None,
         digest: str,
         granted: bool,
+        states: frozenset[str] = frozenset(),
     ) -> Applied | None:
         version = _version(message)
         if not _needs_call(version, digest, last):
@@ -367,17 +388,16 @@ class CommerceProjector:
         async with self._slots:
             started = time.perf_counter()
             try:
-                if call.endpoint == UPDATE_RETURN_REQUEST:
-                    body = await self._keeping_commerces_methods(call)
-                    outcome = await self.commerce.update_return_request(call.subject, body)
-                else:
-                    outcome = await self.commerce.update_order(call.subject, call.body)
+                sent = await self._read_then_write(message, call, states)
             except Exception as exc:
                 if type(exc).__name__ in ("CommerceUnavailable", "CommerceUnreachable"):
                     log.warning("commerce_unavailable", subject=call.subject, error=str(exc))
                     _observe_call(call.operation, "unavailable", started)
                     raise CommerceUnreachable(str(exc)) from exc
                 raise
+        if sent is None:
+            return Applied(call, version, digest, message["id"], None)
+        outcome, body = sent
         _observe_call(call.operation, _outcome_label(outcome), started)
         self.calls += 1
         self.lag_ms.append(_lag_ms(message))
@@ -390,7 +410,7 @@ class CommerceProjector:
                     "event": message["id"],
                     "subject": call.subject,
                     "operation": call.operation,
-                    "request": {"method": call.method, "path": call.path, "body": _jsonable(call.body)},
+                    "request": {"method": call.method, "path": call.path, "body": _jsonable(body)},
                     "status": outcome.status,
                     "response": scrub(getattr(outcome, "response", None)),
                     "reason": outcome.dead_letter_reason,
@@ -418,23 +438,53 @@ class CommerceProjector:
         done: list[Applied] = []
         try:
             for message, call in calls:
-                result = await self._apply(message, call, None, body_hash(call.body), True)
+                result = await self._apply(message, call, None, call_digest(call), True)
                 if result is not None:
                     done.append(result)
         finally:
             await asyncio.to_thread(self.ledger.applied, done)
         return done
 
-    async def _keeping_commerces_methods(self, call: CommerceCall) -> dict[str, Any]:
-        """A refund method list replaces Commerce's: read what Commerce holds just before, so a
-        method an agent added that no webhook has told us of yet is sent back, not erased."""
-        read = getattr(self.commerce, "get_return_request", None)
-        if read is None or "refundMethodList" not in call.body:
-            return call.body
-        held = await read(call.subject)
-        if not getattr(held, "ok", False) or not isinstance(held.response, dict):
-            return call.body
-        return with_methods_commerce_holds(call.body, held.response.get("refundMethodList"))
+    async def _read_then_write(
+        self, message: dict[str, Any], call: CommerceCall, states: frozenset[str]
+    ) -> tuple[Outcome, dict[str, Any]] | None:
+        """GET, lay our body on what Commerce holds, PUT; None when nothing needs sending."""
+        view = message["data"].get("state")
+        if view is None:  # a reconcile repair: built on what Commerce held when it was read
+            prepared = Prepared(Merged(call.body))
+        else:
+            prepared = await self.reader.prepare(call, view, states)
+        merged = prepared.merged
+        for problem in merged.problems:
+            log.warning(
+                "commerce_body_problem", subject=call.subject, operation=call.operation, problem=problem
+            )
+        if merged.conflicts:
+            await self._conflicted(call, merged.conflicts)
+        if prepared.refused is not None:
+            return prepared.refused, call.body
+        if merged.body is None:
+            return None
+        if call.endpoint == UPDATE_RETURN_REQUEST:
+            outcome = await self.commerce.update_return_request(call.subject, merged.body)
+        else:
+            outcome = await self.commerce.update_order(call.subject, merged.body)
+        await self.reader.answered(prepared, bool(outcome.ok))
+        return outcome, merged.body
+
+    async def _conflicted(self, call: CommerceCall, conflicts: list[Conflict]) -> None:
+        for conflict in conflicts:
+            log.warning(
+                "commerce_changed_by_someone_else",
+                subject=conflict.subject,
+                operation=call.operation,
+                field=conflict.field,
+                ours=conflict.ours,
+                theirs=conflict.theirs,
+                resolution="Commerce's kept, ours reported as drift",
+            )
+        if self.on_conflict is not None:
+            await self.on_conflict(call, conflicts)
 
 
 def _outcome_label(outcome: Outcome) -> str:
@@ -586,7 +636,7 @@ def _message(record: Any) -> dict[str, Any] | None:
 def partial_dead_letter(producer: AIOKafkaProducer, topic: str = DLQ_TOPIC) -> DeadLetter:
     async def send(record: dict[str, Any]) -> None:
         await producer.send_and_wait(
-            topic, key=str(record["subject"]).encode(), value=orjson.dumps(record, default=str)
+            topic, key=str(record["subject"]).encode(), value=orjson.dumps(record, default=json_default)
         )
 
     return send

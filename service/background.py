@@ -17,6 +17,7 @@ from projections.read_models import ReadModels
 from projections.relay import Relay
 from projections.replay import ReadModelFollower
 from projections.sync import CommerceProjector, EmbeddedSync, LoggingCommerce, SyncLedger
+from service.commerce_changes import record_commerce_changes
 from service.config import KafkaNames, Settings
 from service.store import EventStore
 from service.writer import Writer
@@ -79,7 +80,11 @@ class Background:
         self.closers.append(commerce)
         lease = open_lease(database, "embedded-sync")
         projector = CommerceProjector(
-            commerce, ledger, flavour=self.settings.flavour, fence=lambda: lease.held
+            commerce,
+            ledger,
+            flavour=self.settings.flavour,
+            fence=lambda: lease.held,
+            on_conflict=record_commerce_changes(self.writer),
         )
         embedded = EmbeddedSync(
             self.store, positions, projector, idle_s=0.5, cache_entries=self.settings.follower_cache_entries

@@ -31,9 +31,11 @@ from projections.sync import CommerceProjector, KafkaSync, SyncLedger
 from service import logs, reconcile_command
 from service.app import create_app
 from service.background import make_commerce
+from service.commerce_changes import record_commerce_changes
 from service.config import ConfigError, KafkaNames, Settings
 from service.store import open_store
 from service.workers import Supervisor, listen
+from service.writer import Writer
 
 log = structlog.get_logger(__name__)
 METRICS_HELP = "RETURNFLOW_METRICS_PORT: serve /metrics on this port (on RETURNFLOW_HOST, default loopback)"
@@ -214,8 +216,13 @@ def sync(settings: Settings) -> int:
 
     async def run(stop: asyncio.Event) -> None:
         commerce = make_commerce(settings)
+        store = open_store(settings.store)
+        writer = Writer(store)
+        writer.start()
         try:
-            projector = CommerceProjector(commerce, ledger, flavour=settings.flavour)
+            projector = CommerceProjector(
+                commerce, ledger, flavour=settings.flavour, on_conflict=record_commerce_changes(writer)
+            )
             consumer = KafkaSync(
                 settings.kafka_bootstrap or "",
                 projector,
@@ -233,6 +240,8 @@ def sync(settings: Settings) -> int:
             close = getattr(commerce, "close", None)
             if close is not None:
                 await close()
+            writer.stop()
+            store.close()
 
     log.info("sync_starting", bootstrap=settings.kafka_bootstrap, commerce=settings.commerce_url)
     try:

@@ -9,6 +9,7 @@ from typing import TextIO
 import orjson
 import structlog
 
+from projections.json_numbers import json_default
 from service.redaction import scrub_processor
 
 
@@ -23,7 +24,7 @@ class _CurrentStderr:
 
 
 def _dumps(value: object, **_: object) -> str:
-    return orjson.dumps(value, default=str).decode()
+    return orjson.dumps(value, default=json_default).decode()
 
 
 def configure(

@@ -21,7 +21,7 @@ from domain.policy import ReturnPolicy
 from domain.refund_plan import is_exchange, needs_manual, no_refund_reason, nothing_owed, plan_refund
 from domain.refunds import RefundTerms
 from domain.returns import ReturnRequest
-from domain.states import COMMERCE_WEBHOOK_ACTOR
+from domain.states import COMMERCE_AGENT_ACTOR, COMMERCE_WEBHOOK_ACTOR
 from service.payloads import OrderPayload, ReturnPayload, settle_currency
 from service.unit_of_work import UnitOfWork
 
@@ -332,6 +332,14 @@ def _refuse_when_nothing_owed(uow: UnitOfWork, ret: ReturnRequest, order: Order,
             ret.state,
             allowed_triggers("return", ret.state),
         )
+
+
+def commerce_changed_state(uow: UnitOfWork, return_id: str, state: str, ours: str | None, cause: str) -> bool:
+    """The sync saw, on its GET before a PUT, a state someone else set at Commerce."""
+    ret = uow.get(return_uuid(return_id), ReturnRequest)
+    if ret is None:
+        return False
+    return ret.commerce_changed_state(state, ours=ours, actor=COMMERCE_AGENT_ACTOR, cause=cause)
 
 
 def close(uow: UnitOfWork, return_id: str, reason: str, actor: str, cause: str) -> str:

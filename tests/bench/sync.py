@@ -1,4 +1,5 @@
-"""Commerce sync through a real Kafka broker: events/s and webhook -> Commerce PUT lag.
+"""Commerce sync through a real Kafka broker: events/s, webhook -> Commerce PUT lag, and the
+Commerce calls per return (GETs and PUTs apart: every PUT is built on a GET, SPEC section 8).
 
 `returnflow serve`, `returnflow relay`, `returnflow sync` and the Commerce
 simulator run as their own processes against a real broker; the simulator answers every
@@ -87,6 +88,25 @@ def state_lags(
         else:
             unseen += 1
     return lags, unseen
+
+
+def calls_per_return(calls: list[dict[str, object]], returns: int) -> str:
+    """Commerce calls per measured return (the return request and its order), GETs and PUTs apart."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for call in calls:
+        path = str(call["path"])
+        subject = path.rsplit("/", 1)[-1]
+        if not subject[1:].isdigit() or int(subject[1:]) >= WARM_UP_FROM or "/ccadmin/v1/" not in path:
+            continue
+        resource = "returnRequests" if "/returnRequests/" in path else "orders"
+        counts[(str(call["method"]), resource)] += 1
+    parts = [
+        f"{method} {resource} {counts[(method, resource)] / returns:.2f}"
+        for method in ("GET", "PUT")
+        for resource in ("returnRequests", "orders")
+    ]
+    total = {m: sum(v for (k, _), v in counts.items() if k == m) / returns for m in ("GET", "PUT")}
+    return f"Commerce calls per return: {', '.join(parts)} (GETs {total['GET']:.2f}, PUTs {total['PUT']:.2f})"
 
 
 async def baseline_put_ms(sim_url: str, http: ClientSession) -> float:
@@ -241,6 +261,7 @@ async def run(rate: int, seconds: int) -> None:
         f"p99 lag / PUT = {percentile(lags, 0.99) / put_ms:.1f}x"
     )
     print(f"updateReturnRequest calls per return {per_return:.2f} (visible return states per return: 5)")
+    print(calls_per_return(calls, returns))
     print(f"raw samples and process logs: {tmp}")
 
 

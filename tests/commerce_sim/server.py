@@ -1,48 +1,53 @@
-"""A stand-in for Oracle Commerce's Admin API built from the documents, for tests and benchmarks.
+"""A stand-in for Oracle Commerce's Admin API read from the documents, for tests and benchmarks.
 
 - `POST /ccadmin/v1/login` (form `grant_type=client_credentials`, `Authorization: Bearer
-  <app key>`) and `POST /ccadmin/v1/refresh`; tokens expire after `token_ttl_s`, and an
-  expired or unknown token gets 401 on every API call.
-- `PUT /ccadmin/v1/returnRequests/{id}` accepts only the fields of the one documented
-  updateReturnRequest body (seed oms-integration-overview.txt:375-428); anything else is a 400
-  naming its path. `PUT /ccadmin/v1/orders/{id}`: `state` and the shipping and payment groups.
-  PUT semantics (oms-integration-overview.txt:232-236): properties left out are kept, scalars
-  overwrite, a list or map in the body replaces the stored one; list members are matched as
-  Commerce matches them (return items by `commerceItemId` + `shippingGroupId`, groups by `id`,
-  refund methods by payment group else type) and merged; unmatched members are created, stored
-  members left out are deleted, [] deletes all.
-- `flavour="op"`: updateReturnRequest takes one `op` (`receiveReturns`, `initiateRefund`,
-  `adjustRefundAmounts`, `markManualRefund`, `markAsComplete`) with that release's body.
-- Agent-side edits between calls (`agent_credit`, `agent_set_state`, `agent_add_refund_method`),
-  so tests show a call erases nothing Commerce or an agent recorded.
-- `GET` of both, with a token like any API call; `order()`/`return_request()` for tests.
+  <app key>`) and `POST /ccadmin/v1/refresh` (seeds/README.md :21-23); tokens expire after
+  `token_ttl_s`, and an expired or unknown token gets 401 on every API call.
+- `PUT /ccadmin/v1/returnRequests/{id}` (updateReturnRequest) and `PUT /ccadmin/v1/orders/{id}`
+  (updateOrder): what a body may hold and do is `rules.py` (classic) and `ops.py` (the `op`
+  flavour), from `documents.py`; where the documents are silent, `assumptions.py`. A refused
+  body is a 400 errorModel naming the JSON path, and changes nothing.
+- `GET` of both, with a token like any API call: what Commerce holds now.
+- An agent's edits between our calls (`agent_console.py`; over HTTP, `control.py` under `/_sim/`).
 - Every request lands in `calls`; faults (429 with Retry-After, 5xx, a 4xx errorModel,
   latency, a dropped connection) for the next N calls, optionally under a path prefix, from
-  Python or over `/__sim/faults`.
-- Its own process for benchmarks (`python -m tests.commerce_sim.server --port P
-  --latency-ms 20`), seeded over `POST /__sim/seed` and inspected over `GET /__sim/state`
-  and `GET /__sim/calls`.
-- errorCodes are the simulator's own, except 210105 (order not found), from the seeds.
+  Python or over `/_sim/faults` (also `/__sim/faults`).
+- Its own process (`python -m tests.commerce_sim serve --port P`, or
+  `python -m tests.commerce_sim.server --port P --latency-ms 20` for benchmarks), seeded over
+  `POST /_sim/seed` and inspected over `GET /_sim/state` and `GET /_sim/calls` (or `/__sim/`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import os
 import secrets
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
 
+from tests.commerce_sim import documents as D
+from tests.commerce_sim import ops, rules
+from tests.commerce_sim.agent_console import AgentConsole
+from tests.commerce_sim.control import add_control_routes
+from tests.commerce_sim.edits import Edit
+from tests.commerce_sim.ops import IssuedRefund, check_op_body
+from tests.commerce_sim.rules import Json, Refused
+
 API = "/ccadmin/v1/"
 LOGIN = "/ccadmin/v1/login"
 REFRESH = "/ccadmin/v1/refresh"
 SIM_PREFIX = "/__sim/"
+CONTROL_PREFIX = "/_sim/"
+"""The simulator's own endpoints (never under /ccadmin): `/_sim/...`, and `/__sim/...` as before."""
 FAULTS_PATH = "/__sim/faults"
 CALLS_PATH = "/__sim/calls"
 SEED_PATH = "/__sim/seed"
@@ -51,7 +56,7 @@ STATE_PATH = "/__sim/state"
 ERROR_CODES = {
     400: "100001",
     401: "100002",
-    404: "210105",
+    404: "100404",
     405: "100005",
     429: "100029",
     500: "100050",
@@ -61,279 +66,39 @@ ERROR_CODES = {
 }
 
 
-def error_model(status: int, message: str, code: str | None = None) -> dict[str, str]:
-    """Commerce's errorModel: string errorCode and status, a human message."""
-    return {
+def error_model(
+    status: int, message: str, code: str | None = None, path: str | None = None
+) -> dict[str, str]:
+    """Commerce's errorModel (AGENT :715-741): string errorCode and status, a message, and where
+    the error is (`o:errorPath`) when a body is refused (A18)."""
+    model = {
         "errorCode": code or ERROR_CODES.get(status, f"1000{status}"),
         "message": message,
         "status": str(status),
     }
+    if path is not None:
+        model["o:errorPath"] = path
+    return model
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    path: str | None = None,
 ) -> web.Response:
     return web.Response(
         status=status,
         content_type="application/json",
         headers=headers,
-        body=orjson.dumps(error_model(status, message, code)),
+        body=orjson.dumps(error_model(status, message, code, path)),
     )
 
 
 def _json(document: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, content_type="application/json", body=orjson.dumps(document))
-
-
-# --- Commerce PUT semantics -----------------------------------------------------------------------
-#
-# Built from the documents, not from Returnflow's bodies. `oms-integration-overview.txt` is the
-# seed `../shared/seeds/oms-integration-overview.txt`; line numbers are that file's.
-
-RETURN_REQUEST_FIELDS = frozenset(
-    {
-        # seed oms-integration-overview.txt:376-427, the one documented updateReturnRequest body
-        "shippingTaxRefund",
-        "agentId",
-        "secondaryCurrencyShippingTaxRefund",
-        "actualShippingRefund",
-        "actualTaxRefund",
-        "otherRefund",
-        "secondaryCurrencyActualTaxRefund",
-        "refundMethodList",
-        "returnLabel",
-        "authorizationNumber",
-        "returnFee",
-        "requestId",
-        "secondaryCurrencyActualShippingRefund",
-        "links",
-        "state",
-        "additionalProperties",
-        "originOfReturn",
-        "trackingNumber",
-        "returnItemList",
-        "actualShippingSurchargeRefund",
-        "secondaryCurrencyActualShippingSurchargeRefund",
-    }
-)
-RETURN_ITEM_FIELDS = frozenset(
-    {
-        # seed oms-integration-overview.txt:409-423
-        "secondaryCurrencyActualTaxRefundShare",
-        "comments",
-        "shippingGroupId",
-        "secondaryCurrencyActualShippingSurchargeRefundShare",
-        "quantityWithFractionReceived",
-        "commerceItemId",
-        "secondaryCurrencyActualShippingRefundShare",
-        "actualShippingSurchargeRefundShare",
-        "returnReason",
-        "actualShippingRefundShare",
-        "state",
-        "additionalProperties",
-        "actualTaxRefundShare",
-        "quantityReceived",
-        "refundAmount",
-    }
-)
-REFUND_METHOD_FIELDS = frozenset(
-    {
-        # seed oms-integration-overview.txt:385-387; `paymentGroupId` is SPEC section 4's "payment
-        # group reference" (the webhook's methods carry it; the documents do not show its name)
-        "refundType",
-        "amount",
-        "state",
-        "paymentGroupId",
-    }
-)
-ORDER_FIELDS = frozenset(
-    {
-        # seed oms-integration-overview.txt:228 ({"state": ...}); the groups: SPEC section 4 and
-        # oms-integration-overview.txt:221 ("components of the order, such as shipping groups") and
-        # :456 ("the amountCredited in the payment group of the original order")
-        "state",
-        "shippingGroups",
-        "paymentGroups",
-    }
-)
-SHIPPING_GROUP_FIELDS = frozenset(
-    {
-        # names as the Order Submit sample spells them, oms-integration-overview.txt:44-58
-        "id",
-        "state",
-        "trackingNumber",
-        "actualShipDate",
-    }
-)
-PAYMENT_GROUP_FIELDS = frozenset({"id", "amountCredited"})  # oms-integration-overview.txt:456
-OPS = frozenset(
-    {
-        # seeds/README.md ("Newer Admin API releases add a required op field"), the casing sent;
-        # oms-integration-overview.txt:454 ("the op value set to initiateRefund")
-        "receiveReturns",
-        "initiateRefund",
-        "adjustRefundAmounts",
-        "markManualRefund",
-        "markAsComplete",
-    }
-)
-OP_FIELDS = {
-    # seeds/README.md: "returnItems with returnItemId, quantityReceived, dispositionReason;
-    # adjustedTaxRefund, adjustedShippingRefund"
-    "receiveReturns": frozenset({"op", "returnItems"}),
-    "adjustRefundAmounts": frozenset({"op", "adjustedTaxRefund", "adjustedShippingRefund"}),
-    "initiateRefund": frozenset({"op"}),
-    "markManualRefund": frozenset({"op"}),
-    "markAsComplete": frozenset({"op"}),
-}
-OP_RETURN_ITEM_FIELDS = frozenset({"returnItemId", "quantityReceived", "dispositionReason"})
-
-_LISTS: dict[str, tuple[frozenset[str], Any]] = {}
-"""List name -> (allowed member fields, member identity); filled below."""
-
-
-class Refused(Exception):
-    """A body Commerce would refuse: 400 with the path of what is wrong."""
-
-
-def _return_item_key(member: dict[str, Any]) -> Any:
-    """commerceItemId + shippingGroupId (oms-integration-overview.txt:411,414); a stored member
-    may hold its commerce item nested, as the webhook shows it."""
-    nested = member.get("commerceItem")
-    item = member.get("commerceItemId") or (nested.get("id") if isinstance(nested, dict) else None)
-    return None if item is None else (item, member.get("shippingGroupId"))
-
-
-def _refund_method_key(member: dict[str, Any]) -> Any:
-    """The documents are silent on how refund methods match: by payment group, else by type."""
-    if member.get("paymentGroupId") is not None:
-        return ("paymentGroup", member["paymentGroupId"])
-    return None if member.get("refundType") is None else ("type", member["refundType"])
-
-
-def _id_key(member: dict[str, Any]) -> Any:
-    return member.get("id")
-
-
-_LISTS.update(
-    {
-        "returnItemList": (RETURN_ITEM_FIELDS, _return_item_key),
-        "refundMethodList": (REFUND_METHOD_FIELDS, _refund_method_key),
-        "shippingGroups": (SHIPPING_GROUP_FIELDS, _id_key),
-        "paymentGroups": (PAYMENT_GROUP_FIELDS, _id_key),
-    }
-)
-
-
-def check_fields(body: dict[str, Any], allowed: frozenset[str], path: str = "$") -> None:
-    """A field the documented body does not have is refused, as is a member of an unknown shape."""
-    for key, value in body.items():
-        where = f"{path}.{key}"
-        if key not in allowed:
-            raise Refused(f"{where} is not a property of this resource")
-        if key in _LISTS:
-            if not isinstance(value, list):
-                raise Refused(f"{where} must be a list")
-            fields, _ = _LISTS[key]
-            for index, member in enumerate(value):
-                if not isinstance(member, dict):
-                    raise Refused(f"{where}[{index}] must be an object")
-                check_fields(member, fields, f"{where}[{index}]")
-        elif key == "additionalProperties" and not (
-            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-        ):
-            raise Refused(f"{where} must be a map of strings")
-
-
-def replace_list(name: str, stored: Any, update: list[Any]) -> list[Any]:
-    """oms-integration-overview.txt:234-236: the body's list becomes the list; a member matching
-    a stored one is merged onto it, one matching none is created, stored members left out go."""
-    _, key_of = _LISTS.get(name, (frozenset(), _id_key))
-    pool = [m for m in stored if isinstance(m, dict)] if isinstance(stored, list) else []
-    taken: set[int] = set()
-    result: list[Any] = []
-    for member in update:
-        key = key_of(member)
-        index = (
-            None
-            if key is None
-            else next((i for i, old in enumerate(pool) if i not in taken and key_of(old) == key), None)
-        )
-        if index is None:
-            result.append(copy.deepcopy(member))
-            continue
-        taken.add(index)
-        result.append(merge_properties(pool[index], member))
-    return result
-
-
-def replace_map(stored: Any, update: dict[str, Any]) -> dict[str, Any]:
-    """A map in the body replaces the stored map (oms-integration-overview.txt:234,236)."""
-    return copy.deepcopy(update)
-
-
-def merge_properties(stored: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """oms-integration-overview.txt:234: properties not in the body are kept."""
-    merged = copy.deepcopy(stored)
-    for key, value in update.items():
-        if isinstance(value, list):
-            merged[key] = replace_list(key, stored.get(key), value)
-        elif isinstance(value, dict):
-            merged[key] = replace_map(stored.get(key), value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def apply_op(stored: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """The `op` flavour: one operation on the stored return (its body per seeds/README.md)."""
-    op = body.get("op")
-    if op not in OPS:
-        raise Refused(f"$.op must be one of {', '.join(sorted(OPS))}")
-    for key in body:
-        if key not in OP_FIELDS[op]:
-            raise Refused(f"$.{key} is not a property of the {op} operation")
-    result = copy.deepcopy(stored)
-    if op == "receiveReturns":
-        _receive_returns(result, body.get("returnItems"))
-    elif op == "adjustRefundAmounts":
-        for ours, theirs in (
-            ("adjustedTaxRefund", "actualTaxRefund"),
-            ("adjustedShippingRefund", "actualShippingRefund"),
-        ):
-            if ours in body:
-                result[theirs] = body[ours]
-    else:
-        result["state"] = {
-            "initiateRefund": "PENDING_REFUND",
-            "markManualRefund": "MANUAL_REFUND",
-            "markAsComplete": "COMPLETE",
-        }[op]
-        if op == "initiateRefund":
-            result["refundIssuedByCommerce"] = True
-    return result
-
-
-def _receive_returns(stored: dict[str, Any], items: Any) -> None:
-    if not isinstance(items, list):
-        raise Refused("$.returnItems must be a list")
-    by_id = {str(i.get("id") or i.get("returnItemId")): i for i in stored.get("returnItemList", [])}
-    for index, item in enumerate(items):
-        where = f"$.returnItems[{index}]"
-        if not isinstance(item, dict):
-            raise Refused(f"{where} must be an object")
-        check_fields(item, OP_RETURN_ITEM_FIELDS, where)
-        target = by_id.get(str(item.get("returnItemId")))
-        if target is None:
-            raise Refused(f"{where}.returnItemId names no item of this return")
-        target["quantityReceived"] = item.get("quantityReceived", 0)
-        if item.get("dispositionReason") is not None:
-            target["disposition"] = item["dispositionReason"]
-        wanted = target.get("quantityToReturn") or 0
-        target["state"] = "RETURNED" if target["quantityReceived"] >= wanted else "PARTIAL_RETURN"
-    items_left = [i for i in by_id.values() if i.get("state") != "RETURN_NOT_REQUIRED"]
-    done = all(i.get("state") == "RETURNED" for i in items_left)
-    stored["state"] = "FULL_RETURN" if done else "PARTIAL_RETURN"
 
 
 # --- recording and faults -------------------------------------------------------------------------
@@ -400,7 +165,7 @@ SIMULATOR_KEY: web.AppKey[CommerceSimulator] = web.AppKey("commerce_simulator")
 
 
 @dataclass
-class CommerceSimulator:
+class CommerceSimulator(AgentConsole):
     """The simulated Commerce instance: state, tokens, recorded calls, faults; `start()` serves it."""
 
     app_key: str = "sim-app-key"
@@ -415,6 +180,11 @@ class CommerceSimulator:
     faults: list[Fault] = field(default_factory=list)
     logins: int = 0
     refreshes: int = 0
+    agent_log: list[Edit] = field(default_factory=list)
+    seeded_credits: dict[str, Decimal] = field(default_factory=dict)
+    return_reasons: frozenset[str] = D.RETURN_REASONS
+    issued_refunds: list[IssuedRefund] = field(default_factory=list)
+    refusals: list[Json] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, float] = {}
@@ -430,38 +200,29 @@ class CommerceSimulator:
     # --- test controls -----------------------------------------------------------------------
 
     def seed_order(self, order: dict[str, Any]) -> None:
-        self.orders[str(order["id"])] = copy.deepcopy(order)
+        """What Commerce holds for an order (an Order Submit body's `order`, say)."""
+        ident = str(order["id"])
+        self.orders[ident] = copy.deepcopy(order)
+        for group in order.get("paymentGroups") or []:
+            if isinstance(group, dict) and group.get("id") is not None:
+                credited = Decimal(str(group.get("amountCredited") or 0))
+                self.seeded_credits[f"orders/{ident}/{group['id']}"] = credited
 
-    def seed_return(self, return_request: dict[str, Any]) -> None:
-        """Stored under the id Commerce's path uses: `id`, else authorizationNumber/requestId."""
-        ident = (
-            return_request.get("id")
-            or return_request.get("authorizationNumber")
-            or return_request["requestId"]
+    def seed_return(self, return_request: dict[str, Any]) -> str:
+        """Stored under `requestId`, else `id`, else `authorizationNumber` (A16); returns that id."""
+        ident = str(
+            return_request.get("requestId")
+            or return_request.get("id")
+            or return_request["authorizationNumber"]
         )
-        self.returns[str(ident)] = copy.deepcopy(return_request)
+        self.returns[ident] = copy.deepcopy(return_request)
+        return ident
 
     def order(self, order_id: str) -> dict[str, Any]:
         return copy.deepcopy(self.orders[order_id])
 
     def return_request(self, return_id: str) -> dict[str, Any]:
         return copy.deepcopy(self.returns[return_id])
-
-    def agent_credit(self, order_id: str, payment_group_id: str, amount: float) -> None:
-        """An agent (or Commerce) records a credit on a payment group: amountCredited grows."""
-        for group in self.orders[order_id].setdefault("paymentGroups", []):
-            if group.get("id") == payment_group_id:
-                group["amountCredited"] = round(float(group.get("amountCredited") or 0) + amount, 6)
-                return
-        raise KeyError(payment_group_id)
-
-    def agent_set_state(self, return_id: str, state: str) -> None:
-        """An agent changes the return's state in the Agent Console."""
-        self.returns[return_id]["state"] = state
-
-    def agent_add_refund_method(self, return_id: str, method: dict[str, Any]) -> None:
-        """An agent adds a refund method (a gift card, a manual refund) to the return."""
-        self.returns[return_id].setdefault("refundMethodList", []).append(copy.deepcopy(method))
 
     def fail_next(
         self,
@@ -516,12 +277,14 @@ class CommerceSimulator:
         for resource in ("orders", "returnRequests"):
             app.router.add_put(f"{API}{resource}/{{id}}", self._put)
             app.router.add_get(f"{API}{resource}/{{id}}", self._get)
-        app.router.add_get(FAULTS_PATH, self._list_faults)
-        app.router.add_post(FAULTS_PATH, self._add_fault)
-        app.router.add_delete(FAULTS_PATH, self._clear_faults)
-        app.router.add_get(CALLS_PATH, self._list_calls)
-        app.router.add_post(SEED_PATH, self._seed)
-        app.router.add_get(STATE_PATH, self._state)
+        for prefix in (SIM_PREFIX, CONTROL_PREFIX):
+            app.router.add_get(f"{prefix}faults", self._list_faults)
+            app.router.add_post(f"{prefix}faults", self._add_fault)
+            app.router.add_delete(f"{prefix}faults", self._clear_faults)
+            app.router.add_get(f"{prefix}calls", self._list_calls)
+            app.router.add_post(f"{prefix}seed", self._seed)
+            app.router.add_get(f"{prefix}state", self._state)
+        add_control_routes(app, self)
         return app
 
     async def start(self) -> CommerceSimulator:
@@ -559,7 +322,7 @@ class CommerceSimulator:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path.startswith(SIM_PREFIX):
+        if request.path.startswith((SIM_PREFIX, CONTROL_PREFIX)):
             return await handler(request)
         raw = await request.read()
         self._attempts[request.method, request.path] += 1
@@ -642,37 +405,67 @@ class CommerceSimulator:
     async def _put(self, request: web.Request) -> web.Response:
         if self._token(request) is None:
             return error_response(401, "The access token is missing, unknown or expired.")
+        raw = await request.read()
         try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            body = None
+            body, exact = orjson.loads(raw), json.loads(raw, parse_float=Decimal)
+        except (orjson.JSONDecodeError, ValueError):
+            body = exact = None
         if not isinstance(body, dict):
             return error_response(400, "The request body must be a JSON object.")
         store, ident = self._store(request), request.match_info["id"]
         if ident not in store:
-            return error_response(404, f"No resource found with id {ident}.")
+            return self._not_found(store, ident)
         try:
-            store[ident] = self._apply(store is self.orders, store[ident], body)
+            store[ident] = self._apply(store is self.orders, ident, store[ident], body, exact)
         except Refused as exc:
-            return error_response(400, str(exc))
-        return _json(store[ident])
+            self._refused(request, body, exc)
+            return error_response(400, str(exc), path=exc.path)
+        return _json(self._render(store is self.orders, store[ident]))
 
-    def _apply(self, is_order: bool, stored: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    def _apply(self, is_order: bool, ident: str, held: Json, body: Json, exact: Json) -> Json:
+        """Check the exact body against the documents, then merge the body onto what is held."""
         if is_order:
-            check_fields(body, ORDER_FIELDS)
-            return merge_properties(stored, body)
+            rules.check_order_body(exact, held, self._context_for_order(held))
+            return rules.merge(held, body)
+        ctx = self.return_context(held)
         if self.flavour == "op":
-            return apply_op(stored, body)
-        check_fields(body, RETURN_REQUEST_FIELDS)
-        return merge_properties(stored, body)
+            check_op_body(exact, held, ctx)
+            result, refund = ops.apply_op(held, body, ident)
+            if refund is not None:
+                self.issued_refunds.append(refund)
+            return result
+        rules.check_return_body(exact, held, ctx)
+        return rules.apply_return_body(held, body)
+
+    def _refused(self, request: web.Request, body: Json, exc: Refused) -> None:
+        """Kept in `refusals`; also appended as a JSON line to `$COMMERCE_SIM_REFUSALS`, if set, so a
+        test run can list every body refused and why."""
+        refusal = {"path": request.path, "errorPath": exc.path, "message": str(exc), "body": body}
+        self.refusals.append(refusal)
+        log = os.environ.get("COMMERCE_SIM_REFUSALS")
+        if log:
+            with open(log, "ab") as out:
+                out.write(orjson.dumps({**refusal, "test": os.environ.get("PYTEST_CURRENT_TEST")}) + b"\n")
+
+    def _not_found(self, store: dict[str, Json], ident: str) -> web.Response:
+        if store is self.orders:
+            return error_response(404, f"Specified order does not exist: {ident}.", D.ORDER_NOT_FOUND)
+        return error_response(404, f"No return request found with id {ident}.", "100404")
+
+    def _render(self, is_order: bool, held: Json) -> Json:
+        """A16: a return shows its originating order as Commerce holds it now."""
+        if is_order or not isinstance(held.get("originatingOrder"), dict):
+            return held
+        order = self.originating_order(held)
+        return {**held, "originatingOrder": order} if order is not None else held
 
     async def _get(self, request: web.Request) -> web.Response:
         if self._token(request) is None:
             return error_response(401, "The access token is missing, unknown or expired.")
         store, ident = self._store(request), request.match_info["id"]
         if ident not in store:
-            return error_response(404, f"No resource found with id {ident}.")
-        return _json(store[ident])
+            return self._not_found(store, ident)
+        return _json(self._render(store is self.orders, store[ident]))
 
     async def _list_faults(self, _: web.Request) -> web.Response:
         return _json([asdict(f) for f in self.faults if f.remaining > 0])
@@ -755,3 +548,27 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the names earlier tests and benchmarks import ---------------------------------------------------
+
+RETURN_REQUEST_FIELDS = D.RETURN_REQUEST_FIELDS
+ORDER_FIELDS = D.ORDER_FIELDS
+
+
+def check_fields(body: Json, fields: dict[str, D.Field]) -> None:
+    """A classic updateReturnRequest or an updateOrder body, checked as a PUT of it would be
+    against an empty resource (raises `Refused`)."""
+    if fields is D.ORDER_FIELDS:
+        rules.check_order_body(rules.exact(body), {}, rules.Context())
+    else:
+        rules.check_return_body(rules.exact(body), {}, rules.Context())
+
+
+def apply_op(stored: Json, body: Json) -> Json:
+    """One `op` body checked and applied to `stored` (see `ops.py`)."""
+    check_op_body(rules.exact(body), stored, rules.Context())
+    return ops.apply_op(stored, body, str(stored.get("id", "")))[0]
+
+
+merge_properties = rules.merge

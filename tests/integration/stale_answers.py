@@ -38,9 +38,11 @@ def _order(order_id: str) -> dict[str, Any]:
     return document
 
 
-def _return_update(quantity: int) -> dict[str, Any]:
+def _return_update(quantity: int, revision: int = 0) -> dict[str, Any]:
+    """`revision`: a new body from Commerce each time (one applied before is a redelivery)."""
     return {
         "return": {
+            "comments": f"revision {revision}",
             "authorizationNumber": RETURN,
             "state": "PENDING_CUSTOMER_ACTION",
             "processName": "Return",
@@ -176,7 +178,7 @@ async def run(
             for n in range(checks):
                 quantity = 2 - n % 2
                 await _deliver(
-                    http, f"{main}/webhooks/return-request-update", _return_update(quantity), outcome
+                    http, f"{main}/webhooks/return-request-update", _return_update(quantity, n), outcome
                 )
                 await asyncio.sleep(delay_s)
                 status, answer = await _post(

@@ -99,7 +99,7 @@ def test_no_cached_aggregate_falls_behind_a_write_the_process_knows_of(tmp_path:
                 partial(
                     operations.receive_return_update,
                     cause=f"t{n}",
-                    payload=parse_return_update(stale_answers._return_update(2 - n % 2)),
+                    payload=parse_return_update(stale_answers._return_update(2 - n % 2, n)),
                 )
             )
             pending.result(10)

@@ -48,7 +48,7 @@ def test_replicas_opening_an_empty_database_together_all_start(postgres_server: 
 
 def _toggle(n: int) -> Any:
     """A Return Request Update from Commerce: the return's quantity set to 2 or 1."""
-    payload = parse_return_update(stale_answers._return_update(2 - n % 2))
+    payload = parse_return_update(stale_answers._return_update(2 - n % 2, n))
     return partial(operations.receive_return_update, payload=payload, cause=f"t{n}")
 
 

@@ -232,18 +232,18 @@ async def test_commerces_own_differences_are_reported_and_left(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An agent's gift card method, a credit beyond ours and an edited return reason stand."""
-    gift = {"refundType": "giftCard", "paymentGroupId": "pg46-gift", "amount": 10, "state": "PENDING"}
+    gift = {"refundType": "giftCard", "amount": 10, "state": "INCOMPLETE"}
     async with CommerceSimulator() as sim:
         db = await completed_with_manual_method(tmp_path, sim, 46)
         sim.agent_add_refund_method("R46", gift)
         sim.agent_credit("o46", CARD, 5.0)
-        sim.returns["R46"]["returnItemList"][0]["returnReason"] = "changed_mind"
+        sim.returns["R46"]["returnItemList"][0]["returnReason"] = "didNotLike"
         before = copy.deepcopy((sim.returns["R46"], sim.orders["o46"]))
         code, report = await reconcile(db, sim, capsys, "--fix")
         found = by_field(report)
         assert code == 0
         assert {k[1]: f["verdict"] for k, f in found.items()} == {
-            "refundMethodList[paymentGroup:pg46-gift].amount": "commerce-owned",
+            "refundMethodList[type:giftCard].amount": "commerce-owned",
             f"paymentGroups[{CARD}].amountCredited": "commerce-owned",
             "returnItemList[ci2000007/sg20005].returnReason": "commerce-owned",
             "state": "commerce-owned",  # the order state the return's update reported

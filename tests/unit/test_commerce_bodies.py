@@ -17,8 +17,8 @@ from projections.commerce_bodies import (
     commerce_calls,
     flavour_choice,
     refund_methods,
-    with_methods_commerce_holds,
 )
+from projections.commerce_merge import return_onto_held
 from tests.commerce_sim.server import ORDER_FIELDS, RETURN_REQUEST_FIELDS, apply_op, check_fields
 
 D = Decimal
@@ -137,9 +137,9 @@ def test_refund_methods_are_commerces_own_with_only_amounts_changed() -> None:
     ]
     methods = refund_methods(return_view(methods=card_and_gift, payments={"pg1": "80.00", "pg2": "8.13"}))
     assert methods == [
-        {"refundType": "creditCard", "paymentGroupId": "pg1", "state": "PENDING", "amount": D("80.00")},
-        {"refundType": "giftCard", "paymentGroupId": "pg2", "amount": D("8.13")},
-    ]
+        {"refundType": "creditCard", "state": "PENDING", "amount": D("1")},
+        {"refundType": "giftCard", "amount": D("0")},
+    ], "several methods, no documented field to split by: Commerce's split kept, no paymentGroupId"
 
 
 def test_no_reported_methods_means_no_list_unless_a_person_must_refund() -> None:
@@ -233,21 +233,19 @@ def test_op_flavour_never_has_commerce_refund_what_a_person_refunds() -> None:
 
 
 def test_methods_commerce_holds_unreported_are_sent_back_as_it_holds_them() -> None:
-    body = classic_body(return_view())
-    held = [
-        {"refundType": "manualRefund", "amount": 80.41, "maximumRefundAmount": -1},
-        {
-            "refundType": "giftCard",
-            "paymentGroupId": "pg9",
-            "amount": 5,
-            "state": "PENDING",
-            "maximumRefundAmount": 5,
-        },
+    view = return_view()
+    held = {
+        "state": "PENDING_REFUND",
+        "refundMethodList": [
+            {"refundType": "manualRefund", "amount": 80.41, "maximumRefundAmount": -1},
+            {"refundType": "giftCard", "amount": 5, "state": "INCOMPLETE", "maximumRefundAmount": 5},
+        ],
+    }
+    merged = return_onto_held(classic_body(view), view, held, frozenset({"PENDING_REFUND"}))
+    assert merged.body is not None
+    assert merged.body["refundMethodList"] == [
+        {"refundType": "manualRefund", "amount": D("80.41")},
+        {"refundType": "giftCard", "state": "INCOMPLETE", "amount": D("5")},
     ]
-    kept = with_methods_commerce_holds(body, held)
-    assert kept["refundMethodList"] == [
-        *body["refundMethodList"],
-        {"refundType": "giftCard", "paymentGroupId": "pg9", "amount": 5, "state": "PENDING"},
-    ]
-    check_fields(kept, RETURN_REQUEST_FIELDS)
-    assert with_methods_commerce_holds({"state": "X"}, held) == {"state": "X"}
+    assert merged.problems and "split kept" in merged.problems[0]
+    check_fields(merged.body, RETURN_REQUEST_FIELDS)
