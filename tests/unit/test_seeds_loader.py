@@ -16,7 +16,6 @@ from tests.commerce_sim.seeds import (
     seeds_dir,
 )
 
-
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
