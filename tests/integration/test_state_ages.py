@@ -35,8 +35,9 @@ async def test_the_gauge_tells_how_long_returns_wait_in_each_open_state(service:
         assert (await webhook(service, "order-submit", fresh_order()))[0] == 200
         for rid in ("700001", "700002"):
             assert (await webhook(service, "return-request-update", return_update(rid)))[0] == 200
-        seen = await asyncio.wait_for(wait_for_state(ages, "PENDING_CUSTOMER_ACTION"), 30)
-        assert seen[("returnflow_returns_in_state", "PENDING_CUSTOMER_ACTION")] == 2
+        seen = await asyncio.wait_for(
+            until(ages, ("returnflow_returns_in_state", "PENDING_CUSTOMER_ACTION"), 2), 30
+        )
         history = (await get(service, "/returns/700001/history"))["events"]
         entered = datetime.fromisoformat(history[0]["time"]).timestamp()
         age = seen[("returnflow_return_oldest_in_state_seconds", "PENDING_CUSTOMER_ACTION")]
