@@ -61,3 +61,25 @@ async def test_metrics_carries_the_gauge(service: RunningService) -> None:
         text = await answer.text()
     assert "# TYPE returnflow_return_oldest_in_state_seconds gauge" in text
     assert "# TYPE returnflow_returns_in_state gauge" in text
+
+
+async def test_the_runbook_names_only_metrics_that_exist(service: RunningService) -> None:
+    """docs/operations.md's alerts and README's metric names are what /metrics answers."""
+    import re
+    from pathlib import Path
+
+    import projections.sync  # noqa: F401  (registers the sync's and relay's instruments)
+
+    async with service.http.get(f"{service.url}/metrics") as answer:
+        text = await answer.text()
+    exposed = set(re.findall(r"^# TYPE (\w+) (\w+)", text, re.M))
+    names = {name for name, _ in exposed}
+    names |= {f"{name}_total" for name, kind in exposed if kind == "counter"}
+    names |= {
+        f"{name}_{s}" for name, kind in exposed if kind == "histogram" for s in ("bucket", "count", "sum")
+    }
+    root = Path(__file__).resolve().parents[2]
+    for document in ("docs/operations.md", "README.md"):
+        named = set(re.findall(r"\breturnflow_[a-z_]+[a-z]\b", (root / document).read_text(encoding="utf-8")))
+        named -= {"returnflow_events"}  # the PostgreSQL table
+        assert named and named <= names, (document, named - names)
