@@ -38,8 +38,6 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     store: str = field(default_factory=default_store)
-    store_configured: bool = False
-    """Whether RETURNFLOW_STORE or --store named the store (else the data home's default)."""
     kafka_bootstrap: str | None = None
     commerce_url: str | None = None
     commerce_app_key: str | None = field(default=None, repr=False)
@@ -121,7 +119,6 @@ class Settings:
             ) from None
         settings = cls(
             store=get("STORE") or default_store(env),
-            store_configured=get("STORE") is not None or overrides.get("store") is not None,
             commerce_dry_run=(get("COMMERCE_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
             commerce_url=get("COMMERCE_URL"),
