@@ -103,14 +103,14 @@ DEAD_LETTERS = counter(
 )
 DRIFT = counter(
     "returnflow_commerce_drift",
-    "Differences reconciliation found between Commerce and the event store, by resource kind. "
-    "Hook: nothing increments it until reconciliation exists; call record_drift from there.",
+    "Drift reconciliation found between Commerce and the event store (each periodic run inside "
+    "`returnflow sync` adds what it found), by resource kind.",
     ["kind"],
 )
 
 
 def record_drift(kind: str, count: int = 1) -> None:
-    """The hook for reconciliation: count resources whose Commerce state drifted."""
+    """Count resources whose Commerce state drifted (called by each reconciliation run)."""
     DRIFT.labels(kind=kind).inc(count)
 
 

@@ -308,6 +308,20 @@ class ReadModels:
         key = "notification_id" if table == "rf_transitions" else "id"
         yield from self._db.fetchall(f"SELECT * FROM {table} ORDER BY {key}")
 
+    def returns_by_state(self) -> list[tuple[str, int, str]]:
+        """Per state a return is in now: how many, and when the longest-waiting one entered it
+        (its last transition's time); for the age-in-state gauge."""
+        return [
+            (str(state), int(count), str(oldest))
+            for state, count, oldest in self._db.fetchall(
+                "SELECT t.to_state, COUNT(*), MIN(t.time) FROM rf_transitions t JOIN ("
+                "SELECT subject, MAX(version) AS version FROM rf_transitions "
+                "WHERE kind = 'return' AND to_state IS NOT NULL GROUP BY subject) last "
+                "ON t.subject = last.subject AND t.version = last.version "
+                "WHERE t.kind = 'return' GROUP BY t.to_state"
+            )
+        ]
+
     def document(self, table: str, ident: str) -> Any:
         row = self._db.fetchone(f"SELECT document FROM {table} WHERE id = ?", (ident,))
         return orjson.loads(row[0]) if row else None

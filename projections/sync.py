@@ -417,7 +417,7 @@ class CommerceProjector:
                     "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                 }
             )
-        log.info(
+        (log.info if outcome.ok else log.warning)(
             "commerce_call",
             subject=call.subject,
             operation=call.operation,

@@ -27,6 +27,7 @@ from service.errors import ApiError, error_response
 from service.metrics import METRICS, AppMetrics
 from service.queries import Queries
 from service.signatures import SignatureVerifier
+from service.state_ages import ReturnAges
 from service.store import EventStore, open_store
 from service.worker_metrics import WorkerMetrics
 from service.writer import StoreContended, Writer
@@ -226,6 +227,9 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
 
     duties = settings.role == "all" and settings.worker == 0
     background = Background(settings, store, writer) if duties else None
+    ages = ReturnAges(settings.projections_database) if duties else None
+    if ages is not None:
+        app[METRICS].registry.register(ages)
 
     stopping = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -250,6 +254,8 @@ def create_app(settings: Settings, store: EventStore | None = None) -> web.Appli
         await asyncio.gather(*tasks, return_exceptions=True)
         if background is not None:
             await background.close()
+        if ages is not None:
+            ages.close()
         await asyncio.to_thread(writer.stop)
         if own_store:
             store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import secrets
 import signal
@@ -32,17 +33,28 @@ from service import logs, reconcile_command
 from service.app import create_app
 from service.background import make_commerce
 from service.commerce_changes import record_commerce_changes
-from service.config import ConfigError, KafkaNames, Settings
-from service.store import open_store
+from service.config import ConfigError, KafkaNames, Settings, load_policy
+from service.store import NoStore, check_reachable, open_store, require_existing, store_env_unchecked
 from service.workers import Supervisor, listen
 from service.writer import Writer
 
 log = structlog.get_logger(__name__)
 METRICS_HELP = "RETURNFLOW_METRICS_PORT: serve /metrics on this port (on RETURNFLOW_HOST, default loopback)"
+DRY_RUN_HELP = (
+    "RETURNFLOW_COMMERCE_DRY_RUN: without RETURNFLOW_COMMERCE_URL, only log the Commerce calls "
+    "(serve on loopback does so by default)"
+)
+READ_ONLY = ("audit", "reconcile", "replay")
+"""Commands that never create a store: they refuse when there is none where configured."""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", help="RETURNFLOW_STORE: sqlite:///path, postgresql://…, memory:")
+    parser.add_argument(
+        "--store",
+        help="RETURNFLOW_STORE: sqlite:///path, postgresql://…, memory: "
+        "(default: returnflow.db in RETURNFLOW_HOME, else $XDG_DATA_HOME/returnflow "
+        "or ~/.local/share/returnflow)",
+    )
     parser.add_argument(
         "--log-format",
         choices=["auto", "json", "console"],
@@ -75,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP (unset: embedded)")
     serve.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL")
     serve.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    serve.add_argument("--dry-run", action="store_true", default=None, help=DRY_RUN_HELP)
     serve.add_argument(
         "--workers",
         type=int,
@@ -97,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="consume returnflow.events into Commerce Admin API calls")
     _common(sync)
     sync.add_argument("--kafka-bootstrap", help="RETURNFLOW_KAFKA_BOOTSTRAP")
-    sync.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL (unset: log the calls)")
+    sync.add_argument("--commerce-url", help="RETURNFLOW_COMMERCE_URL (required unless --dry-run)")
     sync.add_argument("--commerce-app-key", help="RETURNFLOW_COMMERCE_APP_KEY")
+    sync.add_argument("--dry-run", action="store_true", default=None, help=DRY_RUN_HELP)
     sync.add_argument(
         "--commerce-flavour",
         choices=["classic", "op"],
@@ -145,6 +159,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         kafka_bootstrap=getattr(args, "kafka_bootstrap", None),
         commerce_url=getattr(args, "commerce_url", None),
         commerce_app_key=getattr(args, "commerce_app_key", None),
+        commerce_dry_run=getattr(args, "dry_run", None),
         commerce_flavour=getattr(args, "commerce_flavour", None),
         role=getattr(args, "role", None),
         workers=getattr(args, "workers", None),
@@ -153,8 +168,30 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-def serve(settings: Settings) -> int:
+def preflight(settings: Settings) -> None:
+    """Everything `serve` can check before it binds or forks, each a one-line refusal."""
     settings.check()
+    try:
+        store_env_unchecked(settings.store)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    load_policy(settings.policy_path)
+    check_reachable(settings.store)
+
+
+def serve(settings: Settings) -> int:
+    preflight(settings)
+    try:
+        return _serve(settings)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port}: {os.strerror(exc.errno)}"
+            ) from None
+        raise
+
+
+def _serve(settings: Settings) -> int:
     count = settings.worker_count
     log.info(
         "serving",
@@ -212,6 +249,7 @@ def sync(settings: Settings) -> int:
     topics = KafkaNames.from_env()
     if not settings.kafka_bootstrap:
         raise ConfigError("returnflow sync needs RETURNFLOW_KAFKA_BOOTSTRAP")
+    settings.require_commerce("returnflow sync")
     ledger = SyncLedger(settings.projections_database)
 
     async def run(stop: asyncio.Event) -> None:
@@ -267,9 +305,22 @@ def _time(text: str | None, flag: str) -> datetime | None:
         raise ConfigError(f"{flag} must be an ISO-8601 time, got {text!r}") from None
 
 
-def audit(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_store(settings.store)
+def readable_projections(settings: Settings) -> str:
+    """The read models a read-only command looks at; a SQLite file not there yet (nothing synced
+    or projected) reads as empty, in memory, rather than being created."""
     database = settings.projections_database
+    if database.startswith(("postgresql:", "postgres:")) or database == ":memory:":
+        return database
+    if not os.path.isfile(database):
+        if settings.projections:
+            raise ConfigError(f"no read models at {os.path.abspath(database)} (RETURNFLOW_PROJECTIONS)")
+        return ":memory:"
+    return database
+
+
+def audit(settings: Settings, args: argparse.Namespace) -> int:
+    database = readable_projections(settings)
+    store = open_store(settings.store)
     try:
         if args.all:
             fmt = args.format or "csv"
@@ -310,7 +361,7 @@ def audit(settings: Settings, args: argparse.Namespace) -> int:
 
 def replay(settings: Settings, verify_too: bool, workers: int | None = None) -> int:
     store = open_store(settings.store)
-    live = ReadModels(settings.projections_database)
+    live = ReadModels(readable_projections(settings) if verify_too else settings.projections_database)
     try:
         if verify_too:
             result = verify(store, live, ProgressBar("verify"))
@@ -339,7 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_format, final=argv is None)
         if args.command == "serve":
             return serve(settings)
+        if args.command in READ_ONLY:
+            require_existing(settings.store)
         if args.command in ("relay", "sync"):
+            check_reachable(settings.store)
             _serve_metrics(args, settings)
         if args.command == "relay":
             return relay(settings)
@@ -351,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reconcile_command.run(settings, args)
         if args.command == "replay":
             return replay(settings, args.verify, args.workers)
-    except ConfigError as exc:
+    except (ConfigError, NoStore) as exc:
         print(f"returnflow: {exc}", file=sys.stderr)
         return 2
     return 2

@@ -13,8 +13,22 @@ from domain.policy import PolicyError, ReturnPolicy
 from projections.commerce_bodies import Flavour, flavour_choice
 from projections.positions import side_database
 
-DEFAULT_STORE = "sqlite:///./returnflow.db"
 ROLES = ("all", "validation")
+
+
+def data_home(env: Mapping[str, str] | None = None) -> Path:
+    """Where the default store lives: RETURNFLOW_HOME, else `$XDG_DATA_HOME/returnflow`, else
+    `~/.local/share/returnflow`. Never the working directory, so every command (from any
+    directory) finds the store `serve` writes."""
+    env = os.environ if env is None else env
+    if env.get("RETURNFLOW_HOME", "").strip():
+        return Path(env["RETURNFLOW_HOME"].strip()).expanduser()
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "returnflow"
+
+
+def default_store(env: Mapping[str, str] | None = None) -> str:
+    return f"sqlite:///{data_home(env) / 'returnflow.db'}"
 
 
 class ConfigError(ValueError):
@@ -23,10 +37,13 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    store: str = DEFAULT_STORE
+    store: str = field(default_factory=default_store)
     kafka_bootstrap: str | None = None
     commerce_url: str | None = None
     commerce_app_key: str | None = field(default=None, repr=False)
+    commerce_dry_run: bool = False
+    """RETURNFLOW_COMMERCE_DRY_RUN / --dry-run: without RETURNFLOW_COMMERCE_URL, only log the
+    Commerce calls. Explicit, so an unset URL in a deployment refuses to start instead."""
     commerce_flavour: str = "classic"
     """updateReturnRequest bodies: `classic` (the seed's) or `op` (newer releases' operations)."""
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -101,7 +118,8 @@ class Settings:
                 f"RETURNFLOW_PORT/MAX_BODY_BYTES/CACHE_ENTRIES/WORKERS/RECONCILE_*: {exc}"
             ) from None
         settings = cls(
-            store=get("STORE") or DEFAULT_STORE,
+            store=get("STORE") or default_store(env),
+            commerce_dry_run=(get("COMMERCE_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
             kafka_bootstrap=get("KAFKA_BOOTSTRAP"),
             commerce_url=get("COMMERCE_URL"),
             commerce_app_key=get("COMMERCE_APP_KEY"),
@@ -137,6 +155,19 @@ class Settings:
         return flavour_choice(self.commerce_flavour)
 
     @property
+    def embedded_sync(self) -> bool:
+        """`serve` calls Commerce itself: no Kafka, and not the validation-only role."""
+        return not self.kafka_bootstrap and self.role == "all"
+
+    def require_commerce(self, who: str) -> None:
+        """An unset Commerce URL must not quietly mean "log the calls" where it matters."""
+        if not self.commerce_url and not self.commerce_dry_run:
+            raise ConfigError(
+                f"{who} needs RETURNFLOW_COMMERCE_URL (the Commerce Admin API base URL); to only log "
+                "the calls it would make, say so: --dry-run or RETURNFLOW_COMMERCE_DRY_RUN=true"
+            )
+
+    @property
     def development_mode(self) -> bool:
         """Unsigned webhooks or an open API: only ever acceptable on loopback."""
         return not (self.webhook_secrets or self.webhook_basic_auth) or not self.api_token
@@ -148,6 +179,8 @@ class Settings:
                 "RETURNFLOW_WEBHOOK_BASIC_AUTH) and RETURNFLOW_API_TOKEN: set both, or bind to "
                 "127.0.0.1 for development"
             )
+        if self.embedded_sync and not is_loopback(self.host):
+            self.require_commerce("serve (its embedded sync)")
         if self.role not in ROLES:
             raise ConfigError(f"RETURNFLOW_ROLE must be one of {', '.join(ROLES)}, not {self.role!r}")
         try:

@@ -23,7 +23,7 @@ from domain.identity import order_uuid, return_uuid
 from domain.states import operator_actor
 from projections.audit import NotFound
 from projections.sync import SyncLedger
-from service import operations
+from service import operations, operator_log
 from service.console_auth import COOKIE, Operator, Sessions, set_session, valid_name
 from service.console_data import answers_of, return_page
 from service.context import SERVICES
@@ -254,14 +254,15 @@ async def act(request: web.Request) -> web.Response:
     rid, action = request.match_info["id"], request.match_info["action"]
     if action not in ACTION_LABELS:
         raise Reply(web.Response(status=404, text="no such action"))
+    actor = operator_actor(operator.name)
     try:
         command = _command(action, rid, data, console.services.policy)
-        await console.services.write(
-            partial(command, actor=operator_actor(operator.name), cause=body_hash(raw))
-        )
+        await console.services.write(partial(command, actor=actor, cause=body_hash(raw)))
         outcome = {"done": ACTION_LABELS[action]}
+        operator_log.record(actor, action, rid)
     except DomainError as exc:
         outcome = {"error": str(exc)}
+        operator_log.record(actor, action, rid, refused=exc.code)
     return see_other(f"/console/returns/{quote(rid, safe='')}?{urlencode(outcome)}")
 
 

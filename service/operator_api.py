@@ -22,11 +22,12 @@ from domain.orders import Order
 from domain.returns import ReturnRequest
 from domain.states import operator_actor
 from domain.views import Json, order_view, return_view
-from service import operations
+from service import operations, operator_log
 from service import operator_shapes as shapes
 from service.conform import conform
 from service.context import SERVICES
 from service.errors import ApiError, BadRequest
+from service.operator_log import SERVICE_ACTOR
 from service.payloads import JsonReader, body_hash, parse_json
 from service.unit_of_work import UnitOfWork
 from service.webhooks import domain_refusal
@@ -35,7 +36,10 @@ STATUS_BY_CODE = {"NOT_FOUND": 404, "INVALID_INPUT": 400}
 
 
 def _actor(request: web.Request) -> str:
-    name = request.headers.get("X-Operator", "api").strip()
+    """`operator:<X-Operator>`, else the service credential itself (`service:api`)."""
+    if "X-Operator" not in request.headers:
+        return SERVICE_ACTOR
+    name = request.headers["X-Operator"].strip()
     if not name or len(name) > 100 or not name.isprintable():
         raise BadRequest("X-Operator must be a printable name of at most 100 characters", path="X-Operator")
     return operator_actor(name)
@@ -67,15 +71,19 @@ def _return_then_view(command: Callable[[UnitOfWork], str]) -> Callable[[UnitOfW
 
 async def _apply(request: web.Request, command: Callable[[UnitOfWork], Json]) -> web.Response:
     services = request.app[SERVICES]
+    action = request.path.rsplit("/", 1)[-1]
+    actor, subject = _actor(request), request.match_info["id"]
     try:
         view = await services.write(command)
     except DomainError as exc:
+        operator_log.record(actor, action, subject, refused=exc.code)
         status = STATUS_BY_CODE.get(exc.code)
         if status is not None:
             raise ApiError(status, exc.code, str(exc)) from None
         raise domain_refusal(exc) from None
     resource = request.match_info.route.resource
     services.counters[("operator_ok", resource.canonical if resource else request.path)] += 1
+    operator_log.record(actor, action, subject)
     return web.Response(body=orjson.dumps(view), content_type="application/json")
 
 

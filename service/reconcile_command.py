@@ -10,6 +10,7 @@ from typing import Any
 
 from projections.audit import parse_time
 from projections.commerce_client import CommerceClient, CommerceUnavailable
+from projections.drift import MISSING
 from projections.reconcile import Options, Progress, Reconciler, periodically, render
 from projections.reconcile_log import ReconcileLog
 from projections.sync import CommerceProjector, SyncLedger
@@ -105,7 +106,7 @@ def reconciler(
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit 1 when drift is left unfixed, so a scheduler notices."""
+    """Exit 1 when drift is left unfixed or anything is missing at Commerce, so a scheduler notices."""
     runs = ReconcileLog(settings.projections_database)
     try:
         if args.runs:
@@ -157,7 +158,10 @@ async def _once(settings: Settings, runs: ReconcileLog, options: Options, args: 
         ledger.close()
         store.close()
     sys.stdout.write(render(result, args.format))
-    return 1 if result.unfixed_drift else 0
+    missing = sum(1 for finding, _ in result.findings if finding.verdict == MISSING)
+    if missing:
+        print(f"returnflow: {missing} missing at Commerce", file=sys.stderr)
+    return 1 if result.unfixed_drift or missing else 0
 
 
 async def in_sync(

@@ -90,3 +90,59 @@ def _schema_lock(env: dict[str, str]) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+class NoStore(LookupError):
+    """A command that only reads found no event store where the configuration points."""
+
+
+def require_existing(url: str) -> None:
+    """Refuse, in words, before anything would create a store at `url` (audit, replay, reconcile)."""
+    hint = "set RETURNFLOW_STORE (or --store) to the store `returnflow serve` writes"
+    if url in ("memory:", "memory://"):
+        raise NoStore(f"a memory: store lives only inside its `serve` process: {hint}")
+    env = store_env_unchecked(url)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        if not _postgres_has_events(env):
+            raise NoStore(
+                f"no Returnflow event store in PostgreSQL database {env['POSTGRES_DBNAME']!r}: {hint}"
+            )
+        return
+    path = Path(env["SQLITE_DBNAME"])
+    if str(path) == ":memory:" or not path.is_file() or path.stat().st_size == 0:
+        raise NoStore(f"no event store at {path.resolve()}: {hint}")
+
+
+def store_env_unchecked(url: str) -> dict[str, str]:
+    """`store_env` without creating a SQLite store's directory."""
+    if url.startswith("sqlite:///"):
+        return {"PERSISTENCE_MODULE": "sqlite", "SQLITE_DBNAME": url.removeprefix("sqlite:///") or ":memory:"}
+    return store_env(url)
+
+
+def check_reachable(url: str) -> None:
+    """A PostgreSQL store that cannot be reached is one line at start-up, not a hang or a traceback."""
+    env = store_env_unchecked(url)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        _postgres_has_events(env)
+
+
+def _postgres_has_events(env: dict[str, str]) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            dbname=env["POSTGRES_DBNAME"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            connect_timeout=10,
+        ) as conn:
+            row = conn.execute("SELECT to_regclass('returnflow_events') IS NOT NULL").fetchone()
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NoStore(
+            f"cannot reach the PostgreSQL store at {env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}: {first}"
+        ) from None
+    return bool(row and row[0])

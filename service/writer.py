@@ -283,6 +283,9 @@ class Writer:
                 self.stats.conflicts += 1
                 if attempt == self.conflict_retries:
                     self.stats.contended += 1
+                    log.warning(
+                        "command_given_up", attempts=attempt + 1, reason="version conflict on every retry"
+                    )
                     job.answer(error=StoreContended(attempt + 1))
                     return
                 time.sleep(min(0.02, 0.001 * 2**attempt) * random.uniform(0.5, 1.5))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,20 @@ pytest_plugins = ["tests.kafka.plugin", "tests.postgres.plugin"]
 SECRET = base64.b64encode(b"returnflow-test-secret-0123456789").decode()
 OLD_SECRET = base64.b64encode(b"returnflow-previous-secret-xyz").decode()
 API_TOKEN = "test-operator-token"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def returnflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default store's home for the run (inherited by every process a test starts): no
+    test writes to the user's ~/.local/share/returnflow."""
+    home = tmp_path_factory.mktemp("returnflow-home")
+    previous = os.environ.get("RETURNFLOW_HOME")
+    os.environ["RETURNFLOW_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("RETURNFLOW_HOME", None)
+    else:
+        os.environ["RETURNFLOW_HOME"] = previous
 
 
 def free_port() -> int:

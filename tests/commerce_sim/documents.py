@@ -1,6 +1,7 @@
 """What Oracle's documents say the Admin API takes: fields, types, vocabularies, each with its source.
 
-A second, independent reading of the seed documents (`../shared/seeds/`), never of
+A second, independent reading of Oracle's documents the project was built from (the seed
+documents; their two webhook samples are kept in tests/fixtures/seeds/), never of
 Returnflow's bodies. Every entry names its document, section and line; where the
 documents are silent the simulator's choice lives in `assumptions.py`, not here.
 

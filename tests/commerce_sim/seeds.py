@@ -1,7 +1,9 @@
 """The sample payloads in Oracle's documentation (the seed files), as valid JSON documents.
 
-The samples sit in prose, are indented with non-breaking spaces and the Order Submit one
-has a trailing comma, so they are cut out and repaired before parsing.
+The samples are kept verbatim in `tests/fixtures/seeds/` (cut from the documents, so the
+repository carries what its tests need). They are indented with non-breaking spaces and the
+Order Submit one has a trailing comma, so they are cut out of their surrounding text and
+repaired before parsing; the same code reads a whole seed document.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ ORDER_SUBMIT = "order-submit-webhook"
 RETURN_REQUEST_UPDATE = "return-request-update-webhook"
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
+"""The samples inside the repository: `tests/fixtures/seeds/`."""
+
+
 def seeds_dir() -> Path:
-    """`RETURNFLOW_SEEDS_DIR`, else `shared/seeds` next to the repository."""
+    """`RETURNFLOW_SEEDS_DIR` (e.g. Oracle's whole documents), else the repository's fixtures."""
     configured = os.environ.get("RETURNFLOW_SEEDS_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[3] / "shared" / "seeds"
+    return FIXTURES
 
 
 def outermost_object(text: str) -> str:

@@ -24,9 +24,15 @@ async def test_serve_without_kafka_updates_commerce(store_url: str) -> None:
         assert_commerce_holds_the_return(sim, 7)
         assert set(credits_sent(sim, 7)) <= {0, 268.4}
         calls_before_restart = len(sim.puts())
-        async with serving(store_url, None, commerce_url=sim.url):
-            pass
-        assert len(sim.puts()) == calls_before_restart, "a restart resumes, it does not resend"
+        seed_commerce(sim, 17)
+        async with serving(store_url, None, commerce_url=sim.url) as driver:
+            # A new return's call goes out after any resend would have: its PUT proves the
+            # restarted sync ran over everything stored before it.
+            await driver.order_and_return(17)
+            await driver.act("/returns/R17/authorize", {"rma": "RMA17"})
+            await wait_for(lambda: any(c.path.endswith("/R17") for c in sim.puts()), 30, "the new call")
+        resent = [c for c in sim.puts()[calls_before_restart:] if not c.path.endswith(("/R17", "/o17"))]
+        assert resent == [], "a restart resumes, it does not resend"
 
 
 async def test_serve_without_commerce_url_logs_what_it_would_send(tmp_path: Path) -> None:

@@ -324,7 +324,7 @@ async def test_a_commerce_override_is_shown_by_the_audit(
         "--store",
         service.store,
         "--projections",
-        str(service.services.settings.projections),
+        service.services.settings.projections_database,
     )
     assert code == 0
     assert "CommerceOverridden  commerce_override  PENDING_CUSTOMER_ACTION -> COMPLETE" in out

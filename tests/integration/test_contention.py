@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from domain.identity import return_uuid
 from domain.returns import ReturnRequest
@@ -97,10 +98,13 @@ async def test_contention_is_a_503_with_retry_after_and_records_nothing(
     assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
     before = len((await get(service, "/returns/R1/history"))["events"])
 
-    async def contended(command: Any) -> Any:
-        raise StoreContended(11)
+    def collide(pending: Any) -> None:
+        """Every save meets a version another process wrote first (what the store raises)."""
+        raise IntegrityError("version conflict")
 
-    monkeypatch.setattr(service.services, "write", contended)
+    writer = service.services.writer
+    given_up = writer.stats.contended
+    monkeypatch.setattr(writer, "_save", collide)
     headers = {**service.auth, "X-Operator": "alice"}
     async with service.http.post(
         f"{service.url}/returns/R1/authorize", headers=headers, json={"rma": "RMA-1"}
@@ -109,6 +113,7 @@ async def test_contention_is_a_503_with_retry_after_and_records_nothing(
         assert (r.status, r.headers.get("Retry-After")) == (503, "1")
         assert (body["errorCode"], body["status"]) == ("WRITE_CONTENDED", "503")
     monkeypatch.undo()
+    assert writer.stats.contended == given_up + 1, "the real writer retried and gave up"
     assert len((await get(service, "/returns/R1/history"))["events"]) == before
     status, answer = await act(service, "/returns/R1/authorize", {"rma": "RMA-1"})
     assert status == 200, answer

@@ -242,9 +242,7 @@ async def test_concurrent_receive_and_refund_calls_apply_serially(service: Runni
     ("path", "body"),
     [
         ("/orders/o20005/shipments", {"shippingGroupId": "sg20005"}),
-        ("/returns/R1/authorize", {}),
-        ("/returns/R1/receive", {"items": []}),
-        ("/returns/R1/refund", {"action": "initiate"}),
+        ("/returns/R1/authorize", {"rma": "RMA-1"}),
         ("/returns/R1/close", {"reason": "x"}),
     ],
 )
@@ -252,13 +250,19 @@ async def test_concurrent_receive_and_refund_calls_apply_serially(service: Runni
 async def test_missing_or_wrong_token_is_401_and_stores_nothing(
     service: RunningService, path: str, body: Any, token: str | None
 ) -> None:
+    """On an order and return that exist, with an action the right token would record."""
+    assert (await webhook(service, "order-submit", fresh_order()))[0] == 200
+    assert (await webhook(service, "return-request-update", return_update("R1")))[0] == 200
+    stored = service.events_stored()
     headers = {} if token is None else {"Authorization": token}
     async with service.http.post(service.url + path, data=orjson.dumps(body), headers=headers) as r:
         assert r.status == 401
         assert (await r.json())["errorCode"] == "UNAUTHORIZED"
     async with service.http.get(service.url + "/returns/R1", headers=headers) as r:
         assert r.status == 401
-    assert service.events_stored() == 0
+    assert service.events_stored() == stored
+    assert (await act(service, path, body))[0] == 200, "the right token would have stored it"
+    assert service.events_stored() > stored
 
 
 BAD = [

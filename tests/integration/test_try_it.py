@@ -6,11 +6,15 @@ refund was answered `already_returned['ci3000439'] must be an int >= 0, got -1`.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from service.cli import main
 from tests.conftest import RunningService
 from tests.integration.test_operator_api import act, get, webhook
 
@@ -55,3 +59,58 @@ async def test_commerce_data_that_cannot_be_trusted_is_refused_in_words(service:
     assert status == 409
     assert error["message"] == "ci3000439: returning 4 after 0 exceeds the 3 ordered"
     assert "int >= 0" not in error["message"]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+CURL = re.compile(
+    r"curl -s (?P<post>-XPOST )?localhost:8080(?P<path>\S+)(?P<headers>(?:\s+-H '[^']+')*)"
+    r"(?:\s+-d '(?P<body>[^']*)'|\s+-d @(?P<file>[^\s`]+))?"
+)
+
+
+def try_it_commands() -> list[dict[str, Any]]:
+    """Every curl of the README's "Try it", continuation lines joined, in order."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Try it", 1)[1].split("\n## ", 1)[0]
+    joined = re.sub(r"\\\n\s*", " ", section)
+    return [m.groupdict() for m in CURL.finditer(joined)]
+
+
+async def run_command(service: RunningService, command: dict[str, Any]) -> tuple[int, Any]:
+    """The README's curl, signed and authorized as the test service requires."""
+    path = command["path"]
+    if not command["post"]:
+        return 200, await get(service, path)
+    body = example(Path(command["file"]).name) if command["file"] else orjson.loads(command["body"])
+    if path.startswith("/webhooks/"):
+        return await webhook(service, path.removeprefix("/webhooks/"), body)
+    operator = re.search(r"X-Operator: ([^']+)", command["headers"] or "")
+    return await act(service, path, body, operator.group(1) if operator else "readme")
+
+
+async def test_the_readme_try_it_commands_tell_the_truth(
+    service: RunningService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = [c for c in try_it_commands() if not c["path"].endswith("/close")]
+    assert next(c["path"] for c in commands if c["post"]) == "/webhooks/return-request-update"
+    for command in commands:
+        status, answer = await run_command(service, command)
+        assert status == 200, (command, answer)
+    order = await get(service, "/orders/o30430")
+    assert order["paymentGroups"][0]["amountCredited"] == "63.75"
+    assert (await get(service, "/returns/100003"))["state"] == "COMPLETE"
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["audit", "100003", "--store", service.store]) == 0
+    printed = capsys.readouterr().out
+    text = README.read_text(encoding="utf-8")
+    shown = text.split("State:\n", 1)[1].split("```", 1)[0].strip()
+    assert shown in printed, "the README's audit sample shows today's state and refund"
+    assert "return 100003 (version 5)" in printed and "return 100003 (version 5)" in text
+
+
+async def test_the_readme_close_example_closes(service: RunningService) -> None:
+    (close,) = [c for c in try_it_commands() if c["path"].endswith("/close")]
+    assert (await webhook(service, "return-request-update", example("return-request-update.json")))[0] == 200
+    assert (await act(service, "/returns/100003/authorize", {"rma": "RMA-100003"}))[0] == 200
+    status, answer = await run_command(service, close)
+    assert (status, answer["state"]) == (200, "INCOMPLETE")

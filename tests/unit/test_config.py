@@ -18,6 +18,7 @@ def test_variables_and_overrides() -> None:
         "RETURNFLOW_WEBHOOK_SECRETS": "YQ==, Yg==",
         "RETURNFLOW_API_TOKEN": "tok-SECRET",
         "RETURNFLOW_HOST": "0.0.0.0",
+        "RETURNFLOW_COMMERCE_URL": "https://commerce.example",
     }
     settings = Settings.from_env(env, port=9100)
     assert (settings.store, settings.port, settings.webhook_secrets) == ("memory:", 9100, ("YQ==", "Yg=="))

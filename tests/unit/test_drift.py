@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from decimal import Decimal
+
+import pytest
 
 from projections.drift import (
     COMMERCE_OWNED,
@@ -106,13 +107,23 @@ def test_a_credit_repair_keeps_what_commerce_is_entitled_to() -> None:
     }
 
 
-def test_the_rate_limit_spaces_acquisitions() -> None:
-    async def timed(rate: float, count: int) -> float:
-        limit = RateLimit(rate)
-        started = time.monotonic()
+def test_the_rate_limit_spaces_acquisitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a clock of its own: what it waits is checked, not how long a busy machine took."""
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    async def acquire(rate: float, count: int) -> None:
+        limit = RateLimit(rate, clock=lambda: now[0])
         for _ in range(count):
             await limit.acquire()
-        return time.monotonic() - started
 
-    assert asyncio.run(timed(50, 11)) >= 0.19
-    assert asyncio.run(timed(0, 1000)) < 0.1
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    asyncio.run(acquire(50, 11))
+    assert len(slept) == 10 and sum(slept) == pytest.approx(0.2), "ten gaps of 1/50 s"
+    slept.clear()
+    asyncio.run(acquire(0, 1000))
+    assert slept == [], "rate 0: no limit, never a wait"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.commerce_sim.seeds import (
+    FIXTURES,
     drop_trailing_commas,
     load_seed,
     outermost_object,
@@ -16,15 +16,43 @@ from tests.commerce_sim.seeds import (
     seeds_dir,
 )
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+SHARED_SEEDS = "/".join(("shared", "seeds"))
+"""Spelt apart, so this test is not a reader of what it looks for."""
 
-def test_seeds_dir_is_shared_seeds_next_to_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
-    configured = os.environ.get("RETURNFLOW_SEEDS_DIR")
-    assert (seeds_dir() / "order-submit-webhook.txt").is_file()
+
+def test_seeds_dir_is_inside_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RETURNFLOW_SEEDS_DIR", raising=False)
-    assert seeds_dir() == Path(__file__).resolve().parents[3] / "shared" / "seeds"
-    if configured:
-        monkeypatch.setenv("RETURNFLOW_SEEDS_DIR", configured)
-        assert seeds_dir() == Path(configured)
+    assert seeds_dir() == REPOSITORY / "tests" / "fixtures" / "seeds"
+    for name in ("order-submit-webhook.txt", "return-request-update-webhook.txt"):
+        assert (seeds_dir() / name).is_file()
+        assert (seeds_dir() / name).resolve().is_relative_to(REPOSITORY)
+
+
+def test_the_fixtures_are_the_documents_samples_verbatim() -> None:
+    """Cut out of Oracle's documents untouched: the repairs are the loader's, not the file's."""
+    text = (FIXTURES / "order-submit-webhook.txt").read_text(encoding="utf-8")
+    assert "\u00a0" in text, "the document's non-breaking spaces are kept"
+    assert drop_trailing_commas(text) != text, "the document's trailing comma is kept"
+
+
+def test_nothing_in_the_repository_reads_the_shared_seeds() -> None:
+    """A clone with nothing beside it must be enough (issue 23); comments may cite the documents."""
+    readers = [
+        path.relative_to(REPOSITORY)
+        for path in REPOSITORY.rglob("*")
+        if path.suffix in {".py", ".sh", ".toml", ".cfg", ".ini", ".yml", ".yaml", ""}
+        and path.is_file()
+        and ".git" not in path.parts
+        and path.name != "test_seeds_loader.py"
+        and any(
+            needle in line
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if not line.lstrip().startswith("#")
+            for needle in (SHARED_SEEDS, '"shared" / ' + '"seeds"')
+        )
+    ]
+    assert readers == []
 
 
 def test_order_submit_sample() -> None:
