@@ -68,10 +68,10 @@ CURL = re.compile(
 )
 
 
-def try_it_commands() -> list[dict[str, Any]]:
-    """Every curl of the README's "Try it", continuation lines joined, in order."""
+def try_it_commands(heading: str = "Try it") -> list[dict[str, Any]]:
+    """Every curl of a README section ("Try it" by default), continuation lines joined, in order."""
     text = README.read_text(encoding="utf-8")
-    section = text.split("## Try it", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     joined = re.sub(r"\\\n\s*", " ", section)
     return [m.groupdict() for m in CURL.finditer(joined)]
 
@@ -106,6 +106,29 @@ async def test_the_readme_try_it_commands_tell_the_truth(
     shown = text.split("State:\n", 1)[1].split("```", 1)[0].strip()
     assert shown in printed, "the README's audit sample shows today's state and refund"
     assert "return 100003 (version 5)" in printed and "return 100003 (version 5)" in text
+
+
+async def test_the_readme_exchange_commands_tell_the_truth(service: RunningService) -> None:
+    """The README's exchange, after its return story: even, so COMPLETE by itself, nothing credited,
+    a refund action refused in words, and the replacement order an order of its own."""
+    for command in [c for c in try_it_commands() if not c["path"].endswith("/close")]:
+        assert (await run_command(service, command))[0] == 200, command
+    exchange = try_it_commands("An exchange")
+    assert [c["path"] for c in exchange if c["post"]][0] == "/webhooks/return-request-update"
+    for command in exchange:
+        status, answer = await run_command(service, command)
+        if command["path"] == "/returns/100004/refund":
+            assert (status, answer["errorCode"]) == (409, "NO_REFUND_OWED"), answer
+            assert "no refund owed on exchange 100004" in answer["message"]
+        else:
+            assert status == 200, (command, answer)
+    assert (await get(service, "/returns/100004"))["state"] == "COMPLETE"
+    replacement = await get(service, "/orders/o30431")
+    assert replacement["exchangeOf"]["orderId"] == "o30430"
+    assert replacement["state"] != "SUBMITTED", "the README ships the replacement"
+    original = await get(service, "/orders/o30430")
+    assert [link["orderId"] for link in original["replacementOrders"]] == ["o30431"]
+    assert original["paymentGroups"][0]["amountCredited"] == "63.75", "the exchange credits nothing"
 
 
 async def test_the_readme_close_example_closes(service: RunningService) -> None:
