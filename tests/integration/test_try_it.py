@@ -114,7 +114,7 @@ async def test_the_readme_exchange_commands_tell_the_truth(service: RunningServi
     for command in [c for c in try_it_commands() if not c["path"].endswith("/close")]:
         assert (await run_command(service, command))[0] == 200, command
     exchange = try_it_commands("An exchange")
-    assert [c["path"] for c in exchange if c["post"]][0] == "/webhooks/return-request-update"
+    assert next(c["path"] for c in exchange if c["post"]) == "/webhooks/return-request-update"
     for command in exchange:
         status, answer = await run_command(service, command)
         if command["path"] == "/returns/100004/refund":
