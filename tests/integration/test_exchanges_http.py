@@ -310,7 +310,7 @@ async def test_audit_and_console_show_the_replacement_and_its_state(
     service: RunningService, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await received(service, exchange())
-    where = ("--store", service.store, "--projections", str(service.services.settings.projections))
+    where = ("--store", service.store, "--projections", service.services.settings.projections_database)
     code, out, _ = run(capsys, "audit", "100004", *where)
     assert code == 0
     assert "ExchangeCompleted  complete_exchange  FULL_RETURN -> COMPLETE" in out
